@@ -1,0 +1,306 @@
+//! The access decision: who is asking, what the directory says of them, and whether a grant covers the target.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::model::{Grant, GrantScope, Principal, Target, User, UserStatus};
+use crate::names::{GroupName, UserName};
+use crate::token::TokenId;
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A bearer JWT signed by cooper.
+    CooperJwt,
+    /// A per-user API token, for scripts and CI.
+    ApiToken(TokenId),
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CooperJwt => f.write_str("jwt"),
+            Self::ApiToken(id) => write!(f, "api_token:{id}"),
+        }
+    }
+}
+
+/// A caller as authentication established them; nothing here is yet checked against the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: UserName,
+    pub method: AuthMethod,
+    /// Groups vouched for by the authenticator itself (an identity provider's `groups` claim).
+    pub asserted_groups: Vec<GroupName>,
+}
+
+impl Identity {
+    pub fn new(user: UserName, method: AuthMethod) -> Self {
+        Self {
+            user,
+            method,
+            asserted_groups: Vec::new(),
+        }
+    }
+}
+
+/// What the directory holds about one user, read in one go: profile, memberships, direct grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    pub user: User,
+    pub groups: Vec<GroupName>,
+    pub grants: Vec<Grant>,
+}
+
+/// Why a request was refused. Every variant is a 403: the caller is known, the answer is no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("the caller is not a user in this directory")]
+    UnknownUser,
+    #[error("the user is disabled")]
+    UserDisabled,
+    #[error("the user has expired")]
+    UserExpired,
+    /// Unknown targets and targets without a grant answer alike, so names cannot be probed.
+    #[error("no such target, or no grant covers it")]
+    NotGranted,
+}
+
+impl Denial {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown_user",
+            Self::UserDisabled => "user_disabled",
+            Self::UserExpired => "user_expired",
+            Self::NotGranted => "not_granted",
+        }
+    }
+}
+
+/// A caller who passed the directory's checks: an active user, with every group they are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub identity: Identity,
+    pub user: User,
+    pub direct_grants: Vec<Grant>,
+    /// Directory memberships and asserted groups, deduplicated and sorted.
+    pub groups: Vec<GroupName>,
+}
+
+impl Caller {
+    /// Deny by default: no profile, a disabled user or an expired user is refused.
+    pub fn admit(
+        identity: Identity,
+        profile: Option<UserProfile>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Denial> {
+        let profile = profile.ok_or(Denial::UnknownUser)?;
+        match profile.user.status_at(now) {
+            UserStatus::Active => {}
+            UserStatus::Disabled => return Err(Denial::UserDisabled),
+            UserStatus::Expired => return Err(Denial::UserExpired),
+        }
+        let groups: BTreeSet<GroupName> = profile
+            .groups
+            .into_iter()
+            .chain(identity.asserted_groups.iter().cloned())
+            .collect();
+        // A grant read from the user's partition is the user's by construction; keep only those
+        // that say so, so a stray item can never widen access.
+        let direct_grants = profile
+            .grants
+            .into_iter()
+            .filter(|g| g.principal == Principal::User(identity.user.clone()))
+            .collect();
+        Ok(Self {
+            identity,
+            user: profile.user,
+            direct_grants,
+            groups: groups.into_iter().collect(),
+        })
+    }
+
+    /// The first of the caller's direct grants that covers `target`.
+    pub fn direct_grant_for(&self, target: &Target, now: OffsetDateTime) -> Option<&Grant> {
+        pick_grant(&self.direct_grants, target, now)
+    }
+}
+
+/// The grant that lets a caller become `target`, preferring a grant of that very target over an
+/// account-wide cascade (it says more precisely why access was given).
+pub fn pick_grant<'a>(grants: &'a [Grant], target: &Target, now: OffsetDateTime) -> Option<&'a Grant> {
+    best_grant(grants.iter(), target, now)
+}
+
+/// Group grants count only for groups the caller is in; anything else a store hands back is ignored.
+pub fn caller_group_grant<'a>(
+    caller: &Caller,
+    grants: &'a [Grant],
+    target: &Target,
+    now: OffsetDateTime,
+) -> Option<&'a Grant> {
+    let mine = grants.iter().filter(|g| {
+        matches!(&g.principal, Principal::Group(name) if caller.groups.binary_search(name).is_ok())
+    });
+    best_grant(mine, target, now)
+}
+
+fn best_grant<'a>(
+    candidates: impl Iterator<Item = &'a Grant> + Clone,
+    target: &Target,
+    now: OffsetDateTime,
+) -> Option<&'a Grant> {
+    let mut covering = candidates.filter(|g| g.covers(target, now));
+    let first = covering.clone().next();
+    covering
+        .find(|g| matches!(g.scope, GrantScope::Target(_)))
+        .or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{AccountId, Level, RoleArn, TargetName};
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+    }
+
+    fn target(name: &str, account: &str, level: u32) -> Target {
+        Target::role(
+            TargetName::parse(name).unwrap(),
+            AccountId::parse(account).unwrap(),
+            Level::new(level).unwrap(),
+            RoleArn::parse(&format!("arn:aws:iam::{account}:role/{name}")).unwrap(),
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn user(name: &str) -> UserName {
+        UserName::parse(name).unwrap()
+    }
+
+    fn group(name: &str) -> GroupName {
+        GroupName::parse(name).unwrap()
+    }
+
+    fn account_grant(p: Principal, account: &str, level: u32) -> Grant {
+        Grant {
+            principal: p,
+            scope: GrantScope::Account {
+                account: AccountId::parse(account).unwrap(),
+                max_level: Level::new(level).unwrap(),
+            },
+            expires_at: None,
+        }
+    }
+
+    fn profile(name: &str, groups: &[&str], grants: Vec<Grant>) -> UserProfile {
+        UserProfile {
+            user: User::new(user(name)),
+            groups: groups.iter().map(|g| group(g)).collect(),
+            grants,
+        }
+    }
+
+    fn identity(name: &str) -> Identity {
+        Identity::new(user(name), AuthMethod::CooperJwt)
+    }
+
+    #[test]
+    fn a_level_50_account_grant_covers_level_10_and_50_but_not_100() {
+        let g = account_grant(Principal::User(user("alice")), "111111111111", 50);
+        assert!(g.covers(&target("ro", "111111111111", 10), now()));
+        assert!(g.covers(&target("pu", "111111111111", 50), now()));
+        assert!(!g.covers(&target("admin", "111111111111", 100), now()));
+        assert!(!g.covers(&target("ro", "222222222222", 10), now()));
+    }
+
+    #[test]
+    fn expired_grants_cover_nothing() {
+        let mut g = account_grant(Principal::User(user("alice")), "111111111111", 50);
+        g.expires_at = Some(now());
+        assert!(!g.covers(&target("ro", "111111111111", 10), now()));
+    }
+
+    #[test]
+    fn target_grants_cover_only_their_target_whatever_its_level() {
+        let g = Grant {
+            principal: Principal::User(user("alice")),
+            scope: GrantScope::Target(TargetName::parse("admin").unwrap()),
+            expires_at: None,
+        };
+        assert!(g.covers(&target("admin", "111111111111", 1000), now()));
+        assert!(!g.covers(&target("ro", "111111111111", 0), now()));
+    }
+
+    #[test]
+    fn unknown_disabled_and_expired_users_are_refused() {
+        assert_eq!(
+            Caller::admit(identity("alice"), None, now()).unwrap_err(),
+            Denial::UnknownUser
+        );
+        let mut p = profile("alice", &[], vec![]);
+        p.user.enabled = false;
+        assert_eq!(
+            Caller::admit(identity("alice"), Some(p), now()).unwrap_err(),
+            Denial::UserDisabled
+        );
+        let mut p = profile("alice", &[], vec![]);
+        p.user.expires_at = Some(now() - time::Duration::seconds(1));
+        assert_eq!(
+            Caller::admit(identity("alice"), Some(p), now()).unwrap_err(),
+            Denial::UserExpired
+        );
+    }
+
+    #[test]
+    fn groups_merge_directory_and_asserted_ones() {
+        let mut id = identity("alice");
+        id.asserted_groups = vec![group("idp-ops"), group("eng")];
+        let caller = Caller::admit(id, Some(profile("alice", &["eng", "db"], vec![])), now()).unwrap();
+        assert_eq!(caller.groups, vec![group("db"), group("eng"), group("idp-ops")]);
+    }
+
+    #[test]
+    fn grants_of_other_principals_are_ignored() {
+        let stray = account_grant(Principal::User(user("mallory")), "111111111111", 1000);
+        let caller =
+            Caller::admit(identity("alice"), Some(profile("alice", &[], vec![stray])), now()).unwrap();
+        assert!(caller
+            .direct_grant_for(&target("admin", "111111111111", 100), now())
+            .is_none());
+
+        let other_group = account_grant(Principal::Group(group("admins")), "111111111111", 1000);
+        let grants = [other_group];
+        assert!(caller_group_grant(&caller, &grants, &target("admin", "111111111111", 100), now()).is_none());
+    }
+
+    #[test]
+    fn a_group_grant_counts_for_members() {
+        let caller =
+            Caller::admit(identity("alice"), Some(profile("alice", &["eng"], vec![])), now()).unwrap();
+        let grants = [account_grant(Principal::Group(group("eng")), "111111111111", 50)];
+        let t = target("ro", "111111111111", 10);
+        assert!(caller_group_grant(&caller, &grants, &t, now()).is_some());
+    }
+
+    #[test]
+    fn a_target_grant_is_preferred_as_the_reason() {
+        let t = target("ro", "111111111111", 10);
+        let grants = [
+            account_grant(Principal::User(user("alice")), "111111111111", 50),
+            Grant {
+                principal: Principal::User(user("alice")),
+                scope: GrantScope::Target(t.name.clone()),
+                expires_at: None,
+            },
+        ];
+        let chosen = pick_grant(&grants, &t, now()).unwrap();
+        assert!(matches!(chosen.scope, GrantScope::Target(_)));
+    }
+}

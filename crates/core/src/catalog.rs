@@ -1,0 +1,93 @@
+//! What a caller may become, and who they are: the read side of access.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+
+use crate::access::{Caller, Denial, Identity};
+use crate::clock::Clock;
+use crate::model::{Grant, GrantScope, Principal, Target};
+use crate::names::{AccountId, Level, TargetName};
+use crate::ports::{Directory, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// A target the caller may become, and every grant that lets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReachableTarget {
+    pub target: Target,
+    pub grants: Vec<Grant>,
+}
+
+pub struct Catalog {
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Catalog {
+    /// The caller, checked against the directory (active user, with all their groups).
+    pub async fn caller(&self, identity: Identity) -> Result<Caller, AccessError> {
+        let profile = self.directory.user_profile(&identity.user).await?;
+        Ok(Caller::admit(identity, profile, self.clock.now())?)
+    }
+
+    /// Every target some live grant of the caller (direct or through a group) covers, by name.
+    pub async fn reachable(&self, identity: Identity) -> Result<(Caller, Vec<ReachableTarget>), AccessError> {
+        let caller = self.caller(identity).await?;
+        let now = self.clock.now();
+
+        let mut grants = caller.direct_grants.clone();
+        if !caller.groups.is_empty() {
+            let group_grants = self.directory.group_grants(&caller.groups).await?;
+            grants.extend(group_grants.into_iter().filter(|g| {
+                matches!(&g.principal, Principal::Group(name) if caller.groups.binary_search(name).is_ok())
+            }));
+        }
+        grants.retain(|g| g.expires_at.is_none_or(|at| at > now));
+
+        let mut named: Vec<TargetName> = Vec::new();
+        let mut cascades: HashMap<AccountId, Level> = HashMap::new();
+        for grant in &grants {
+            match &grant.scope {
+                GrantScope::Target(name) => named.push(name.clone()),
+                GrantScope::Account { account, max_level } => {
+                    let level = cascades.entry(account.clone()).or_insert(*max_level);
+                    *level = (*level).max(*max_level);
+                }
+            }
+        }
+        named.sort();
+        named.dedup();
+
+        let by_account = try_join_all(
+            cascades
+                .iter()
+                .map(|(account, level)| self.directory.account_targets(account, *level)),
+        );
+        let (named_targets, account_targets) =
+            futures_util::future::try_join(self.directory.targets(&named), by_account).await?;
+
+        let mut reachable: BTreeMap<TargetName, ReachableTarget> = BTreeMap::new();
+        for target in named_targets.into_iter().chain(account_targets.into_iter().flatten()) {
+            let covering: Vec<Grant> = grants.iter().filter(|g| g.covers(&target, now)).cloned().collect();
+            if covering.is_empty() {
+                continue;
+            }
+            reachable.insert(
+                target.name.clone(),
+                ReachableTarget {
+                    target,
+                    grants: covering,
+                },
+            );
+        }
+        Ok((caller, reachable.into_values().collect()))
+    }
+}

@@ -1,0 +1,13 @@
+//! cooper's domain: validated names, the directory's things, the access decision, and the ports
+//! that adapters implement. Nothing here knows AWS, Lambda or HTTP.
+
+pub mod access;
+pub mod audit;
+pub mod catalog;
+pub mod clock;
+pub mod issue;
+pub mod model;
+pub mod names;
+pub mod ports;
+pub mod session;
+pub mod token;

@@ -1,0 +1,387 @@
+//! The directory's things: accounts, targets, users, groups and grants.
+
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::names::{
+    AccountId, AccountName, ExternalId, GroupName, InvalidValue, Level, Partition, RoleArn,
+    SessionPolicy, TargetName, UserName,
+};
+use crate::session::SessionLimits;
+
+/// An AWS account cooper brokers into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: AccountName,
+    pub partition: Partition,
+}
+
+/// Something a user can become: an IAM role, or a federated user of the account's IAM user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub name: TargetName,
+    pub account: AccountId,
+    pub level: Level,
+    #[serde(flatten)]
+    pub kind: TargetKind,
+    pub max_duration_seconds: u32,
+    #[serde(default)]
+    pub high_security: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetKind {
+    /// AssumeRole into `role_arn`, passing `external_id` when the role's trust policy asks for one.
+    Role {
+        role_arn: RoleArn,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<ExternalId>,
+    },
+    /// GetFederationToken with the account's IAM-user keys (held KMS-encrypted), scoped by `session_policy`.
+    FederatedUser {
+        partition: Partition,
+        sealed_keys: SealedKeys,
+        session_policy: SessionPolicy,
+    },
+}
+
+impl TargetKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Role { .. } => "role",
+            Self::FederatedUser { .. } => "federated_user",
+        }
+    }
+}
+
+impl Target {
+    /// A role target, checked: the role must live in the target's account, and the maximum
+    /// duration must be one AssumeRole can give.
+    pub fn role(
+        name: TargetName,
+        account: AccountId,
+        level: Level,
+        role_arn: RoleArn,
+        external_id: Option<ExternalId>,
+        max_duration_seconds: Option<u32>,
+    ) -> Result<Self, InvalidValue> {
+        if role_arn.account() != account {
+            return Err(InvalidValue::new(
+                "role_arn",
+                format!("belongs to account {}, not {account}", role_arn.account()),
+            ));
+        }
+        let kind = TargetKind::Role {
+            role_arn,
+            external_id,
+        };
+        Self::checked(name, account, level, kind, max_duration_seconds)
+    }
+
+    /// A federated-user target: `sealed_keys` are the account IAM user's keys, KMS-encrypted.
+    pub fn federated_user(
+        name: TargetName,
+        account: &Account,
+        level: Level,
+        sealed_keys: SealedKeys,
+        session_policy: SessionPolicy,
+        max_duration_seconds: Option<u32>,
+    ) -> Result<Self, InvalidValue> {
+        let kind = TargetKind::FederatedUser {
+            partition: account.partition,
+            sealed_keys,
+            session_policy,
+        };
+        Self::checked(name, account.id.clone(), level, kind, max_duration_seconds)
+    }
+
+    fn checked(
+        name: TargetName,
+        account: AccountId,
+        level: Level,
+        kind: TargetKind,
+        max_duration_seconds: Option<u32>,
+    ) -> Result<Self, InvalidValue> {
+        let limits = SessionLimits::for_kind(&kind);
+        let max = max_duration_seconds.unwrap_or(limits.default_max);
+        if max < limits.min || max > limits.max {
+            return Err(InvalidValue::new(
+                "max_duration_seconds",
+                format!(
+                    "must be {} to {} for a {} target",
+                    limits.min,
+                    limits.max,
+                    kind.label()
+                ),
+            ));
+        }
+        Ok(Self {
+            name,
+            account,
+            level,
+            kind,
+            max_duration_seconds: max,
+            high_security: false,
+            description: None,
+        })
+    }
+
+    pub fn partition(&self) -> Partition {
+        match &self.kind {
+            TargetKind::Role { role_arn, .. } => role_arn.partition(),
+            TargetKind::FederatedUser { partition, .. } => *partition,
+        }
+    }
+}
+
+/// KMS ciphertext (base64) of a federated-user target's `AKID|SECRET`. Not usable without KMS, but
+/// still kept out of logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SealedKeys(String);
+
+impl SealedKeys {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        let ok = !value.is_empty()
+            && value.len() <= 8192
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidValue::new(
+                "sealed_keys",
+                "must be the base64 blob that `cooper encrypt` prints",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SealedKeys {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SealedKeys> for String {
+    fn from(value: SealedKeys) -> String {
+        value.0
+    }
+}
+
+impl fmt::Debug for SealedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedKeys(..)")
+    }
+}
+
+/// A federated-user target's IAM-user keys, decrypted: held in memory only for the STS call.
+#[derive(Debug)]
+pub struct FederationKeys {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+impl FederationKeys {
+    /// Parses the `AKID|SECRET` form `cooper encrypt` seals. The error never repeats the input.
+    pub fn parse(plaintext: &str) -> Result<Self, InvalidValue> {
+        let bad = || {
+            InvalidValue::new(
+                "federation_keys",
+                "must be ACCESS_KEY_ID|SECRET_ACCESS_KEY",
+            )
+        };
+        let (akid, secret) = plaintext.trim().split_once('|').ok_or_else(bad)?;
+        let akid_ok = (16..=128).contains(&akid.len()) && akid.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !akid_ok || secret.is_empty() || secret.contains('|') || secret.len() > 256 {
+            return Err(bad());
+        }
+        Ok(Self {
+            access_key_id: akid.to_owned(),
+            secret_access_key: SecretString::from(secret.to_owned()),
+        })
+    }
+}
+
+/// A person or a machine identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: UserName,
+    pub enabled: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Disabled,
+    Expired,
+}
+
+impl User {
+    pub fn new(name: UserName) -> Self {
+        Self {
+            name,
+            enabled: true,
+            expires_at: None,
+            display_name: None,
+        }
+    }
+
+    pub fn status_at(&self, now: OffsetDateTime) -> UserStatus {
+        if !self.enabled {
+            UserStatus::Disabled
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            UserStatus::Expired
+        } else {
+            UserStatus::Active
+        }
+    }
+}
+
+/// Who a grant is given to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    User(UserName),
+    Group(GroupName),
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "user {u}"),
+            Self::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// What a grant covers: one target, or every target of an account up to a level (the cascade).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GrantScope {
+    Target(TargetName),
+    Account {
+        account: AccountId,
+        max_level: Level,
+    },
+}
+
+impl fmt::Display for GrantScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Target(t) => write!(f, "target {t}"),
+            Self::Account { account, max_level } => {
+                write!(f, "account {account} up to level {max_level}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub principal: Principal,
+    pub scope: GrantScope,
+    /// A grant may be temporary; past this instant it covers nothing.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Grant {
+    /// Does this grant, at `now`, let its principal become `target`?
+    pub fn covers(&self, target: &Target, now: OffsetDateTime) -> bool {
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return false;
+        }
+        match &self.scope {
+            GrantScope::Target(name) => *name == target.name,
+            GrantScope::Account { account, max_level } => {
+                *account == target.account && target.level <= *max_level
+            }
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.principal, self.scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> AccountId {
+        AccountId::parse("111111111111").unwrap()
+    }
+
+    #[test]
+    fn a_role_target_must_live_in_its_account() {
+        let arn = RoleArn::parse("arn:aws:iam::222222222222:role/x").unwrap();
+        let err = Target::role(
+            TargetName::parse("t").unwrap(),
+            account(),
+            Level::new(10).unwrap(),
+            arn,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "role_arn");
+    }
+
+    #[test]
+    fn max_duration_is_bounded_by_what_sts_allows() {
+        let arn = RoleArn::parse("arn:aws:iam::111111111111:role/x").unwrap();
+        let make = |max| {
+            Target::role(
+                TargetName::parse("t").unwrap(),
+                account(),
+                Level::new(10).unwrap(),
+                arn.clone(),
+                None,
+                max,
+            )
+        };
+        assert_eq!(make(None).unwrap().max_duration_seconds, 3600);
+        assert!(make(Some(43_200)).is_ok());
+        assert!(make(Some(43_201)).is_err());
+        assert!(make(Some(899)).is_err());
+    }
+
+    #[test]
+    fn federation_keys_parse_without_echoing_the_secret() {
+        let keys = FederationKeys::parse("AKIAEXAMPLEEXAMPLE12|s3cr3t/with+chars").unwrap();
+        assert_eq!(keys.access_key_id, "AKIAEXAMPLEEXAMPLE12");
+        assert!(!format!("{keys:?}").contains("s3cr3t"));
+        let err = FederationKeys::parse("s3cr3t-no-separator").unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn user_status_follows_enabled_and_expiry() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(100);
+        let mut u = User::new(UserName::parse("alice").unwrap());
+        assert_eq!(u.status_at(now), UserStatus::Active);
+        u.expires_at = Some(now);
+        assert_eq!(u.status_at(now), UserStatus::Expired);
+        u.expires_at = Some(now + time::Duration::seconds(1));
+        assert_eq!(u.status_at(now), UserStatus::Active);
+        u.enabled = false;
+        assert_eq!(u.status_at(now), UserStatus::Disabled);
+    }
+}

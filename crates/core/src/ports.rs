@@ -1,0 +1,156 @@
+//! The ports: what the domain needs from the outside world, one capability per trait. Adapters live in cooper-aws.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::access::UserProfile;
+use crate::audit::AuditRecord;
+use crate::model::{FederationKeys, Grant, SealedKeys, Target};
+use crate::names::{
+    AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
+    RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
+};
+use crate::session::SessionDuration;
+use crate::token::{ApiTokenRecord, TokenId};
+
+/// The AWS service behind a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    DynamoDb,
+    Sts,
+    Kms,
+    Ssm,
+    Sns,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DynamoDb => "DynamoDB",
+            Self::Sts => "STS",
+            Self::Kms => "KMS",
+            Self::Ssm => "SSM",
+            Self::Sns => "SNS",
+        })
+    }
+}
+
+/// How a dependency failed; decides whether a retry later can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// Unreachable, timing out or failing on its side: retry later.
+    Unavailable,
+    /// Rate-limited: retry later, more slowly.
+    Throttled,
+    /// The service understood and said no (an IAM trust policy, a KMS key policy, a missing table).
+    Refused,
+    /// What came back (or what is stored) cannot be made sense of.
+    Corrupt,
+}
+
+/// A dependency failed. The message is for operators' logs and never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service} {kind:?}: {message}")]
+pub struct UpstreamError {
+    pub service: Service,
+    pub kind: UpstreamKind,
+    pub message: String,
+}
+
+impl UpstreamError {
+    pub fn new(service: Service, kind: UpstreamKind, message: impl Into<String>) -> Self {
+        Self {
+            service,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads the directory needs for access decisions. Every method costs a bounded number of
+/// store calls, whatever the size of the directory, and none is a scan.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn api_token(&self, id: &TokenId) -> Result<Option<ApiTokenRecord>, UpstreamError>;
+
+    /// The user's profile, memberships and direct grants.
+    async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError>;
+
+    async fn target(&self, name: &TargetName) -> Result<Option<Target>, UpstreamError>;
+
+    /// The grants of `groups` that could cover `target`: on the target itself, or on its account.
+    async fn group_grants_for(
+        &self,
+        groups: &[GroupName],
+        target: &Target,
+    ) -> Result<Vec<Grant>, UpstreamError>;
+
+    /// Every grant held by `groups`.
+    async fn group_grants(&self, groups: &[GroupName]) -> Result<Vec<Grant>, UpstreamError>;
+
+    async fn targets(&self, names: &[TargetName]) -> Result<Vec<Target>, UpstreamError>;
+
+    /// The targets of `account` whose level is at most `max_level`.
+    async fn account_targets(
+        &self,
+        account: &AccountId,
+        max_level: Level,
+    ) -> Result<Vec<Target>, UpstreamError>;
+}
+
+/// The durable audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Returns only once the record is durably stored; a record with the same id is never overwritten.
+    async fn append(&self, record: &AuditRecord) -> Result<(), UpstreamError>;
+}
+
+/// An AssumeRole call, every input already validated.
+#[derive(Debug, Clone)]
+pub struct AssumeRoleCall {
+    pub role_arn: RoleArn,
+    pub session_name: RoleSessionName,
+    pub source_identity: SourceIdentity,
+    pub external_id: Option<ExternalId>,
+    pub duration: SessionDuration,
+}
+
+/// A GetFederationToken call, every input already validated; signed with the target's own keys.
+#[derive(Debug)]
+pub struct FederationTokenCall {
+    pub keys: FederationKeys,
+    pub partition: Partition,
+    pub name: FederatedUserName,
+    pub policy: SessionPolicy,
+    pub duration: SessionDuration,
+}
+
+/// Temporary credentials from STS.
+#[derive(Debug)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: SecretString,
+    pub expiration: OffsetDateTime,
+    /// The assumed-role or federated-user ARN the credentials act as.
+    pub principal_arn: String,
+}
+
+/// STS.
+#[async_trait]
+pub trait CredentialBroker: Send + Sync {
+    async fn assume_role(&self, call: &AssumeRoleCall) -> Result<IssuedCredentials, UpstreamError>;
+    async fn federation_token(
+        &self,
+        call: &FederationTokenCall,
+    ) -> Result<IssuedCredentials, UpstreamError>;
+}
+
+/// KMS, for the federated-user keys a target carries.
+#[async_trait]
+pub trait KeyVault: Send + Sync {
+    async fn open_federation_keys(&self, sealed: &SealedKeys) -> Result<FederationKeys, UpstreamError>;
+}

@@ -1,0 +1,246 @@
+//! Per-user API tokens for scripts and CI: random, shown once, stored only as a hash, expiring, revocable.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::clock::{Entropy, EntropyUnavailable};
+use crate::names::{InvalidValue, UserName};
+
+const PREFIX: &str = "cooper_";
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// The public half of a token: names it in the directory, in audit records and for revocation.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenId(String);
+
+impl TokenId {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        if value.len() == ID_BYTES * 2 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidValue::new("token_id", "must be 16 lowercase hex digits"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TokenId {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<TokenId> for String {
+    fn from(value: TokenId) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenId({})", self.0)
+    }
+}
+
+/// The SHA-256 of a token's secret half, hex. The secret has 256 bits of entropy, so a fast hash
+/// is enough: there is nothing to brute-force.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    fn of(secret: &str) -> Self {
+        Self(hex::encode(Sha256::digest(secret.as_bytes())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn matches(&self, other: &TokenHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// A whole bearer token, `cooper_<id>_<secret>`: exists only when minted or presented.
+pub struct ApiToken {
+    id: TokenId,
+    secret: SecretString,
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiToken({}, ..)", self.id)
+    }
+}
+
+impl ApiToken {
+    pub fn generate(entropy: &dyn Entropy) -> Result<Self, EntropyUnavailable> {
+        let mut id = [0u8; ID_BYTES];
+        let mut secret = [0u8; SECRET_BYTES];
+        entropy.fill(&mut id)?;
+        entropy.fill(&mut secret)?;
+        Ok(Self {
+            id: TokenId(hex::encode(id)),
+            secret: SecretString::from(hex::encode(secret)),
+        })
+    }
+
+    /// Recognises a presented bearer value as an API token (by its shape only; nothing is verified).
+    pub fn parse(bearer: &str) -> Option<Self> {
+        let rest = bearer.strip_prefix(PREFIX)?;
+        let (id, secret) = rest.split_once('_')?;
+        let id = TokenId::parse(id).ok()?;
+        let secret_ok = secret.len() == SECRET_BYTES * 2
+            && secret.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        secret_ok.then(|| Self {
+            id,
+            secret: SecretString::from(secret.to_owned()),
+        })
+    }
+
+    pub fn looks_like(bearer: &str) -> bool {
+        bearer.starts_with(PREFIX)
+    }
+
+    pub fn id(&self) -> &TokenId {
+        &self.id
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.secret.expose_secret())
+    }
+
+    /// The bearer string, to hand to its owner once.
+    pub fn reveal(&self) -> SecretString {
+        SecretString::from(format!("{PREFIX}{}_{}", self.id, self.secret.expose_secret()))
+    }
+}
+
+/// What the directory keeps of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenRecord {
+    pub id: TokenId,
+    pub user: UserName,
+    pub hash: TokenHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(default)]
+    pub revoked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// Why a presented API token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("unknown or forged token")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+impl ApiTokenRecord {
+    pub fn issue(token: &ApiToken, user: UserName, now: OffsetDateTime, lifetime: time::Duration) -> Self {
+        Self {
+            id: token.id.clone(),
+            user,
+            hash: token.hash(),
+            created_at: now,
+            expires_at: now + lifetime,
+            revoked: false,
+            label: None,
+        }
+    }
+
+    /// The secret is checked first, in constant time, so an unknown secret learns nothing about
+    /// the token's state.
+    pub fn verify(&self, presented: &ApiToken, now: OffsetDateTime) -> Result<&UserName, TokenRejection> {
+        if presented.id != self.id || !self.hash.matches(&presented.hash()) {
+            return Err(TokenRejection::Invalid);
+        }
+        if self.revoked {
+            return Err(TokenRejection::Revoked);
+        }
+        if self.expires_at <= now {
+            return Err(TokenRejection::Expired);
+        }
+        Ok(&self.user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::OsEntropy;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+    }
+
+    #[test]
+    fn a_minted_token_parses_back_and_verifies() {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let bearer = token.reveal();
+        let presented = ApiToken::parse(bearer.expose_secret()).unwrap();
+        let record = ApiTokenRecord::issue(&token, UserName::parse("ci-bot").unwrap(), now(), time::Duration::days(1));
+        assert_eq!(record.verify(&presented, now()).unwrap().as_str(), "ci-bot");
+        assert!(!record.hash.as_str().contains(&bearer.expose_secret()[20..]));
+    }
+
+    #[test]
+    fn forged_expired_and_revoked_tokens_are_rejected() {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let mut record = ApiTokenRecord::issue(&token, UserName::parse("ci-bot").unwrap(), now(), time::Duration::days(1));
+
+        let forged = format!("cooper_{}_{}", token.id(), "0".repeat(64));
+        let forged = ApiToken::parse(&forged).unwrap();
+        assert_eq!(record.verify(&forged, now()), Err(TokenRejection::Invalid));
+
+        assert_eq!(record.verify(&token, now() + time::Duration::days(1)), Err(TokenRejection::Expired));
+
+        record.revoked = true;
+        assert_eq!(record.verify(&token, now()), Err(TokenRejection::Revoked));
+    }
+
+    #[test]
+    fn malformed_bearer_values_are_not_tokens() {
+        for bad in ["", "cooper_", "cooper_abc_def", "Bearer x", "cooper_0123456789abcdef_XYZ"] {
+            assert!(ApiToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let secret = token.reveal();
+        let shown = format!("{token:?} {:?}", token.hash());
+        assert!(!shown.contains(&secret.expose_secret()[30..]));
+    }
+}
