@@ -1,1 +1,14 @@
-//! placeholder
+//! cooper's HTTP edge: the routers, authentication, strict request parsing and the JSON errors,
+//! served by a Lambda (with the `lambda` feature) or by `cooper serve`.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod host;
+pub mod json;
+pub mod jwt;
+pub mod router;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod telemetry;

@@ -1,1 +1,25 @@
-//! placeholder
+//! cooper's AWS adapters: the ports of cooper-core, implemented with the AWS SDK.
+//!
+//! Endpoints come from the SDK's standard configuration (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_<SERVICE>`), so the same code talks to AWS and to a local emulator.
+
+pub mod audit;
+pub mod directory;
+mod error;
+pub mod kms;
+#[cfg(feature = "provisioning")]
+pub mod provisioning;
+pub mod ssm;
+pub mod sts;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+// The SDK crates, for building clients from one `SdkConfig` without depending on them again.
+#[cfg(feature = "provisioning")]
+pub use aws_sdk_iam;
+pub use {aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm, aws_sdk_sts};
+
+/// The SDK configuration from the environment: region, credentials, endpoints, retries.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}

@@ -130,7 +130,11 @@ impl Caller {
 
 /// The grant that lets a caller become `target`, preferring a grant of that very target over an
 /// account-wide cascade (it says more precisely why access was given).
-pub fn pick_grant<'a>(grants: &'a [Grant], target: &Target, now: OffsetDateTime) -> Option<&'a Grant> {
+pub fn pick_grant<'a>(
+    grants: &'a [Grant],
+    target: &Target,
+    now: OffsetDateTime,
+) -> Option<&'a Grant> {
     best_grant(grants.iter(), target, now)
 }
 
@@ -262,29 +266,55 @@ mod tests {
     fn groups_merge_directory_and_asserted_ones() {
         let mut id = identity("alice");
         id.asserted_groups = vec![group("idp-ops"), group("eng")];
-        let caller = Caller::admit(id, Some(profile("alice", &["eng", "db"], vec![])), now()).unwrap();
-        assert_eq!(caller.groups, vec![group("db"), group("eng"), group("idp-ops")]);
+        let caller =
+            Caller::admit(id, Some(profile("alice", &["eng", "db"], vec![])), now()).unwrap();
+        assert_eq!(
+            caller.groups,
+            vec![group("db"), group("eng"), group("idp-ops")]
+        );
     }
 
     #[test]
     fn grants_of_other_principals_are_ignored() {
         let stray = account_grant(Principal::User(user("mallory")), "111111111111", 1000);
-        let caller =
-            Caller::admit(identity("alice"), Some(profile("alice", &[], vec![stray])), now()).unwrap();
-        assert!(caller
-            .direct_grant_for(&target("admin", "111111111111", 100), now())
-            .is_none());
+        let caller = Caller::admit(
+            identity("alice"),
+            Some(profile("alice", &[], vec![stray])),
+            now(),
+        )
+        .unwrap();
+        assert!(
+            caller
+                .direct_grant_for(&target("admin", "111111111111", 100), now())
+                .is_none()
+        );
 
         let other_group = account_grant(Principal::Group(group("admins")), "111111111111", 1000);
         let grants = [other_group];
-        assert!(caller_group_grant(&caller, &grants, &target("admin", "111111111111", 100), now()).is_none());
+        assert!(
+            caller_group_grant(
+                &caller,
+                &grants,
+                &target("admin", "111111111111", 100),
+                now()
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn a_group_grant_counts_for_members() {
-        let caller =
-            Caller::admit(identity("alice"), Some(profile("alice", &["eng"], vec![])), now()).unwrap();
-        let grants = [account_grant(Principal::Group(group("eng")), "111111111111", 50)];
+        let caller = Caller::admit(
+            identity("alice"),
+            Some(profile("alice", &["eng"], vec![])),
+            now(),
+        )
+        .unwrap();
+        let grants = [account_grant(
+            Principal::Group(group("eng")),
+            "111111111111",
+            50,
+        )];
         let t = target("ro", "111111111111", 10);
         assert!(caller_group_grant(&caller, &grants, &t, now()).is_some());
     }

@@ -39,7 +39,10 @@ impl Catalog {
     }
 
     /// Every target some live grant of the caller (direct or through a group) covers, by name.
-    pub async fn reachable(&self, identity: Identity) -> Result<(Caller, Vec<ReachableTarget>), AccessError> {
+    pub async fn reachable(
+        &self,
+        identity: Identity,
+    ) -> Result<(Caller, Vec<ReachableTarget>), AccessError> {
         let caller = self.caller(identity).await?;
         let now = self.clock.now();
 
@@ -75,8 +78,15 @@ impl Catalog {
             futures_util::future::try_join(self.directory.targets(&named), by_account).await?;
 
         let mut reachable: BTreeMap<TargetName, ReachableTarget> = BTreeMap::new();
-        for target in named_targets.into_iter().chain(account_targets.into_iter().flatten()) {
-            let covering: Vec<Grant> = grants.iter().filter(|g| g.covers(&target, now)).cloned().collect();
+        for target in named_targets
+            .into_iter()
+            .chain(account_targets.into_iter().flatten())
+        {
+            let covering: Vec<Grant> = grants
+                .iter()
+                .filter(|g| g.covers(&target, now))
+                .cloned()
+                .collect();
             if covering.is_empty() {
                 continue;
             }

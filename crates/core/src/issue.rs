@@ -69,7 +69,8 @@ impl CredentialIssuer {
         let (target, grant) = match self.authorize(identity, &request.target, now).await {
             Ok(found) => found,
             Err(IssueError::Denied(denial)) => {
-                self.audit_denial(&actor, &auth, request, meta, now, denial).await;
+                self.audit_denial(&actor, &auth, request, meta, now, denial)
+                    .await;
                 return Err(denial.into());
             }
             Err(other) => return Err(other),

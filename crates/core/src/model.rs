@@ -198,14 +198,11 @@ pub struct FederationKeys {
 impl FederationKeys {
     /// Parses the `AKID|SECRET` form `cooper encrypt` seals. The error never repeats the input.
     pub fn parse(plaintext: &str) -> Result<Self, InvalidValue> {
-        let bad = || {
-            InvalidValue::new(
-                "federation_keys",
-                "must be ACCESS_KEY_ID|SECRET_ACCESS_KEY",
-            )
-        };
+        let bad =
+            || InvalidValue::new("federation_keys", "must be ACCESS_KEY_ID|SECRET_ACCESS_KEY");
         let (akid, secret) = plaintext.trim().split_once('|').ok_or_else(bad)?;
-        let akid_ok = (16..=128).contains(&akid.len()) && akid.bytes().all(|b| b.is_ascii_alphanumeric());
+        let akid_ok =
+            (16..=128).contains(&akid.len()) && akid.bytes().all(|b| b.is_ascii_alphanumeric());
         if !akid_ok || secret.is_empty() || secret.contains('|') || secret.len() > 256 {
             return Err(bad());
         }

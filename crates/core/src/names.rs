@@ -289,10 +289,7 @@ impl RoleArn {
             return Err(bad("must name a role (role/NAME)"));
         };
         let name = path_and_name.rsplit('/').next().unwrap_or_default();
-        if name.is_empty()
-            || name.len() > 64
-            || !name.chars().all(is_sts_name_char)
-        {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(is_sts_name_char) {
             return Err(bad(
                 "role name must be 1 to 64 of letters, digits and _+=,.@-",
             ));

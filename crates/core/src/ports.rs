@@ -24,6 +24,7 @@ pub enum Service {
     Kms,
     Ssm,
     Sns,
+    Iam,
 }
 
 impl fmt::Display for Service {
@@ -34,6 +35,7 @@ impl fmt::Display for Service {
             Self::Kms => "KMS",
             Self::Ssm => "SSM",
             Self::Sns => "SNS",
+            Self::Iam => "IAM",
         })
     }
 }
@@ -152,5 +154,8 @@ pub trait CredentialBroker: Send + Sync {
 /// KMS, for the federated-user keys a target carries.
 #[async_trait]
 pub trait KeyVault: Send + Sync {
-    async fn open_federation_keys(&self, sealed: &SealedKeys) -> Result<FederationKeys, UpstreamError>;
+    async fn open_federation_keys(
+        &self,
+        sealed: &SealedKeys,
+    ) -> Result<FederationKeys, UpstreamError>;
 }

@@ -22,10 +22,17 @@ pub struct TokenId(String);
 
 impl TokenId {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        if value.len() == ID_BYTES * 2 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if value.len() == ID_BYTES * 2
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidValue::new("token_id", "must be 16 lowercase hex digits"))
+            Err(InvalidValue::new(
+                "token_id",
+                "must be 16 lowercase hex digits",
+            ))
         }
     }
 
@@ -114,7 +121,9 @@ impl ApiToken {
         let (id, secret) = rest.split_once('_')?;
         let id = TokenId::parse(id).ok()?;
         let secret_ok = secret.len() == SECRET_BYTES * 2
-            && secret.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && secret
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         secret_ok.then(|| Self {
             id,
             secret: SecretString::from(secret.to_owned()),
@@ -135,7 +144,11 @@ impl ApiToken {
 
     /// The bearer string, to hand to its owner once.
     pub fn reveal(&self) -> SecretString {
-        SecretString::from(format!("{PREFIX}{}_{}", self.id, self.secret.expose_secret()))
+        SecretString::from(format!(
+            "{PREFIX}{}_{}",
+            self.id,
+            self.secret.expose_secret()
+        ))
     }
 }
 
@@ -167,7 +180,12 @@ pub enum TokenRejection {
 }
 
 impl ApiTokenRecord {
-    pub fn issue(token: &ApiToken, user: UserName, now: OffsetDateTime, lifetime: time::Duration) -> Self {
+    pub fn issue(
+        token: &ApiToken,
+        user: UserName,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Self {
         Self {
             id: token.id.clone(),
             user,
@@ -181,7 +199,11 @@ impl ApiTokenRecord {
 
     /// The secret is checked first, in constant time, so an unknown secret learns nothing about
     /// the token's state.
-    pub fn verify(&self, presented: &ApiToken, now: OffsetDateTime) -> Result<&UserName, TokenRejection> {
+    pub fn verify(
+        &self,
+        presented: &ApiToken,
+        now: OffsetDateTime,
+    ) -> Result<&UserName, TokenRejection> {
         if presented.id != self.id || !self.hash.matches(&presented.hash()) {
             return Err(TokenRejection::Invalid);
         }
@@ -209,7 +231,12 @@ mod tests {
         let token = ApiToken::generate(&OsEntropy).unwrap();
         let bearer = token.reveal();
         let presented = ApiToken::parse(bearer.expose_secret()).unwrap();
-        let record = ApiTokenRecord::issue(&token, UserName::parse("ci-bot").unwrap(), now(), time::Duration::days(1));
+        let record = ApiTokenRecord::issue(
+            &token,
+            UserName::parse("ci-bot").unwrap(),
+            now(),
+            time::Duration::days(1),
+        );
         assert_eq!(record.verify(&presented, now()).unwrap().as_str(), "ci-bot");
         assert!(!record.hash.as_str().contains(&bearer.expose_secret()[20..]));
     }
@@ -217,13 +244,21 @@ mod tests {
     #[test]
     fn forged_expired_and_revoked_tokens_are_rejected() {
         let token = ApiToken::generate(&OsEntropy).unwrap();
-        let mut record = ApiTokenRecord::issue(&token, UserName::parse("ci-bot").unwrap(), now(), time::Duration::days(1));
+        let mut record = ApiTokenRecord::issue(
+            &token,
+            UserName::parse("ci-bot").unwrap(),
+            now(),
+            time::Duration::days(1),
+        );
 
         let forged = format!("cooper_{}_{}", token.id(), "0".repeat(64));
         let forged = ApiToken::parse(&forged).unwrap();
         assert_eq!(record.verify(&forged, now()), Err(TokenRejection::Invalid));
 
-        assert_eq!(record.verify(&token, now() + time::Duration::days(1)), Err(TokenRejection::Expired));
+        assert_eq!(
+            record.verify(&token, now() + time::Duration::days(1)),
+            Err(TokenRejection::Expired)
+        );
 
         record.revoked = true;
         assert_eq!(record.verify(&token, now()), Err(TokenRejection::Revoked));
@@ -231,7 +266,13 @@ mod tests {
 
     #[test]
     fn malformed_bearer_values_are_not_tokens() {
-        for bad in ["", "cooper_", "cooper_abc_def", "Bearer x", "cooper_0123456789abcdef_XYZ"] {
+        for bad in [
+            "",
+            "cooper_",
+            "cooper_abc_def",
+            "Bearer x",
+            "cooper_0123456789abcdef_XYZ",
+        ] {
             assert!(ApiToken::parse(bad).is_none(), "{bad}");
         }
     }

@@ -1,1 +1,18 @@
-fn main() {}
+//! Lambda: issue-credentials. POST /v1/credentials, GET /v1/targets, GET /v1/whoami.
+
+use cooper_api::settings::Settings;
+use cooper_api::state::IssueState;
+use cooper_api::{host, router, telemetry};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    // Configuration and secrets are read once, here: a missing one stops the function at init,
+    // with its name, instead of failing the first request.
+    let settings = Settings::from_env()?;
+    let sdk = cooper_aws::load_sdk_config().await;
+    let state = IssueState::load(&sdk, &settings).await?;
+    host::run_lambda(router::edge(router::issue_credentials(state))).await
+}

@@ -1,0 +1,126 @@
+//! Authentication: turns an `Authorization: Bearer ...` header into an `Identity`.
+//!
+//! Two kinds of bearer value for now: cooper's own JWT, and per-user API tokens (`cooper_...`).
+//! An identity provider's token (OIDC) slots in as one more `BearerKind`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use cooper_core::access::{AuthMethod, Identity};
+use cooper_core::clock::Clock;
+use cooper_core::names::UserName;
+use cooper_core::ports::{Directory, UpstreamError};
+use cooper_core::token::{ApiToken, TokenRejection};
+
+use crate::error::ApiError;
+use crate::jwt::{JwtAuthority, JwtError};
+
+/// Why a request is not authenticated. The messages are the same whatever the reason a token
+/// is unknown, so they do not help anyone guess.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("this request needs an Authorization: Bearer header")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <token>`")]
+    Malformed,
+    #[error("the bearer token is not valid")]
+    Invalid,
+    #[error("the bearer token has expired")]
+    Expired,
+    #[error("the bearer token is not valid yet")]
+    NotYetValid,
+    #[error("the bearer token has been revoked")]
+    Revoked,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl From<JwtError> for AuthError {
+    fn from(e: JwtError) -> Self {
+        match e {
+            JwtError::Invalid => Self::Invalid,
+            JwtError::Expired => Self::Expired,
+            JwtError::NotYetValid => Self::NotYetValid,
+        }
+    }
+}
+
+impl From<TokenRejection> for AuthError {
+    fn from(e: TokenRejection) -> Self {
+        match e {
+            TokenRejection::Invalid => Self::Invalid,
+            TokenRejection::Expired => Self::Expired,
+            TokenRejection::Revoked => Self::Revoked,
+        }
+    }
+}
+
+pub struct Authenticator {
+    pub jwt: JwtAuthority,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, bearer) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+        let bearer = bearer.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || bearer.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        if ApiToken::looks_like(bearer) {
+            self.api_token(bearer).await
+        } else {
+            self.cooper_jwt(bearer)
+        }
+    }
+
+    async fn api_token(&self, bearer: &str) -> Result<Identity, AuthError> {
+        let presented = ApiToken::parse(bearer).ok_or(AuthError::Invalid)?;
+        let record = self
+            .directory
+            .api_token(presented.id())
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let user = record.verify(&presented, self.clock.now())?;
+        Ok(Identity::new(
+            user.clone(),
+            AuthMethod::ApiToken(record.id.clone()),
+        ))
+    }
+
+    fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
+        let claims = self.jwt.verify(bearer, self.clock.now())?;
+        let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
+        Ok(Identity::new(user, AuthMethod::CooperJwt))
+    }
+}
+
+/// The authenticated caller of a request (an extractor: a handler that takes it is authenticated).
+pub struct Authenticated(pub Identity);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticator = Arc::<Authenticator>::from_ref(state);
+        let header = match parts.headers.get(AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::from(AuthError::Malformed))?,
+            ),
+        };
+        let identity = authenticator.authenticate(header).await?;
+        tracing::Span::current().record("user", tracing::field::display(&identity.user));
+        Ok(Self(identity))
+    }
+}

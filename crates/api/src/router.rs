@@ -1,0 +1,31 @@
+//! The routers. Each Lambda serves one; `cooper serve` merges them all. One code path, two hosts.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::context::request_context;
+use crate::error::ApiError;
+use crate::json::BODY_LIMIT_BYTES;
+use crate::routes::{credentials, targets};
+use crate::state::IssueState;
+
+/// The issue-credentials function's routes.
+pub fn issue_credentials(state: IssueState) -> Router {
+    Router::new()
+        .route("/v1/credentials", post(credentials::issue_credentials))
+        .route("/v1/targets", get(targets::list_targets))
+        .route("/v1/whoami", get(targets::whoami))
+        .with_state(state)
+}
+
+/// Wraps routes (one function's, or several merged) with what every response needs: a request
+/// id, errors as JSON, JSON 404/405s, and the body limit.
+pub fn edge(routes: Router) -> Router {
+    routes
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(request_context))
+}

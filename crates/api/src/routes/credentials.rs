@@ -1,0 +1,139 @@
+//! POST /v1/credentials: temporary AWS credentials for a target.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use cooper_core::issue::{CredentialRequest, Issuance};
+use cooper_core::names::TargetName;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::Authenticated;
+use crate::context::Meta;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::IssueState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    pub target: String,
+    #[serde(default)]
+    pub duration_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsQuery {
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CredentialsResponse<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+    target: &'a str,
+    account_id: &'a str,
+    principal_arn: &'a str,
+    duration_seconds: u32,
+    request_id: &'a str,
+}
+
+/// The AWS CLI's `credential_process` output (Version 1).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CredentialProcessOutput<'a> {
+    version: u8,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+}
+
+enum Format {
+    Cooper,
+    CredentialProcess,
+}
+
+impl Format {
+    fn parse(query: &CredentialsQuery) -> Result<Self, ApiError> {
+        match query.format.as_deref() {
+            None | Some("json") => Ok(Self::Cooper),
+            Some("credential_process") => Ok(Self::CredentialProcess),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_format",
+                "format must be json or credential_process",
+            )),
+        }
+    }
+}
+
+pub async fn issue_credentials(
+    State(state): State<IssueState>,
+    Meta(meta): Meta,
+    query: Result<Query<CredentialsQuery>, axum::extract::rejection::QueryRejection>,
+    Authenticated(identity): Authenticated,
+    JsonBody(body): JsonBody<CredentialsBody>,
+) -> Result<Response, ApiError> {
+    let query = query
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?
+        .0;
+    let format = Format::parse(&query)?;
+    let request = CredentialRequest {
+        target: TargetName::parse(&body.target)?,
+        duration_seconds: body.duration_seconds,
+    };
+    let user = identity.user.clone();
+    let issuance = state.issuer.issue(identity, &request, &meta).await?;
+    tracing::info!(
+        %user,
+        target = %issuance.target.name,
+        account = %issuance.target.account,
+        access_key_id = %issuance.credentials.access_key_id,
+        duration_seconds = issuance.duration.seconds(),
+        "credentials issued"
+    );
+    render(&issuance, format, &meta.request_id)
+}
+
+fn render(issuance: &Issuance, format: Format, request_id: &str) -> Result<Response, ApiError> {
+    let c = &issuance.credentials;
+    let expiration = c.expiration.format(&Rfc3339).map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "upstream_invalid",
+            "STS returned an expiration cooper cannot represent",
+        )
+    })?;
+    let mut response = match format {
+        Format::Cooper => axum::Json(CredentialsResponse {
+            access_key_id: &c.access_key_id,
+            secret_access_key: c.secret_access_key.expose_secret(),
+            session_token: c.session_token.expose_secret(),
+            expiration,
+            target: issuance.target.name.as_str(),
+            account_id: issuance.target.account.as_str(),
+            principal_arn: &c.principal_arn,
+            duration_seconds: issuance.duration.seconds(),
+            request_id,
+        })
+        .into_response(),
+        Format::CredentialProcess => axum::Json(CredentialProcessOutput {
+            version: 1,
+            access_key_id: &c.access_key_id,
+            secret_access_key: c.secret_access_key.expose_secret(),
+            session_token: c.session_token.expose_secret(),
+            expiration,
+        })
+        .into_response(),
+    };
+    // Credentials must not be kept by any cache between cooper and the client.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}

@@ -1,0 +1,125 @@
+//! Configuration from the environment, checked once at start-up: a missing variable is named.
+
+/// Environment variables cooper's functions read.
+pub mod env {
+    pub const DIRECTORY_TABLE: &str = "COOPER_DIRECTORY_TABLE";
+    pub const AUDIT_TABLE: &str = "COOPER_AUDIT_TABLE";
+    pub const SSM_PREFIX: &str = "COOPER_SSM_PREFIX";
+    pub const JWT_ISSUER: &str = "COOPER_JWT_ISSUER";
+    pub const JWT_AUDIENCE: &str = "COOPER_JWT_AUDIENCE";
+    pub const BROKER_CREDENTIALS: &str = "COOPER_BROKER_CREDENTIALS";
+}
+
+pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
+pub const DEFAULT_JWT_ISSUER: &str = "cooper";
+pub const DEFAULT_JWT_AUDIENCE: &str = "cooper";
+
+/// Which credentials sign AssumeRole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrokerCredentials {
+    /// The broker IAM user's keys from SSM: sessions up to the role's maximum (12 h).
+    #[default]
+    Ssm,
+    /// The function's own (role) credentials: no IAM user to keep, but every AssumeRole is a
+    /// role chain, capped by AWS at one hour.
+    Ambient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub directory_table: String,
+    pub audit_table: String,
+    pub ssm_prefix: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub broker_credentials: BrokerCredentials,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let optional = |name: &'static str, default: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let ssm_prefix = optional(env::SSM_PREFIX, DEFAULT_SSM_PREFIX);
+        if !ssm_prefix.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                name: env::SSM_PREFIX,
+                reason: "must start with /".into(),
+            });
+        }
+        let broker_credentials = match optional(env::BROKER_CREDENTIALS, "ssm").as_str() {
+            "ssm" => BrokerCredentials::Ssm,
+            "ambient" => BrokerCredentials::Ambient,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: env::BROKER_CREDENTIALS,
+                    reason: format!("must be ssm or ambient, not {other:?}"),
+                });
+            }
+        };
+        Ok(Self {
+            directory_table: required(env::DIRECTORY_TABLE)?,
+            audit_table: required(env::AUDIT_TABLE)?,
+            ssm_prefix,
+            jwt_issuer: optional(env::JWT_ISSUER, DEFAULT_JWT_ISSUER),
+            jwt_audience: optional(env::JWT_AUDIENCE, DEFAULT_JWT_AUDIENCE),
+            broker_credentials,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_table_is_named() {
+        let err =
+            Settings::from_lookup(|name| (name == env::AUDIT_TABLE).then(|| "audit".to_owned()))
+                .unwrap_err();
+        assert_eq!(err.to_string(), "COOPER_DIRECTORY_TABLE is not set");
+    }
+
+    #[test]
+    fn defaults_fill_the_optional_settings() {
+        let s = Settings::from_lookup(|name| match name {
+            env::DIRECTORY_TABLE => Some("dir".into()),
+            env::AUDIT_TABLE => Some("audit".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.ssm_prefix, "/cooper");
+        assert_eq!(s.broker_credentials, BrokerCredentials::Ssm);
+    }
+
+    #[test]
+    fn a_bad_broker_credentials_value_is_refused() {
+        let err = Settings::from_lookup(|name| match name {
+            env::DIRECTORY_TABLE => Some("dir".into()),
+            env::AUDIT_TABLE => Some("audit".into()),
+            env::BROKER_CREDENTIALS => Some("magic".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("COOPER_BROKER_CREDENTIALS"));
+    }
+}

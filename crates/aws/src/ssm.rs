@@ -1,0 +1,123 @@
+//! Secrets cooper reads from SSM Parameter Store (SecureString) once, at start-up.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_credential_types::Credentials;
+use aws_sdk_ssm::Client;
+use cooper_core::ports::{Service, UpstreamError};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::upstream;
+
+/// The parameters cooper keeps under its prefix (default `/cooper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Param {
+    /// The broker IAM user's access key id: signs AssumeRole.
+    BrokerAccessKeyId,
+    /// The broker IAM user's secret access key.
+    BrokerSecretAccessKey,
+    /// The key cooper signs its own JWTs with (base64 of at least 32 random bytes).
+    JwtSigningKey,
+}
+
+impl Param {
+    pub fn name(self, prefix: &str) -> String {
+        let leaf = match self {
+            Self::BrokerAccessKeyId => "broker/access-key-id",
+            Self::BrokerSecretAccessKey => "broker/secret-access-key",
+            Self::JwtSigningKey => "jwt/signing-key",
+        };
+        format!("{}/{leaf}", prefix.trim_end_matches('/'))
+    }
+}
+
+/// Long-term IAM-user keys, held only in memory.
+pub struct StaticKeys {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+impl fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StaticKeys({}, ..)", self.access_key_id)
+    }
+}
+
+impl StaticKeys {
+    pub fn provider(&self, name: &'static str) -> Credentials {
+        Credentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.expose_secret().to_owned(),
+            None,
+            None,
+            name,
+        )
+    }
+}
+
+/// Why the secrets could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("SSM parameter(s) missing: {}", .0.join(", "))]
+    Missing(Vec<String>),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// The decrypted values of some parameters, read in one GetParameters call.
+pub struct Secrets {
+    values: HashMap<Param, SecretString>,
+}
+
+impl Secrets {
+    /// Reads `wanted` under `prefix`; every one must exist, and the error names those that do not.
+    pub async fn load(
+        client: &Client,
+        prefix: &str,
+        wanted: &[Param],
+    ) -> Result<Self, SecretsError> {
+        let names: Vec<String> = wanted.iter().map(|p| p.name(prefix)).collect();
+        let out = client
+            .get_parameters()
+            .set_names(Some(names.clone()))
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Ssm, e))?;
+        let mut by_name: HashMap<String, String> = out
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((p.name?, p.value?)))
+            .collect();
+        let mut values = HashMap::new();
+        let mut missing = Vec::new();
+        for (param, name) in wanted.iter().zip(names) {
+            match by_name.remove(&name) {
+                Some(value) => {
+                    values.insert(*param, SecretString::from(value));
+                }
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SecretsError::Missing(missing));
+        }
+        Ok(Self { values })
+    }
+
+    pub fn take(&mut self, param: Param) -> Option<SecretString> {
+        self.values.remove(&param)
+    }
+
+    /// The broker's keys, if both were loaded.
+    pub fn broker_keys(&mut self) -> Option<StaticKeys> {
+        let id = self.take(Param::BrokerAccessKeyId)?;
+        let secret = self.take(Param::BrokerSecretAccessKey)?;
+        Some(StaticKeys {
+            access_key_id: id.expose_secret().to_owned(),
+            secret_access_key: secret,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! The options that name a deployment (tables, SSM prefix, JWT issuer), shared by the commands.
+
+use clap::Args;
+use cooper_api::settings::{self, BrokerCredentials, Settings, env};
+
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentArgs {
+    /// The directory table.
+    #[arg(long, env = env::DIRECTORY_TABLE, default_value = "cooper-directory")]
+    pub directory_table: String,
+    /// The audit table.
+    #[arg(long, env = env::AUDIT_TABLE, default_value = "cooper-audit")]
+    pub audit_table: String,
+    /// Where cooper's SSM parameters live.
+    #[arg(long, env = env::SSM_PREFIX, default_value = settings::DEFAULT_SSM_PREFIX)]
+    pub ssm_prefix: String,
+    /// The `iss` of cooper's JWTs.
+    #[arg(long, env = env::JWT_ISSUER, default_value = settings::DEFAULT_JWT_ISSUER)]
+    pub jwt_issuer: String,
+    /// The `aud` of cooper's JWTs.
+    #[arg(long, env = env::JWT_AUDIENCE, default_value = settings::DEFAULT_JWT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// What signs AssumeRole: the broker IAM user's keys from SSM, or the ambient credentials.
+    #[arg(long, env = env::BROKER_CREDENTIALS, default_value = "ssm", value_parser = ["ssm", "ambient"])]
+    pub broker_credentials: String,
+}
+
+impl DeploymentArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            directory_table: self.directory_table.clone(),
+            audit_table: self.audit_table.clone(),
+            ssm_prefix: self.ssm_prefix.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            broker_credentials: if self.broker_credentials == "ambient" {
+                BrokerCredentials::Ambient
+            } else {
+                BrokerCredentials::Ssm
+            },
+        }
+    }
+}
