@@ -1,1 +1,17 @@
-fn main() {}
+//! End-to-end tests: moto (started per test by the harness), the real routers, and the CLI.
+
+// Test code: a failed unwrap is a failed test, and the wall clock is what the server reads too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+mod access;
+mod audit;
+mod bad_input;
+mod cli;
+mod credentials;
+mod harness;
+mod scale;

@@ -1,16 +1,19 @@
-//! JSON request bodies: parsed strictly (unknown fields refused), with errors in cooper's shape.
+//! JSON request bodies: a JSON object, parsed strictly (unknown fields refused), with every
+//! failure reported in cooper's error shape.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use crate::error::ApiError;
 
 /// Largest request body any route accepts.
 pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
-/// Like `axum::Json`, but every rejection is a cooper error with a stable code.
+/// Like `axum::Json`, but stricter (the body must be an object: serde would otherwise read a
+/// struct from an array) and every rejection is a cooper error with a stable code.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -21,49 +24,96 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejected(rejection)),
+        if !is_json(&req) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request bodies are limited to {BODY_LIMIT_BYTES} bytes"),
+                )
+            } else {
+                ApiError::bad_request("invalid_request", "the request body could not be read")
+            }
+        })?;
+        parse(&bytes).map(Self)
     }
 }
 
-fn rejected(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
-            "malformed_json",
-            format!("the body is not valid JSON: {}", e.body_text_tail()),
-        ),
-        JsonRejection::JsonDataError(e) => {
-            ApiError::bad_request("invalid_request", e.body_text_tail())
-        }
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request bodies are limited to {BODY_LIMIT_BYTES} bytes"),
-            )
-        }
-        other => ApiError::bad_request("invalid_request", other.body_text()),
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_as_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(_) if !starts_as_object => Err(not_an_object()),
+        Ok(value) => Ok(value),
+        Err(e) => match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => Err(ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )),
+            Category::Data if !starts_as_object => Err(not_an_object()),
+            Category::Data => Err(ApiError::bad_request("invalid_request", e.to_string())),
+        },
     }
 }
 
-trait Tail {
-    fn body_text_tail(&self) -> String;
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("invalid_request", "the body must be a JSON object")
 }
 
-impl<E: std::error::Error> Tail for E {
-    /// serde's own message (`unknown field `x`, expected ...`), without axum's prefix.
-    fn body_text_tail(&self) -> String {
-        let mut source: &dyn std::error::Error = self;
-        while let Some(next) = source.source() {
-            source = next;
-        }
-        source.to_string()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        target: String,
+    }
+
+    #[test]
+    fn objects_parse_and_everything_else_has_a_code() {
+        assert!(parse::<Body>(br#" {"target":"x"}"#).is_ok());
+        assert_eq!(
+            parse::<Body>(br#"["x"]"#).unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(
+            parse::<Body>(br#"{"target":"#).unwrap_err().code,
+            "malformed_json"
+        );
+        assert_eq!(
+            parse::<Body>(br#"{"target":"x","y":1}"#).unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(parse::<Body>(b"").unwrap_err().code, "malformed_json");
+        assert_eq!(parse::<Body>(b"null").unwrap_err().code, "invalid_request");
     }
 }

@@ -1,0 +1,208 @@
+//! The `cooper` binary against moto: setup (twice), serve, a request with the demo token,
+//! encrypt, and a clear start-up error when configuration is missing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use cooper_aws::kms::KmsVault;
+use cooper_core::model::SealedKeys;
+use cooper_core::ports::KeyVault;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::harness::{Moto, REGION, sdk_for};
+
+fn cooper(moto: &Moto) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cooper"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("COOPER_LOG", "warn");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "cooper failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `cooper serve` on a free port; returns the process and its base URL.
+fn serve(moto: &Moto) -> (ServeGuard, String) {
+    let mut child = cooper(moto)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("cooper serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("cooper serving on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (ServeGuard(child), url)
+}
+
+struct ServeGuard(Child);
+
+impl Drop for ServeGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_twice_then_serve_and_the_demo_token_gets_credentials() {
+    let moto = Moto::start();
+
+    let first: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    assert!(
+        first["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["created"] == true),
+        "{first}"
+    );
+    // Safe to re-run: everything is kept, and a fresh demo token is printed.
+    let second: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    assert!(
+        second["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["created"] == false),
+        "{second}"
+    );
+    let demo = &second["demo"];
+    let token = demo["token"].as_str().unwrap();
+    assert_ne!(token, first["demo"]["token"].as_str().unwrap());
+
+    // The human-readable form shows the curl line.
+    let text = String::from_utf8(run(cooper(&moto).arg("setup")).stdout).unwrap();
+    assert!(
+        text.contains("curl -s -H 'Authorization: Bearer cooper_"),
+        "{text}"
+    );
+
+    let (_server, url) = serve(&moto);
+    let http = reqwest::Client::new();
+    let ask = |target: &str| {
+        http.post(format!("{url}/v1/credentials"))
+            .bearer_auth(token)
+            .json(&json!({ "target": target }))
+            .send()
+    };
+    for target in [&demo["target"], &demo["federated_target"]] {
+        let answer = ask(target.as_str().unwrap()).await.unwrap();
+        assert_eq!(answer.status(), 200, "{target}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(body["access_key_id"].as_str().unwrap().len() >= 16);
+    }
+    let answer = ask(demo["denied_target"].as_str().unwrap()).await.unwrap();
+    assert_eq!(answer.status(), 403);
+
+    // The first token still works: re-running setup does not sign anyone out.
+    let answer = http
+        .get(format!("{url}/v1/whoami"))
+        .bearer_auth(first["demo"]["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
+    let moto = Moto::start();
+    run(cooper(&moto).args(["setup", "--no-demo"]));
+    let keys = "AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    let from_arg = run(cooper(&moto).args(["encrypt", "--kms-key", "alias/cooper", keys]));
+    let blob = String::from_utf8(from_arg.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(!blob.contains("wJalrXUtn"));
+
+    let sdk = sdk_for(&moto.endpoint).await;
+    let kms = cooper_aws::aws_sdk_kms::Client::new(&sdk);
+    let opened = KmsVault::new(kms.clone())
+        .open_federation_keys(&SealedKeys::parse(&blob).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(opened.access_key_id, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(
+        opened.secret_access_key.expose_secret(),
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    );
+
+    // Bound to its purpose: without the encryption context, KMS will not decrypt it.
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&blob)
+        .unwrap();
+    let plain = kms
+        .decrypt()
+        .ciphertext_blob(cooper_aws::aws_sdk_kms::primitives::Blob::new(raw))
+        .send()
+        .await;
+    assert!(plain.is_err());
+
+    // From stdin, so the keys stay out of shell history.
+    let mut child = cooper(&moto)
+        .args(["encrypt", "--kms-key", "alias/cooper"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{keys}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(!String::from_utf8(output.stdout).unwrap().trim().is_empty());
+
+    // Not in the AKID|SECRET form: refused, and the input is not echoed.
+    let output = cooper(&moto)
+        .args([
+            "encrypt",
+            "--kms-key",
+            "alias/cooper",
+            "just-a-secret-value",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("ACCESS_KEY_ID|SECRET_ACCESS_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("just-a-secret-value"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_without_setup_names_the_missing_parameters() {
+    let moto = Moto::start();
+    let output = cooper(&moto)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("/cooper/jwt/signing-key"), "{stderr}");
+    assert!(stderr.contains("/cooper/broker/access-key-id"), "{stderr}");
+}

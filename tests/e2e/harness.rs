@@ -1,0 +1,557 @@
+//! The end-to-end harness: a private moto server per test, cooper provisioned into it, and the
+//! real routers served on a loopback port, with helpers to fill the directory and to see what
+//! reached AWS.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cooper_api::jwt::JwtAuthority;
+use cooper_api::settings::{BrokerCredentials, Settings};
+use cooper_api::state::IssueState;
+use cooper_aws::directory::DynamoDirectory;
+use cooper_aws::kms::KmsVault;
+use cooper_aws::provisioning;
+use cooper_aws::ssm::{Param, Secrets};
+use cooper_core::clock::{Clock, OsEntropy, SystemClock};
+use cooper_core::model::{Account, FederationKeys, Grant, GrantScope, Principal, Target, User};
+use cooper_core::names::{
+    AccountId, AccountName, ExternalId, GroupName, Level, Partition, RoleArn, SessionPolicy,
+    TargetName, UserName,
+};
+use cooper_core::token::{ApiToken, ApiTokenRecord};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT_A: &str = "111111111111";
+pub const ACCOUNT_B: &str = "222222222222";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("COOPER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (or `make deps`), which installs moto into .venv",
+        python.display()
+    );
+    python
+}
+
+/// A moto server of this test's own, on a free loopback port. It stops when dropped, and by
+/// itself if the test process dies (its stdin closes).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    recording: PathBuf,
+}
+
+static INSTANCE: AtomicUsize = AtomicUsize::new(0);
+
+impl Moto {
+    pub fn start() -> Self {
+        let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto");
+        std::fs::create_dir_all(&dir).unwrap();
+        let recording = dir.join(format!("recording-{}-{n}.jsonl", std::process::id()));
+        let mut child = Command::new(python())
+            .arg(repo_root().join("scripts/moto_server.py"))
+            .arg("--exit-with-parent")
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port: u16 = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("moto printed {first:?}"));
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            recording,
+        }
+    }
+
+    async fn recorder(&self, action: &str) {
+        reqwest::Client::new()
+            .post(format!("{}/moto-api/recorder/{action}", self.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// Runs `f` with moto's request recorder on, and returns the AWS calls it made.
+    pub async fn record<T>(&self, f: impl std::future::Future<Output = T>) -> (T, Vec<AwsCall>) {
+        self.recorder("reset-recording").await;
+        self.recorder("start-recording").await;
+        let out = f.await;
+        self.recorder("stop-recording").await;
+        let text = reqwest::get(format!(
+            "{}/moto-api/recorder/download-recording",
+            self.endpoint
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        let calls = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| AwsCall::parse(&serde_json::from_str(l).unwrap()))
+            .collect();
+        (out, calls)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
+    }
+}
+
+/// One request moto served: the service (from the SigV4 scope), the operation, and the body.
+#[derive(Debug, Clone)]
+pub struct AwsCall {
+    pub service: String,
+    pub operation: String,
+    pub body: String,
+}
+
+impl AwsCall {
+    fn parse(entry: &Value) -> Self {
+        let headers: HashMap<String, String> = entry["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let raw = entry["body"].as_str().unwrap_or_default();
+        let body = if entry["body_encoded"].as_bool().unwrap_or(false) {
+            String::from_utf8_lossy(&STANDARD.decode(raw).unwrap()).into_owned()
+        } else {
+            raw.to_owned()
+        };
+        let service = headers
+            .get("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(3))
+            .unwrap_or_default()
+            .to_owned();
+        let operation = match headers.get("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or_default().to_owned(),
+            None => form_value(&body, "Action").unwrap_or_default(),
+        };
+        Self {
+            service,
+            operation,
+            body,
+        }
+    }
+
+    /// A field of a form-encoded (STS query protocol) body, decoded.
+    pub fn form(&self, name: &str) -> Option<String> {
+        form_value(&self.body, name)
+    }
+}
+
+fn form_value(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+pub fn calls_to<'a>(calls: &'a [AwsCall], service: &str) -> Vec<&'a AwsCall> {
+    calls.iter().filter(|c| c.service == service).collect()
+}
+
+/// SDK configuration pointed at `endpoint`, with throwaway credentials.
+pub async fn sdk_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "e2e"))
+        .load()
+        .await
+}
+
+/// An HTTP answer from cooper.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The error code, after checking the body has exactly the documented error shape.
+    pub fn error_code(&self) -> &str {
+        let error = self.body["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.text));
+        let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["code", "message", "request_id"],
+            "error shape: {}",
+            self.text
+        );
+        assert!(!error["message"].as_str().unwrap().is_empty());
+        assert_eq!(
+            error["request_id"].as_str().unwrap(),
+            self.headers["x-request-id"].to_str().unwrap(),
+            "the body's request_id is the header's"
+        );
+        error["code"].as_str().unwrap()
+    }
+}
+
+/// moto, cooper provisioned into it, and the issue-credentials router on a loopback port.
+pub struct TestEnv {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub settings: Settings,
+    pub directory: DynamoDirectory,
+    pub dynamodb: cooper_aws::aws_sdk_dynamodb::Client,
+    pub vault: KmsVault,
+    pub kms_key: String,
+    pub jwt: JwtAuthority,
+    pub url: String,
+    pub http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestEnv {
+    pub async fn start() -> Self {
+        let moto = Moto::start();
+        let sdk = sdk_for(&moto.endpoint).await;
+        let settings = Settings {
+            directory_table: "cooper-directory".into(),
+            audit_table: "cooper-audit".into(),
+            ssm_prefix: "/cooper".into(),
+            jwt_issuer: "cooper-e2e".into(),
+            jwt_audience: "cooper-e2e-api".into(),
+            broker_credentials: BrokerCredentials::Ssm,
+        };
+        let kms_key = provision(&sdk, &settings).await;
+        let state = IssueState::load(&sdk, &settings).await.unwrap();
+        let app = cooper_api::router::edge(cooper_api::router::issue_credentials(state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            cooper_api::host::serve_local(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        });
+        let dynamodb = cooper_aws::aws_sdk_dynamodb::Client::new(&sdk);
+        Self {
+            directory: DynamoDirectory::new(dynamodb.clone(), &settings.directory_table),
+            vault: KmsVault::new(cooper_aws::aws_sdk_kms::Client::new(&sdk)),
+            dynamodb,
+            kms_key,
+            jwt: load_jwt(&sdk, &settings).await,
+            moto,
+            sdk,
+            settings,
+            url,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub async fn account(&self, id: &str) -> Account {
+        let account = Account {
+            id: AccountId::parse(id).unwrap(),
+            name: AccountName::parse(&format!("account {id}")).unwrap(),
+            partition: Partition::Aws,
+        };
+        self.directory.put_account(&account).await.unwrap();
+        account
+    }
+
+    pub async fn role_target(
+        &self,
+        name: &str,
+        account: &str,
+        level: u32,
+        external_id: Option<&str>,
+    ) -> Target {
+        let target = Target::role(
+            TargetName::parse(name).unwrap(),
+            AccountId::parse(account).unwrap(),
+            Level::new(level).unwrap(),
+            RoleArn::parse(&format!("arn:aws:iam::{account}:role/{name}-role")).unwrap(),
+            external_id.map(|e| ExternalId::parse(e).unwrap()),
+            Some(7200),
+        )
+        .unwrap();
+        self.directory.put_target(&target).await.unwrap();
+        target
+    }
+
+    /// A federated-user target whose keys are a real IAM user's (in moto), sealed with KMS.
+    pub async fn federated_target(
+        &self,
+        name: &str,
+        account: &Account,
+        level: u32,
+        policy: &str,
+    ) -> Target {
+        let iam = cooper_aws::aws_sdk_iam::Client::new(&self.sdk);
+        let keys = provisioning::create_iam_user_keys(&iam, &format!("{name}-iam-user"))
+            .await
+            .unwrap();
+        let sealed = self
+            .vault
+            .seal_federation_keys(
+                &self.kms_key,
+                &FederationKeys {
+                    access_key_id: keys.access_key_id,
+                    secret_access_key: keys.secret_access_key,
+                },
+            )
+            .await
+            .unwrap();
+        let target = Target::federated_user(
+            TargetName::parse(name).unwrap(),
+            account,
+            Level::new(level).unwrap(),
+            sealed,
+            SessionPolicy::parse(policy).unwrap(),
+            None,
+        )
+        .unwrap();
+        self.directory.put_target(&target).await.unwrap();
+        target
+    }
+
+    pub async fn user(&self, name: &str) -> UserName {
+        let user = UserName::parse(name).unwrap();
+        self.directory
+            .put_user(&User::new(user.clone()))
+            .await
+            .unwrap();
+        user
+    }
+
+    pub async fn put_user(&self, user: &User) {
+        self.directory.put_user(user).await.unwrap();
+    }
+
+    pub async fn group(&self, name: &str, members: &[&UserName]) -> GroupName {
+        let group = GroupName::parse(name).unwrap();
+        self.directory.put_group(&group, None).await.unwrap();
+        for member in members {
+            self.directory.add_member(member, &group).await.unwrap();
+        }
+        group
+    }
+
+    pub async fn grant_account(&self, principal: Principal, account: &str, level: u32) {
+        self.directory
+            .put_grant(&Grant {
+                principal,
+                scope: GrantScope::Account {
+                    account: AccountId::parse(account).unwrap(),
+                    max_level: Level::new(level).unwrap(),
+                },
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn grant_target(&self, principal: Principal, target: &str) {
+        self.directory
+            .put_grant(&Grant {
+                principal,
+                scope: GrantScope::Target(TargetName::parse(target).unwrap()),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A new API token for `user`, valid for a day.
+    pub async fn api_token(&self, user: &UserName) -> String {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let record = ApiTokenRecord::issue(
+            &token,
+            user.clone(),
+            SystemClock.now(),
+            time::Duration::days(1),
+        );
+        self.directory.put_api_token(&record).await.unwrap();
+        token.reveal().expose_secret().to_owned()
+    }
+
+    /// A cooper JWT for `user`, signed with the deployment's key from SSM.
+    pub fn jwt(&self, user: &UserName) -> String {
+        self.jwt
+            .mint(
+                user.as_str(),
+                SystemClock.now(),
+                time::Duration::minutes(15),
+            )
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", format!("Bearer {bearer}"));
+        }
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn credentials(&self, bearer: &str, body: Value) -> Answer {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/credentials",
+            Some(bearer),
+            Some(&body.to_string()),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, Some(bearer), None, None)
+            .await
+    }
+
+    /// Every audit item, read back raw (a Scan: fine in a test, never on a request path).
+    pub async fn audit_items(
+        &self,
+    ) -> Vec<HashMap<String, cooper_aws::aws_sdk_dynamodb::types::AttributeValue>> {
+        self.dynamodb
+            .scan()
+            .table_name(&self.settings.audit_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+}
+
+/// Tables, KMS key, JWT key and broker user, as `cooper setup` makes them. Returns the key ARN.
+pub async fn provision(sdk: &SdkConfig, settings: &Settings) -> String {
+    let dynamodb = cooper_aws::aws_sdk_dynamodb::Client::new(sdk);
+    let kms = cooper_aws::aws_sdk_kms::Client::new(sdk);
+    let ssm = cooper_aws::aws_sdk_ssm::Client::new(sdk);
+    let iam = cooper_aws::aws_sdk_iam::Client::new(sdk);
+    provisioning::ensure_directory_table(&dynamodb, &settings.directory_table)
+        .await
+        .unwrap();
+    provisioning::ensure_audit_table(&dynamodb, &settings.audit_table)
+        .await
+        .unwrap();
+    let (key, _) = provisioning::ensure_kms_key(&kms, "alias/cooper")
+        .await
+        .unwrap();
+    provisioning::ensure_jwt_key(&ssm, &settings.ssm_prefix, &key, || {
+        SecretString::from(STANDARD.encode(*b"0123456789abcdef0123456789abcdef"))
+    })
+    .await
+    .unwrap();
+    provisioning::ensure_broker_user(&iam, &ssm, &settings.ssm_prefix, &key, "cooper-broker")
+        .await
+        .unwrap();
+    key
+}
+
+async fn load_jwt(sdk: &SdkConfig, settings: &Settings) -> JwtAuthority {
+    let ssm = cooper_aws::aws_sdk_ssm::Client::new(sdk);
+    let mut secrets = Secrets::load(&ssm, &settings.ssm_prefix, &[Param::JwtSigningKey])
+        .await
+        .unwrap();
+    JwtAuthority::new(
+        &secrets.take(Param::JwtSigningKey).unwrap(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+    )
+    .unwrap()
+}

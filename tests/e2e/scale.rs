@@ -1,0 +1,64 @@
+//! The cost of an issuance does not grow with the directory: the same DynamoDB calls with 10 and
+//! with 10,000 users, and never a Scan.
+
+use cooper_core::model::{Principal, User};
+use cooper_core::names::UserName;
+use serde_json::json;
+
+use crate::harness::{ACCOUNT_A, TestEnv, calls_to};
+
+fn users(from: usize, to: usize) -> Vec<User> {
+    (from..to)
+        .map(|i| User::new(UserName::parse(&format!("user{i:05}@example.com")).unwrap()))
+        .collect()
+}
+
+async fn dynamodb_calls_for_one_issuance(env: &TestEnv, token: &str) -> Vec<String> {
+    let (answer, calls) = env
+        .moto
+        .record(env.credentials(token, json!({"target": "a-readonly"})))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    calls_to(&calls, "dynamodb")
+        .iter()
+        .map(|c| c.operation.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-readonly", ACCOUNT_A, 10, None).await;
+    for n in 0..20 {
+        env.role_target(&format!("a-other-{n}"), ACCOUNT_A, 10 + n, None)
+            .await;
+    }
+    // The caller reaches the target through a group, the longest path.
+    let caller = env.user("caller@example.com").await;
+    let other = env.user("bystander").await;
+    let group = env.group("readers", &[&caller, &other]).await;
+    env.group("bystanders", &[&caller]).await;
+    env.grant_account(Principal::Group(group), ACCOUNT_A, 10)
+        .await;
+    let token = env.api_token(&caller).await;
+
+    env.directory.put_users(&users(0, 8)).await.unwrap();
+    let small = dynamodb_calls_for_one_issuance(&env, &token).await;
+
+    env.directory.put_users(&users(8, 9_998)).await.unwrap();
+    let large = dynamodb_calls_for_one_issuance(&env, &token).await;
+
+    assert_eq!(small, large, "the same calls whatever the directory's size");
+    assert!(
+        !large.iter().any(|op| op == "Scan"),
+        "never a Scan: {large:?}"
+    );
+    // API token, the user's partition and the target, the groups' grants, the audit record.
+    let mut sorted = large.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["BatchGetItem", "GetItem", "GetItem", "PutItem", "Query"]
+    );
+}
