@@ -206,3 +206,67 @@ async fn serve_without_setup_names_the_missing_parameters() {
     assert!(stderr.contains("/cooper/jwt/signing-key"), "{stderr}");
     assert!(stderr.contains("/cooper/broker/access-key-id"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_issued_listed_and_revoked_at_once() {
+    let moto = Moto::start();
+    run(cooper(&moto).args(["setup", "--json"]));
+    let issued: Value = serde_json::from_slice(
+        &run(cooper(&moto).args([
+            "token", "issue", "--user", "demo", "--days", "7", "--label", "ci", "--json",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    let token = issued["token"].as_str().unwrap();
+    let id = issued["id"].as_str().unwrap();
+
+    let (_server, url) = serve(&moto);
+    let http = reqwest::Client::new();
+    let whoami = || {
+        http.get(format!("{url}/v1/whoami"))
+            .bearer_auth(token)
+            .send()
+    };
+    let answer = whoami().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let me: Value = answer.json().await.unwrap();
+    assert_eq!(me["token_id"], id);
+
+    run(cooper(&moto).args(["token", "revoke", id]));
+    let answer = whoami().await.unwrap();
+    assert_eq!(answer.status(), 401);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_revoked");
+
+    let listed: Value = serde_json::from_slice(
+        &run(cooper(&moto).args(["token", "list", "--user", "demo", "--json"])).stdout,
+    )
+    .unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap();
+    assert_eq!(row["revoked"], true);
+    assert_eq!(row["label"], "ci");
+    assert!(
+        !listed.to_string().contains(token),
+        "listing never shows a token"
+    );
+
+    // Unknown users and tokens are refused with a clear message.
+    let output = cooper(&moto)
+        .args(["token", "issue", "--user", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no user nobody"));
+    let output = cooper(&moto)
+        .args(["token", "revoke", "0123456789abcdef"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+}

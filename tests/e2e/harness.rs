@@ -268,6 +268,8 @@ pub struct TestEnv {
     pub jwt: JwtAuthority,
     pub url: String,
     pub http: reqwest::Client,
+    /// The routers' state, for hosting them another way (the Lambda host).
+    pub state: IssueState,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -291,7 +293,7 @@ impl TestEnv {
         };
         let kms_key = provision(&sdk, &settings).await;
         let state = IssueState::load(&sdk, &settings).await.unwrap();
-        let app = cooper_api::router::edge(cooper_api::router::issue_credentials(state));
+        let app = cooper_api::router::edge(cooper_api::router::issue_credentials(state.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -311,6 +313,7 @@ impl TestEnv {
             settings,
             url,
             http: reqwest::Client::new(),
+            state,
             server,
         }
     }

@@ -14,4 +14,5 @@ mod bad_input;
 mod cli;
 mod credentials;
 mod harness;
+mod lambda;
 mod scale;

@@ -24,8 +24,14 @@ pub async fn serve_local(
 /// Serves `app` as a Lambda function behind an API Gateway HTTP API.
 #[cfg(feature = "lambda")]
 pub async fn run_lambda(app: Router) -> Result<(), lambda_http::Error> {
-    let app = app.layer(axum::middleware::from_fn(from_api_gateway));
-    lambda_http::run(app).await
+    lambda_http::run(lambda_app(app)).await
+}
+
+/// `app` as the Lambda host runs it: API Gateway's request context feeds the request id and
+/// the client's address. (Public so that handler tests can feed it API Gateway events.)
+#[cfg(feature = "lambda")]
+pub fn lambda_app(app: Router) -> Router {
+    app.layer(axum::middleware::from_fn(from_api_gateway))
 }
 
 /// Carries API Gateway's request id and the caller's `sourceIp` into the request context.

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{corrupt, upstream};
+use crate::error::{code_of, corrupt, upstream};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -536,6 +536,52 @@ impl DynamoDirectory {
             body: record,
         })?)
         .await
+    }
+
+    /// Revokes a token at once (reads are strongly consistent, so its next use fails).
+    pub async fn revoke_api_token(&self, id: &TokenId) -> Result<(), WriteError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::token(id))))
+            .update_expression("SET revoked = :yes")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                Err(WriteError::Missing(format!("API token {id}")))
+            }
+            Err(e) => Err(upstream(Service::DynamoDb, e).into()),
+        }
+    }
+
+    /// A user's API tokens (their records: ids, dates, labels; never a secret).
+    pub async fn api_tokens_of(
+        &self,
+        user: &UserName,
+    ) -> Result<Vec<ApiTokenRecord>, UpstreamError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user}")))
+            .expression_attribute_values(":prefix", AttributeValue::S("TOKEN#".into()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))?;
+        items
+            .into_iter()
+            .map(|item| from_item::<Keyed<ApiTokenRecord>>(item, "api token").map(|k| k.body))
+            .collect()
     }
 
     fn grants_from(items: Vec<Item>) -> Result<Vec<Grant>, UpstreamError> {

@@ -4,6 +4,7 @@ mod deployment;
 mod encrypt;
 mod serve;
 mod setup;
+mod token;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Encrypt(encrypt::EncryptArgs),
     /// Serve every cooper API on a local address (the same routers the Lambda functions serve).
     Serve(serve::ServeArgs),
+    /// Issue, list and revoke users' API tokens (operators, with AWS access to the directory).
+    Token(token::TokenArgs),
 }
 
 #[tokio::main]
@@ -38,6 +41,7 @@ async fn main() -> ExitCode {
         Command::Setup(args) => setup::run(args).await,
         Command::Encrypt(args) => encrypt::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Token(args) => token::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
