@@ -14,6 +14,8 @@ use cooper_core::names::UserName;
 use cooper_core::ports::{Directory, UpstreamError};
 use cooper_core::token::{ApiToken, TokenRejection};
 
+use axum::http::StatusCode;
+
 use crate::error::ApiError;
 use crate::jwt::{JwtAuthority, JwtError};
 
@@ -96,6 +98,21 @@ impl Authenticator {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
         Ok(Identity::new(user, AuthMethod::CooperJwt))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = match e {
+            AuthError::Missing => "unauthenticated",
+            AuthError::Malformed => "invalid_authorization",
+            AuthError::Invalid => "invalid_token",
+            AuthError::Expired => "token_expired",
+            AuthError::NotYetValid => "token_not_yet_valid",
+            AuthError::Revoked => "token_revoked",
+            AuthError::Upstream(u) => return u.into(),
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
     }
 }
 

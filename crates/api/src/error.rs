@@ -9,8 +9,6 @@ use cooper_core::names::InvalidValue;
 use cooper_core::ports::{UpstreamError, UpstreamKind};
 use serde::Serialize;
 
-use crate::auth::AuthError;
-
 /// An error on its way to the client. The body is rendered by the request-context middleware,
 /// which knows the request id; a handler only says what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,20 +152,5 @@ impl From<IssueError> for ApiError {
                 )
             }
         }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        let code = match e {
-            AuthError::Missing => "unauthenticated",
-            AuthError::Malformed => "invalid_authorization",
-            AuthError::Invalid => "invalid_token",
-            AuthError::Expired => "token_expired",
-            AuthError::NotYetValid => "token_not_yet_valid",
-            AuthError::Revoked => "token_revoked",
-            AuthError::Upstream(u) => return u.into(),
-        };
-        Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
     }
 }

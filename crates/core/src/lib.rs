@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod issue;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod ports;

@@ -6,11 +6,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::limits::SessionLimits;
 use crate::names::{
     AccountId, AccountName, ExternalId, GroupName, InvalidValue, Level, Partition, RoleArn,
     SessionPolicy, TargetName, UserName,
 };
-use crate::session::SessionLimits;
 
 /// An AWS account cooper brokers into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,14 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The session lengths STS allows for this kind of target.
+    pub fn session_limits(&self) -> SessionLimits {
+        match self {
+            Self::Role { .. } => SessionLimits::ROLE,
+            Self::FederatedUser { .. } => SessionLimits::FEDERATED_USER,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Self::Role { .. } => "role",
@@ -109,7 +117,7 @@ impl Target {
         kind: TargetKind,
         max_duration_seconds: Option<u32>,
     ) -> Result<Self, InvalidValue> {
-        let limits = SessionLimits::for_kind(&kind);
+        let limits = kind.session_limits();
         let max = max_duration_seconds.unwrap_or(limits.default_max);
         if max < limits.min || max > limits.max {
             return Err(InvalidValue::new(

@@ -1,43 +1,8 @@
-//! Session lengths: what STS allows for each kind of target, and the duration a request resolves to.
+//! The session length a request resolves to, within what its target and STS allow.
 
+use crate::limits::DEFAULT_SESSION_SECONDS;
+use crate::limits::ROLE_CHAINING_MAX_SECONDS;
 use crate::model::{Target, TargetKind};
-
-/// AssumeRole and GetFederationToken both refuse sessions shorter than 15 minutes.
-pub const MIN_SESSION_SECONDS: u32 = 900;
-/// AssumeRole's ceiling (a role's MaxSessionDuration can be at most 12 hours).
-pub const ROLE_MAX_SECONDS: u32 = 43_200;
-/// GetFederationToken's ceiling with IAM-user keys (36 hours).
-pub const FEDERATION_MAX_SECONDS: u32 = 129_600;
-/// AssumeRole called with role credentials (role chaining) is capped at one hour.
-pub const ROLE_CHAINING_MAX_SECONDS: u32 = 3_600;
-/// What a request gets when it does not ask: one hour, or less if the target allows less.
-pub const DEFAULT_SESSION_SECONDS: u32 = 3_600;
-
-/// The bounds STS puts on one kind of target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLimits {
-    pub min: u32,
-    pub max: u32,
-    /// A new target's maximum when none is given.
-    pub default_max: u32,
-}
-
-impl SessionLimits {
-    pub fn for_kind(kind: &TargetKind) -> Self {
-        match kind {
-            TargetKind::Role { .. } => Self {
-                min: MIN_SESSION_SECONDS,
-                max: ROLE_MAX_SECONDS,
-                default_max: DEFAULT_SESSION_SECONDS,
-            },
-            TargetKind::FederatedUser { .. } => Self {
-                min: MIN_SESSION_SECONDS,
-                max: FEDERATION_MAX_SECONDS,
-                default_max: 43_200,
-            },
-        }
-    }
-}
 
 /// How the broker signs AssumeRole: with IAM-user keys (the normal case), or with role credentials,
 /// which makes every AssumeRole a role chain and caps it at one hour.
@@ -65,7 +30,7 @@ impl SessionDuration {
     /// The allowed range for `target`: its own maximum, never beyond what STS gives its kind, and
     /// at most an hour when AssumeRole would be a role chain.
     pub fn bounds(target: &Target, signing: BrokerSigning) -> (u32, u32) {
-        let limits = SessionLimits::for_kind(&target.kind);
+        let limits = target.kind.session_limits();
         let mut max = target.max_duration_seconds.clamp(limits.min, limits.max);
         if matches!(target.kind, TargetKind::Role { .. }) && signing == BrokerSigning::RoleChain {
             max = max.min(ROLE_CHAINING_MAX_SECONDS);
@@ -100,6 +65,7 @@ impl SessionDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::ROLE_MAX_SECONDS;
     use crate::names::{AccountId, Level, RoleArn, TargetName};
 
     fn role_target(max: u32) -> Target {
