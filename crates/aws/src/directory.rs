@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Wri
 use cooper_core::access::UserProfile;
 use cooper_core::model::{Account, Grant, GrantScope, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
-use cooper_core::ports::{Directory, Service, UpstreamError};
+use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
 use cooper_core::token::{ApiTokenRecord, TokenId};
 use futures_util::future::try_join_all;
 use serde::de::DeserializeOwned;
@@ -204,6 +204,34 @@ fn sort_key(item: &Item) -> &str {
     }
 }
 
+/// Sends `pending` until DynamoDB has processed all of it (batch calls may leave some for later
+/// under load), backing off between rounds; gives up, as throttled, after a bounded number.
+async fn until_processed<T, F, Fut>(
+    operation: &str,
+    mut pending: Vec<T>,
+    mut send: F,
+) -> Result<Vec<Item>, UpstreamError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Vec<T>), UpstreamError>>,
+{
+    let mut done = Vec::new();
+    for round in 0..UNPROCESSED_ROUNDS {
+        let (items, left) = send(pending).await?;
+        done.extend(items);
+        if left.is_empty() {
+            return Ok(done);
+        }
+        pending = left;
+        tokio::time::sleep(Duration::from_millis(25 << round)).await;
+    }
+    Err(UpstreamError::new(
+        Service::DynamoDb,
+        UpstreamKind::Throttled,
+        format!("{operation} kept leaving work unprocessed"),
+    ))
+}
+
 /// A write that names something the directory does not have.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -287,8 +315,7 @@ impl DynamoDirectory {
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, UpstreamError> {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_GET_MAX) {
-            let mut pending = chunk.to_vec();
-            for round in 0..UNPROCESSED_ROUNDS {
+            let items = until_processed("BatchGetItem", chunk.to_vec(), |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -301,33 +328,27 @@ impl DynamoDirectory {
                     .send()
                     .await
                     .map_err(|e| upstream(Service::DynamoDb, e))?;
-                if let Some(mut responses) = out.responses {
-                    found.extend(responses.remove(&self.table).unwrap_or_default());
-                }
-                pending = out
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                let left = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
                     .map(|k| k.keys)
                     .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if round + 1 == UNPROCESSED_ROUNDS {
-                    return Err(UpstreamError::new(
-                        Service::DynamoDb,
-                        cooper_core::ports::UpstreamKind::Throttled,
-                        "BatchGetItem kept leaving keys unprocessed",
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(25 << round)).await;
-            }
+                Ok((items, left))
+            })
+            .await?;
+            found.extend(items);
         }
         Ok(found)
     }
 
+    /// BatchWriteItem of any number of puts, in chunks, retrying what DynamoDB leaves unprocessed.
     async fn batch_put(&self, items: Vec<Item>) -> Result<(), UpstreamError> {
         for chunk in items.chunks(BATCH_WRITE_MAX) {
-            let mut pending: Vec<WriteRequest> = chunk
+            let requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
                     let put = PutRequest::builder()
@@ -337,7 +358,7 @@ impl DynamoDirectory {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, UpstreamError>>()?;
-            for round in 0..UNPROCESSED_ROUNDS {
+            until_processed("BatchWriteItem", requests, |pending| async move {
                 let out = self
                     .client
                     .batch_write_item()
@@ -345,22 +366,13 @@ impl DynamoDirectory {
                     .send()
                     .await
                     .map_err(|e| upstream(Service::DynamoDb, e))?;
-                pending = out
+                let left = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
                     .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if round + 1 == UNPROCESSED_ROUNDS {
-                    return Err(UpstreamError::new(
-                        Service::DynamoDb,
-                        cooper_core::ports::UpstreamKind::Throttled,
-                        "BatchWriteItem kept leaving items unprocessed",
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(25 << round)).await;
-            }
+                Ok((Vec::new(), left))
+            })
+            .await?;
         }
         Ok(())
     }
