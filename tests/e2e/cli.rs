@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 use cooper_aws::kms::KmsVault;
-use cooper_core::model::SealedKeys;
+use cooper_core::model::Sealed;
 use cooper_core::ports::KeyVault;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -141,7 +141,7 @@ async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
     let sdk = sdk_for(&moto.endpoint).await;
     let kms = cooper_aws::aws_sdk_kms::Client::new(&sdk);
     let opened = KmsVault::new(kms.clone())
-        .open_federation_keys(&SealedKeys::parse(&blob).unwrap())
+        .open_federation_keys(&Sealed::parse(&blob).unwrap())
         .await
         .unwrap();
     assert_eq!(opened.access_key_id, "AKIAIOSFODNN7EXAMPLE");

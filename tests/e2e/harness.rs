@@ -13,8 +13,8 @@ use aws_credential_types::Credentials;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cooper_api::jwt::JwtAuthority;
-use cooper_api::settings::{BrokerCredentials, Settings};
-use cooper_api::state::IssueState;
+use cooper_api::settings::Settings;
+use cooper_api::state::{IssueState, load_all};
 use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning;
@@ -283,17 +283,16 @@ impl TestEnv {
     pub async fn start() -> Self {
         let moto = Moto::start();
         let sdk = sdk_for(&moto.endpoint).await;
-        let settings = Settings {
-            directory_table: "cooper-directory".into(),
-            audit_table: "cooper-audit".into(),
-            ssm_prefix: "/cooper".into(),
-            jwt_issuer: "cooper-e2e".into(),
-            jwt_audience: "cooper-e2e-api".into(),
-            broker_credentials: BrokerCredentials::Ssm,
-        };
+        let mut settings = Settings::local("cooper-directory", "cooper-audit");
+        settings.jwt_issuer = "cooper-e2e".into();
+        settings.jwt_audience = "cooper-e2e-api".into();
         let kms_key = provision(&sdk, &settings).await;
-        let state = IssueState::load(&sdk, &settings).await.unwrap();
-        let app = cooper_api::router::edge(cooper_api::router::issue_credentials(state.clone()));
+        settings.kms_key = Some(kms_key.clone());
+        let (state, enroll) = load_all(&sdk, &settings).await.unwrap();
+        let app = cooper_api::router::edge(
+            cooper_api::router::issue_credentials(state.clone())
+                .merge(cooper_api::router::enroll_totp(enroll.clone())),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {

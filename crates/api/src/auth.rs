@@ -60,7 +60,7 @@ impl From<TokenRejection> for AuthError {
 }
 
 pub struct Authenticator {
-    pub jwt: JwtAuthority,
+    pub jwt: Arc<JwtAuthority>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
 }

@@ -3,7 +3,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cooper_core::access::Denial;
+use cooper_core::approval::ApprovalError;
 use cooper_core::catalog::AccessError;
+use cooper_core::factors::FactorError;
 use cooper_core::issue::IssueError;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{UpstreamError, UpstreamKind};
@@ -16,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (lockouts, throttling).
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -24,7 +28,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -66,10 +76,13 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"cooper\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match (self.retry_after, self.status) {
+            (Some(seconds), _) => Some(seconds),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(1),
+            _ => None,
+        };
+        if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response.extensions_mut().insert(self);
         response
@@ -137,11 +150,83 @@ impl From<AccessError> for ApiError {
     }
 }
 
+impl From<FactorError> for ApiError {
+    fn from(e: FactorError) -> Self {
+        let message = e.to_string();
+        let code = e.code();
+        match e {
+            FactorError::Upstream(u) => u.into(),
+            FactorError::Denied(d) => d.into(),
+            FactorError::LockedOut {
+                retry_after_seconds,
+                ..
+            } => Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                .retry_after(retry_after_seconds),
+            FactorError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, code, message),
+            FactorError::Replayed | FactorError::NoPendingEnrollment => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
+            FactorError::CodeRequired => Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
+            FactorError::NotEnrolled | FactorError::InvalidCode => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
+            FactorError::Entropy(_) | FactorError::Hashing => {
+                tracing::error!(error = %message, "cannot produce a secret");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "cooper cannot do this right now; retry shortly",
+                )
+            }
+        }
+    }
+}
+
+impl From<ApprovalError> for ApiError {
+    fn from(e: ApprovalError) -> Self {
+        let message = e.to_string();
+        let code = e.code();
+        let status = match e {
+            ApprovalError::Upstream(u) => return u.into(),
+            ApprovalError::ApproverFactor(FactorError::Upstream(u)) => return u.into(),
+            ApprovalError::ApproverFactor(FactorError::LockedOut {
+                retry_after_seconds,
+                ..
+            }) => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                    .retry_after(retry_after_seconds);
+            }
+            ApprovalError::ApproverFactor(FactorError::Replayed) => StatusCode::CONFLICT,
+            ApprovalError::ApproverFactor(_) => StatusCode::FORBIDDEN,
+            ApprovalError::Required => StatusCode::UNPROCESSABLE_ENTITY,
+            ApprovalError::SelfApproval
+            | ApprovalError::NotAnApprover
+            | ApprovalError::Mismatch => StatusCode::FORBIDDEN,
+            ApprovalError::NotFound => StatusCode::NOT_FOUND,
+            ApprovalError::NotRequired
+            | ApprovalError::Expired
+            | ApprovalError::Pending
+            | ApprovalError::AlreadyDecided
+            | ApprovalError::Used => StatusCode::CONFLICT,
+            ApprovalError::InvalidReason => StatusCode::BAD_REQUEST,
+            ApprovalError::Entropy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, code, message)
+    }
+}
+
 impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::Denied(d) => d.into(),
             IssueError::InvalidDuration(d) => Self::bad_request("invalid_duration", d.to_string()),
+            IssueError::TotpRequired => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "totp_required",
+                e.to_string(),
+            ),
+            IssueError::SecondFactor(f) => f.into(),
+            IssueError::Approval(a) => a.into(),
             IssueError::Upstream(u) => u.into(),
             IssueError::AuditUnavailable(u) => {
                 tracing::error!(service = %u.service, detail = %u.message, "audit write failed; credentials withheld");

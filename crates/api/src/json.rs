@@ -12,6 +12,50 @@ use crate::error::ApiError;
 /// Largest request body any route accepts.
 pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
+/// A body holding secrets (passwords, codes): as `JsonBody`, but a wrongly typed field is
+/// reported without serde's message, which would quote the value.
+pub struct SecretJsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for SecretJsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        JsonBody::<T>::from_request(req, state)
+            .await
+            .map(|JsonBody(value)| Self(value))
+            .map_err(redacted)
+    }
+}
+
+fn redacted(e: ApiError) -> ApiError {
+    if e.code == "invalid_request" || e.code == "malformed_json" {
+        ApiError::bad_request(
+            e.code,
+            "the body must be a JSON object with the documented fields, all strings",
+        )
+    } else {
+        e
+    }
+}
+
+/// Parses an optional secret-holding body: empty means `T::default()`.
+pub fn parse_optional_secret<T: DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json_type(headers) {
+        return Err(unsupported_media_type());
+    }
+    parse(bytes).map_err(redacted)
+}
+
 /// Like `axum::Json`, but stricter (the body must be an object: serde would otherwise read a
 /// struct from an array) and every rejection is a cooper error with a stable code.
 pub struct JsonBody<T>(pub T);
@@ -24,12 +68,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(&req) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
+        if !is_json_type(req.headers()) {
+            return Err(unsupported_media_type());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -46,9 +86,16 @@ where
     }
 }
 
-fn is_json(req: &Request) -> bool {
-    let Some(value) = req
-        .headers()
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+fn is_json_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
     else {

@@ -3,13 +3,13 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::context::request_context;
 use crate::error::ApiError;
 use crate::json::BODY_LIMIT_BYTES;
-use crate::routes::{credentials, targets};
-use crate::state::IssueState;
+use crate::routes::{approvals, credentials, factors, targets};
+use crate::state::{EnrollState, IssueState};
 
 /// The issue-credentials function's routes.
 pub fn issue_credentials(state: IssueState) -> Router {
@@ -17,6 +17,22 @@ pub fn issue_credentials(state: IssueState) -> Router {
         .route("/v1/credentials", post(credentials::issue_credentials))
         .route("/v1/targets", get(targets::list_targets))
         .route("/v1/whoami", get(targets::whoami))
+        .route("/v1/approvals", post(approvals::open))
+        .route("/v1/approvals/{id}", get(approvals::view))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .with_state(state)
+}
+
+/// The enroll-totp function's routes.
+pub fn enroll_totp(state: EnrollState) -> Router {
+    Router::new()
+        .route("/v1/sessions", post(factors::login))
+        .route("/v1/totp/enrollment", post(factors::start_enrollment))
+        .route(
+            "/v1/totp/enrollment/confirm",
+            post(factors::confirm_enrollment),
+        )
+        .route("/v1/password", put(factors::set_password))
         .with_state(state)
 }
 

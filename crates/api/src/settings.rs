@@ -8,11 +8,18 @@ pub mod env {
     pub const JWT_ISSUER: &str = "COOPER_JWT_ISSUER";
     pub const JWT_AUDIENCE: &str = "COOPER_JWT_AUDIENCE";
     pub const BROKER_CREDENTIALS: &str = "COOPER_BROKER_CREDENTIALS";
+    pub const KMS_KEY: &str = "COOPER_KMS_KEY";
+    pub const TOTP_ISSUER: &str = "COOPER_TOTP_ISSUER";
+    pub const SESSION_MINUTES: &str = "COOPER_SESSION_MINUTES";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
 pub const DEFAULT_JWT_ISSUER: &str = "cooper";
 pub const DEFAULT_JWT_AUDIENCE: &str = "cooper";
+pub const DEFAULT_TOTP_ISSUER: &str = "cooper";
+/// A login lasts a working day by default; high-security targets still ask for a fresh code.
+pub const DEFAULT_SESSION_MINUTES: u32 = 480;
+pub const MAX_SESSION_MINUTES: u32 = 1440;
 
 /// Which credentials sign AssumeRole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,9 +48,29 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub broker_credentials: BrokerCredentials,
+    /// The KMS key new TOTP secrets are sealed under (needed to enroll).
+    pub kms_key: Option<String>,
+    pub totp_issuer: String,
+    /// How long a session from `POST /v1/sessions` lasts.
+    pub session_minutes: u32,
 }
 
 impl Settings {
+    /// Settings for a local deployment with these tables, everything else at its default.
+    pub fn local(directory_table: &str, audit_table: &str) -> Self {
+        Self {
+            directory_table: directory_table.to_owned(),
+            audit_table: audit_table.to_owned(),
+            ssm_prefix: DEFAULT_SSM_PREFIX.to_owned(),
+            jwt_issuer: DEFAULT_JWT_ISSUER.to_owned(),
+            jwt_audience: DEFAULT_JWT_AUDIENCE.to_owned(),
+            broker_credentials: BrokerCredentials::Ssm,
+            kms_key: None,
+            totp_issuer: DEFAULT_TOTP_ISSUER.to_owned(),
+            session_minutes: DEFAULT_SESSION_MINUTES,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -76,6 +103,14 @@ impl Settings {
                 });
             }
         };
+        let session_minutes = optional(env::SESSION_MINUTES, &DEFAULT_SESSION_MINUTES.to_string())
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (5..=MAX_SESSION_MINUTES).contains(m))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: env::SESSION_MINUTES,
+                reason: format!("must be a number of minutes from 5 to {MAX_SESSION_MINUTES}"),
+            })?;
         Ok(Self {
             directory_table: required(env::DIRECTORY_TABLE)?,
             audit_table: required(env::AUDIT_TABLE)?,
@@ -83,6 +118,9 @@ impl Settings {
             jwt_issuer: optional(env::JWT_ISSUER, DEFAULT_JWT_ISSUER),
             jwt_audience: optional(env::JWT_AUDIENCE, DEFAULT_JWT_AUDIENCE),
             broker_credentials,
+            kms_key: lookup(env::KMS_KEY).filter(|v| !v.trim().is_empty()),
+            totp_issuer: optional(env::TOTP_ISSUER, DEFAULT_TOTP_ISSUER),
+            session_minutes,
         })
     }
 }

@@ -4,20 +4,30 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use axum::extract::FromRef;
+use cooper_aws::approvals::DynamoApprovalStore;
 use cooper_aws::audit::DynamoAuditLog;
 use cooper_aws::directory::DynamoDirectory;
+use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
-use cooper_aws::ssm::{Param, Secrets, SecretsError};
+use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm};
+use cooper_core::approval::Approvals;
 use cooper_core::catalog::Catalog;
-use cooper_core::clock::{Clock, SystemClock};
+use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
+use cooper_core::factors::{Enrollment, LocalLogin, PasswordChange, SecondFactor};
 use cooper_core::issue::CredentialIssuer;
+use cooper_core::names::InvalidValue;
+use cooper_core::ports::{AuditLog, Directory};
 use cooper_core::session::BrokerSigning;
+use cooper_core::totp::TotpIssuer;
+
+use cooper_core::audit::AuditRecord;
 
 use crate::auth::Authenticator;
+use crate::error::ApiError;
 use crate::jwt::{JwtAuthority, JwtKeyError};
-use crate::settings::{BrokerCredentials, ConfigError, Settings};
+use crate::settings::{BrokerCredentials, ConfigError, Settings, env};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -29,35 +39,80 @@ pub enum StartupError {
     JwtKey(#[from] JwtKeyError),
 }
 
-/// State of the issue-credentials routes.
+/// What every router shares: authentication, the audit log, the clock, second factors.
 #[derive(Clone)]
-pub struct IssueState {
-    pub issuer: Arc<CredentialIssuer>,
-    pub catalog: Arc<Catalog>,
+pub struct Shared {
     pub auth: Arc<Authenticator>,
+    pub jwt: Arc<JwtAuthority>,
+    pub audit: Arc<dyn AuditLog>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub second_factor: Arc<SecondFactor>,
+    pub approvals: Arc<Approvals>,
 }
 
-impl FromRef<IssueState> for Arc<Authenticator> {
-    fn from_ref(state: &IssueState) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl IssueState {
-    /// Reads the secrets (one SSM call) and builds every client once.
-    pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
-        Self::load_with_clock(sdk, settings, Arc::new(SystemClock)).await
-    }
-
-    pub async fn load_with_clock(
+impl Shared {
+    fn build(
         sdk: &SdkConfig,
         settings: &Settings,
+        jwt: JwtAuthority,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, StartupError> {
-        let mut wanted = vec![Param::JwtSigningKey];
-        if settings.broker_credentials == BrokerCredentials::Ssm {
-            wanted.extend([Param::BrokerAccessKeyId, Param::BrokerSecretAccessKey]);
+    ) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let mut vault = KmsVault::new(aws_sdk_kms::Client::new(sdk));
+        if let Some(key) = &settings.kms_key {
+            vault = vault.with_key(key);
         }
+        let vault = Arc::new(vault);
+        let directory: Arc<dyn Directory> = Arc::new(DynamoDirectory::new(
+            dynamodb.clone(),
+            &settings.directory_table,
+        ));
+        let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+        let second_factor = Arc::new(SecondFactor {
+            store: Arc::new(DynamoFactorStore::new(
+                dynamodb.clone(),
+                &settings.directory_table,
+            )),
+            vault,
+            clock: clock.clone(),
+        });
+        let approvals = Arc::new(Approvals {
+            store: Arc::new(DynamoApprovalStore::new(
+                dynamodb.clone(),
+                &settings.directory_table,
+            )),
+            directory: directory.clone(),
+            verifier: second_factor.clone(),
+            entropy: entropy.clone(),
+            clock: clock.clone(),
+        });
+        let jwt = Arc::new(jwt);
+        Self {
+            auth: Arc::new(Authenticator {
+                jwt: jwt.clone(),
+                directory: directory.clone(),
+                clock: clock.clone(),
+            }),
+            jwt,
+            audit: Arc::new(DynamoAuditLog::new(dynamodb, &settings.audit_table)),
+            directory,
+            clock,
+            entropy,
+            second_factor,
+            approvals,
+        }
+    }
+
+    /// Reads the JWT key and `extra` parameters from SSM in one call, and builds what is shared.
+    async fn load(
+        sdk: &SdkConfig,
+        settings: &Settings,
+        extra: &[Param],
+    ) -> Result<(Self, Secrets), StartupError> {
+        let mut wanted = vec![Param::JwtSigningKey];
+        wanted.extend_from_slice(extra);
         let mut secrets = Secrets::load(
             &aws_sdk_ssm::Client::new(sdk),
             &settings.ssm_prefix,
@@ -68,36 +123,168 @@ impl IssueState {
             SecretsError::Missing(vec![Param::JwtSigningKey.name(&settings.ssm_prefix)])
         })?;
         let jwt = JwtAuthority::new(&jwt_key, &settings.jwt_issuer, &settings.jwt_audience)?;
-        let broker_keys = secrets.broker_keys();
+        Ok((
+            Self::build(sdk, settings, jwt, Arc::new(SystemClock)),
+            secrets,
+        ))
+    }
+}
+
+impl Shared {
+    /// Appends `record`. What it records is answered only once it is stored: without it, 503.
+    pub async fn audit(&self, record: &AuditRecord) -> Result<(), ApiError> {
+        self.audit.append(record).await.map_err(|e| {
+            tracing::error!(error = %e, request_id = %record.id, "audit write failed; answer withheld");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the audit record could not be written, so nothing was done for this request; retry shortly",
+            )
+        })
+    }
+
+    /// Appends a refusal's record; the refusal stands whether or not it could be written.
+    pub async fn audit_refusal(&self, record: &AuditRecord) {
+        if let Err(e) = self.audit.append(record).await {
+            tracing::warn!(error = %e, request_id = %record.id, "could not audit a refusal");
+        }
+    }
+}
+
+impl FromRef<Shared> for Arc<Authenticator> {
+    fn from_ref(state: &Shared) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// State of the issue-credentials routes.
+#[derive(Clone)]
+pub struct IssueState {
+    pub shared: Shared,
+    pub issuer: Arc<CredentialIssuer>,
+    pub catalog: Arc<Catalog>,
+}
+
+impl FromRef<IssueState> for Arc<Authenticator> {
+    fn from_ref(state: &IssueState) -> Self {
+        state.shared.auth.clone()
+    }
+}
+
+fn broker_params(settings: &Settings) -> Vec<Param> {
+    match settings.broker_credentials {
+        BrokerCredentials::Ssm => vec![Param::BrokerAccessKeyId, Param::BrokerSecretAccessKey],
+        BrokerCredentials::Ambient => Vec::new(),
+    }
+}
+
+impl IssueState {
+    /// Reads the secrets (one SSM call) and builds every client once.
+    pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
+        let (shared, mut secrets) = Shared::load(sdk, settings, &broker_params(settings)).await?;
+        Ok(Self::build(
+            shared,
+            sdk,
+            settings,
+            secrets.broker_keys().as_ref(),
+        ))
+    }
+
+    fn build(
+        shared: Shared,
+        sdk: &SdkConfig,
+        settings: &Settings,
+        broker_keys: Option<&StaticKeys>,
+    ) -> Self {
         let signing = match settings.broker_credentials {
             BrokerCredentials::Ssm => BrokerSigning::IamUser,
             BrokerCredentials::Ambient => BrokerSigning::RoleChain,
         };
-
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let directory = Arc::new(DynamoDirectory::new(
-            dynamodb.clone(),
-            &settings.directory_table,
-        ));
         let issuer = CredentialIssuer {
-            directory: directory.clone(),
-            broker: Arc::new(StsBroker::new(sdk, broker_keys.as_ref())),
-            vault: Arc::new(KmsVault::new(aws_sdk_kms::Client::new(sdk))),
-            audit: Arc::new(DynamoAuditLog::new(dynamodb, &settings.audit_table)),
-            clock: clock.clone(),
+            directory: shared.directory.clone(),
+            broker: Arc::new(StsBroker::new(sdk, broker_keys)),
+            vault: shared.second_factor.vault.clone(),
+            audit: shared.audit.clone(),
+            clock: shared.clock.clone(),
             signing,
+            second_factor: shared.second_factor.clone(),
+            approvals: shared.approvals.clone(),
         };
-        Ok(Self {
+        Self {
             issuer: Arc::new(issuer),
             catalog: Arc::new(Catalog {
-                directory: directory.clone(),
-                clock: clock.clone(),
+                directory: shared.directory.clone(),
+                clock: shared.clock.clone(),
             }),
-            auth: Arc::new(Authenticator {
-                jwt,
-                directory,
-                clock,
+            shared,
+        }
+    }
+}
+
+/// State of the enroll-totp routes: enrollment, local login, passwords.
+#[derive(Clone)]
+pub struct EnrollState {
+    pub shared: Shared,
+    pub enrollment: Arc<Enrollment>,
+    pub login: Arc<LocalLogin>,
+    pub password: Arc<PasswordChange>,
+    pub session_lifetime: time::Duration,
+}
+
+impl FromRef<EnrollState> for Arc<Authenticator> {
+    fn from_ref(state: &EnrollState) -> Self {
+        state.shared.auth.clone()
+    }
+}
+
+impl EnrollState {
+    pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
+        let (shared, _) = Shared::load(sdk, settings, &[]).await?;
+        Self::build(shared, settings)
+    }
+
+    fn build(shared: Shared, settings: &Settings) -> Result<Self, StartupError> {
+        if settings.kms_key.is_none() {
+            return Err(ConfigError::Missing(env::KMS_KEY).into());
+        }
+        let issuer = TotpIssuer::parse(&settings.totp_issuer).map_err(|e: InvalidValue| {
+            ConfigError::Invalid {
+                name: env::TOTP_ISSUER,
+                reason: e.reason,
+            }
+        })?;
+        Ok(Self {
+            enrollment: Arc::new(Enrollment {
+                verifier: shared.second_factor.clone(),
+                entropy: shared.entropy.clone(),
+                issuer,
             }),
+            login: Arc::new(LocalLogin {
+                directory: shared.directory.clone(),
+                verifier: shared.second_factor.clone(),
+            }),
+            password: Arc::new(PasswordChange {
+                verifier: shared.second_factor.clone(),
+                entropy: shared.entropy.clone(),
+            }),
+            session_lifetime: time::Duration::minutes(i64::from(settings.session_minutes)),
+            shared,
         })
     }
+}
+
+/// Every router's state at once, from one read of the secrets (`cooper serve`).
+pub async fn load_all(
+    sdk: &SdkConfig,
+    settings: &Settings,
+) -> Result<(IssueState, EnrollState), StartupError> {
+    let (shared, mut secrets) = Shared::load(sdk, settings, &broker_params(settings)).await?;
+    let issue = IssueState::build(
+        shared.clone(),
+        sdk,
+        settings,
+        secrets.broker_keys().as_ref(),
+    );
+    let enroll = EnrollState::build(shared, settings)?;
+    Ok((issue, enroll))
 }

@@ -15,7 +15,6 @@
 //! by level make the cascade a key-range Query. Reads that decide access are strongly consistent,
 //! so a revoked grant stops working at once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,13 +26,11 @@ use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
 use cooper_core::token::{ApiTokenRecord, TokenId};
 use futures_util::future::try_join_all;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{code_of, corrupt, upstream};
-
-type Item = HashMap<String, AttributeValue>;
+use crate::items::{Item, Keyed, from_item, key, sort_key, to_item};
 
 /// DynamoDB's BatchGetItem limit.
 const BATCH_GET_MAX: usize = 100;
@@ -94,21 +91,6 @@ pub mod keys {
         // '~' sorts after every character a target name may hold.
         ("TARGET#".into(), format!("TARGET#{:04}#~", level.get()))
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Keyed<T> {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<String>,
-    item: String,
-    #[serde(flatten)]
-    body: T,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,34 +155,6 @@ impl GrantBody {
             scope,
             expires_at: self.expires_at,
         })
-    }
-}
-
-fn to_item<T: Serialize>(value: &T) -> Result<Item, UpstreamError> {
-    serde_dynamo::to_item(value)
-        .map_err(|e| corrupt(Service::DynamoDb, format!("could not encode an item: {e}")))
-}
-
-fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, UpstreamError> {
-    serde_dynamo::from_item(item).map_err(|e| {
-        corrupt(
-            Service::DynamoDb,
-            format!("stored {what} is unreadable: {e}"),
-        )
-    })
-}
-
-fn key((pk, sk): (String, String)) -> Item {
-    HashMap::from([
-        ("PK".to_owned(), AttributeValue::S(pk)),
-        ("SK".to_owned(), AttributeValue::S(sk)),
-    ])
-}
-
-fn sort_key(item: &Item) -> &str {
-    match item.get("SK") {
-        Some(AttributeValue::S(sk)) => sk,
-        _ => "",
     }
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_ssm::types::ParameterType;
 use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
@@ -92,7 +92,24 @@ pub async fn ensure_directory_table(
         .key_schema(key("PK", KeyType::Hash)?)
         .key_schema(key("SK", KeyType::Range)?)
         .global_secondary_indexes(index(GSI1, "GSI1PK", "GSI1SK")?);
-    ensure_table(client, table, create, "PK,SK").await
+    let outcome = ensure_table(client, table, create, "PK,SK").await?;
+    if outcome == Outcome::Created {
+        // Pending enrollments and old approval requests carry a `ttl`: DynamoDB removes them.
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .send()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))?;
+    }
+    Ok(outcome)
 }
 
 /// The audit table: `id`, three time-ordered indexes, and a stream of new records.

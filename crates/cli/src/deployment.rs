@@ -23,6 +23,16 @@ pub struct DeploymentArgs {
     /// What signs AssumeRole: the broker IAM user's keys from SSM, or the ambient credentials.
     #[arg(long, env = env::BROKER_CREDENTIALS, default_value = "ssm", value_parser = ["ssm", "ambient"])]
     pub broker_credentials: String,
+    /// The KMS key new secrets (TOTP) are sealed under.
+    #[arg(long, env = env::KMS_KEY, default_value = "alias/cooper")]
+    pub kms_key: String,
+    /// The issuer authenticator apps show.
+    #[arg(long, env = env::TOTP_ISSUER, default_value = settings::DEFAULT_TOTP_ISSUER)]
+    pub totp_issuer: String,
+    /// How long a login session lasts, in minutes.
+    #[arg(long, env = env::SESSION_MINUTES, default_value_t = settings::DEFAULT_SESSION_MINUTES,
+          value_parser = clap::value_parser!(u32).range(5..=i64::from(settings::MAX_SESSION_MINUTES)))]
+    pub session_minutes: u32,
 }
 
 impl DeploymentArgs {
@@ -38,6 +48,9 @@ impl DeploymentArgs {
             } else {
                 BrokerCredentials::Ssm
             },
+            kms_key: Some(self.kms_key.clone()),
+            totp_issuer: self.totp_issuer.clone(),
+            session_minutes: self.session_minutes,
         }
     }
 }

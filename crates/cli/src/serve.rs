@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Args;
 use cooper_api::host::serve_local;
 use cooper_api::router;
-use cooper_api::state::IssueState;
+use cooper_api::state::load_all;
 
 use crate::deployment::DeploymentArgs;
 
@@ -21,8 +21,8 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let settings = args.deployment.settings();
     let sdk = cooper_aws::load_sdk_config().await;
-    let state = IssueState::load(&sdk, &settings).await?;
-    let app = router::edge(router::issue_credentials(state));
+    let (issue, enroll) = load_all(&sdk, &settings).await?;
+    let app = router::edge(router::issue_credentials(issue).merge(router::enroll_totp(enroll)));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -29,9 +29,6 @@ type Error = Box<dyn std::error::Error>;
 pub struct SetupArgs {
     #[command(flatten)]
     deployment: DeploymentArgs,
-    /// The KMS key alias to use, created if it names no key.
-    #[arg(long, env = "COOPER_KMS_KEY", default_value = "alias/cooper")]
-    kms_key: String,
     /// The IAM user whose keys sign AssumeRole (created, with a key, if its SSM parameters are missing).
     #[arg(long, default_value = "cooper-broker")]
     broker_user: String,
@@ -109,8 +106,9 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
     );
     step("audit table", &settings.audit_table, audit_table);
 
-    let (kms_key, key_outcome) = provisioning::ensure_kms_key(&kms, &args.kms_key).await?;
-    step("KMS key", &args.kms_key, key_outcome);
+    let (kms_key, key_outcome) =
+        provisioning::ensure_kms_key(&kms, &args.deployment.kms_key).await?;
+    step("KMS key", &args.deployment.kms_key, key_outcome);
 
     let mut fresh_key = [0u8; 32];
     OsEntropy.fill(&mut fresh_key)?;

@@ -16,6 +16,8 @@ pub enum AuthMethod {
     CooperJwt,
     /// A per-user API token, for scripts and CI.
     ApiToken(TokenId),
+    /// An approver standing next to the requester, proven by their own fresh TOTP code alone.
+    ApproverCode,
 }
 
 impl fmt::Display for AuthMethod {
@@ -23,6 +25,7 @@ impl fmt::Display for AuthMethod {
         match self {
             Self::CooperJwt => f.write_str("jwt"),
             Self::ApiToken(id) => write!(f, "api_token:{id}"),
+            Self::ApproverCode => f.write_str("approver_code"),
         }
     }
 }

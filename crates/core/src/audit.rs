@@ -14,6 +14,26 @@ pub enum AuditEvent {
     CredentialsIssued,
     #[serde(rename = "credentials.denied")]
     CredentialsDenied,
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval.approved")]
+    ApprovalApproved,
+    #[serde(rename = "approval.refused")]
+    ApprovalRefused,
+    #[serde(rename = "totp.enrollment_started")]
+    TotpEnrollmentStarted,
+    #[serde(rename = "totp.enrolled")]
+    TotpEnrolled,
+    #[serde(rename = "totp.enrollment_refused")]
+    TotpEnrollmentRefused,
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    #[serde(rename = "session.refused")]
+    SessionRefused,
+    #[serde(rename = "password.changed")]
+    PasswordChanged,
+    #[serde(rename = "password.refused")]
+    PasswordRefused,
 }
 
 /// Where a request came from, as the HTTP edge saw it.
@@ -58,4 +78,38 @@ pub struct AuditRecord {
     /// Why access was given (the grant) or refused (the denial code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The second person who approved (for issuances and approvals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record of `event` by `actor`, for the request `meta`; the details start empty.
+    pub fn new(
+        meta: &RequestMeta,
+        at: OffsetDateTime,
+        event: AuditEvent,
+        actor: &str,
+        auth: &str,
+    ) -> Self {
+        Self {
+            id: meta.request_id.clone(),
+            at,
+            event,
+            actor: actor.to_owned(),
+            auth: auth.to_owned(),
+            source_ip: meta.source_ip,
+            target: None,
+            account: None,
+            access_key_id: None,
+            principal_arn: None,
+            expiration: None,
+            duration_seconds: None,
+            reason: None,
+            approved_by: None,
+            approval_id: None,
+        }
+    }
 }

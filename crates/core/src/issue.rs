@@ -1,4 +1,5 @@
-//! Issuing credentials: decide by grants, validate every STS input, call STS, audit durably, then answer.
+//! Issuing credentials: decide by grants, check the second factors a target asks for, validate
+//! every STS input, call STS, audit durably, then answer.
 
 use std::sync::Arc;
 
@@ -6,8 +7,10 @@ use futures_util::future::try_join;
 use time::OffsetDateTime;
 
 use crate::access::{Caller, Denial, Identity, caller_group_grant};
+use crate::approval::{ApprovalError, ApprovalId, ApprovalProof, Approvals};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::clock::Clock;
+use crate::factors::{FactorError, SecondFactor};
 use crate::model::{Grant, Target, TargetKind};
 use crate::names::{FederatedUserName, RoleSessionName, SourceIdentity, TargetName, UserName};
 use crate::ports::{
@@ -15,12 +18,28 @@ use crate::ports::{
     KeyVault, UpstreamError,
 };
 use crate::session::{BrokerSigning, DurationOutOfRange, SessionDuration};
+use crate::totp::TotpCode;
 
 /// What a caller asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CredentialRequest {
     pub target: TargetName,
     pub duration_seconds: Option<u64>,
+    /// The caller's fresh code, for a high-security target.
+    pub totp: Option<TotpCode>,
+    /// A second person's approval, for a target that requires one.
+    pub approval: Option<ApprovalProof>,
+}
+
+impl CredentialRequest {
+    pub fn new(target: TargetName) -> Self {
+        Self {
+            target,
+            duration_seconds: None,
+            totp: None,
+            approval: None,
+        }
+    }
 }
 
 /// Credentials handed out, with what they are for.
@@ -29,6 +48,7 @@ pub struct Issuance {
     pub credentials: IssuedCredentials,
     pub target: Target,
     pub duration: SessionDuration,
+    pub approved_by: Option<UserName>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +57,33 @@ pub enum IssueError {
     Denied(#[from] Denial),
     #[error(transparent)]
     InvalidDuration(#[from] DurationOutOfRange),
+    #[error("this target needs a fresh TOTP code (totp)")]
+    TotpRequired,
     #[error(transparent)]
-    Upstream(UpstreamError),
+    SecondFactor(#[from] FactorError),
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// STS answered, but the audit record could not be written: the credentials are withheld.
     #[error("the audit record could not be written: {0}")]
     AuditUnavailable(UpstreamError),
+}
+
+impl IssueError {
+    /// The code of a refusal worth an audit record (the caller was known and said no to), or
+    /// `None` for bad input and failures of our own.
+    fn refusal_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Denied(d) => Some(d.code()),
+            Self::TotpRequired => Some("totp_required"),
+            Self::SecondFactor(FactorError::Upstream(_))
+            | Self::Approval(ApprovalError::Upstream(_)) => None,
+            Self::SecondFactor(e) => Some(e.code()),
+            Self::Approval(e) => Some(e.code()),
+            Self::InvalidDuration(_) | Self::Upstream(_) | Self::AuditUnavailable(_) => None,
+        }
+    }
 }
 
 /// The credential-issuing use case, over the ports.
@@ -52,6 +94,8 @@ pub struct CredentialIssuer {
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub signing: BrokerSigning,
+    pub second_factor: Arc<SecondFactor>,
+    pub approvals: Arc<Approvals>,
 }
 
 impl CredentialIssuer {
@@ -64,39 +108,45 @@ impl CredentialIssuer {
         let now = self.clock.now();
         let auth = identity.method.to_string();
         let user = identity.user.clone();
-        let actor = user.to_string();
 
-        let (target, grant) = match self.authorize(identity, &request.target, now).await {
+        let checked = self.checked(identity, request, now).await;
+        let (target, grant, duration, approved_by, approval_id) = match checked {
             Ok(found) => found,
-            Err(IssueError::Denied(denial)) => {
-                self.audit_denial(&actor, &auth, request, meta, now, denial)
-                    .await;
-                return Err(denial.into());
+            Err(error) => {
+                if let Some(code) = error.refusal_code() {
+                    let mut record = AuditRecord::new(
+                        meta,
+                        now,
+                        AuditEvent::CredentialsDenied,
+                        user.as_str(),
+                        &auth,
+                    );
+                    record.target = Some(request.target.clone());
+                    record.reason = Some(code.to_owned());
+                    self.audit_refusal(&record).await;
+                }
+                return Err(error);
             }
-            Err(other) => return Err(other),
         };
 
-        let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?;
-        let credentials = self
-            .call_sts(&target, &user, duration)
-            .await
-            .map_err(IssueError::Upstream)?;
+        let credentials = self.call_sts(&target, &user, duration).await?;
 
-        let record = AuditRecord {
-            id: meta.request_id.clone(),
-            at: now,
-            event: AuditEvent::CredentialsIssued,
-            actor,
-            auth,
-            source_ip: meta.source_ip,
-            target: Some(target.name.clone()),
-            account: Some(target.account.clone()),
-            access_key_id: Some(credentials.access_key_id.clone()),
-            principal_arn: Some(credentials.principal_arn.clone()),
-            expiration: Some(credentials.expiration),
-            duration_seconds: Some(duration.seconds()),
-            reason: Some(grant.to_string()),
-        };
+        let mut record = AuditRecord::new(
+            meta,
+            now,
+            AuditEvent::CredentialsIssued,
+            user.as_str(),
+            &auth,
+        );
+        record.target = Some(target.name.clone());
+        record.account = Some(target.account.clone());
+        record.access_key_id = Some(credentials.access_key_id.clone());
+        record.principal_arn = Some(credentials.principal_arn.clone());
+        record.expiration = Some(credentials.expiration);
+        record.duration_seconds = Some(duration.seconds());
+        record.reason = Some(grant.to_string());
+        record.approved_by = approved_by.as_ref().map(ToString::to_string);
+        record.approval_id = approval_id.as_ref().map(ToString::to_string);
         // Fail closed: the credentials exist in AWS now, but nobody receives them unless the
         // record of who got them is durably stored.
         self.audit
@@ -108,12 +158,49 @@ impl CredentialIssuer {
             credentials,
             target,
             duration,
+            approved_by,
         })
+    }
+
+    /// Everything before STS: the grant, the duration, the caller's fresh code for a
+    /// high-security target, and a second person's approval for a target that requires one.
+    async fn checked(
+        &self,
+        identity: Identity,
+        request: &CredentialRequest,
+        now: OffsetDateTime,
+    ) -> Result<
+        (
+            Target,
+            Grant,
+            SessionDuration,
+            Option<UserName>,
+            Option<ApprovalId>,
+        ),
+        IssueError,
+    > {
+        let user = identity.user.clone();
+        let (target, grant) = self.authorize(identity, &request.target, now).await?;
+        let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?;
+        if target.high_security {
+            let code = request.totp.as_ref().ok_or(IssueError::TotpRequired)?;
+            self.second_factor.verify(&user, code).await?;
+        }
+        let (approved_by, approval_id) = if target.requires_approval() {
+            let (by, id) = self
+                .approvals
+                .check_proof(&user, &target, request.approval.as_ref())
+                .await?;
+            (Some(by), id)
+        } else {
+            (None, None)
+        };
+        Ok((target, grant, duration, approved_by, approval_id))
     }
 
     /// Deny by default: the caller must be an active user, the target must exist, and a grant of
     /// the user or of one of their groups must cover it.
-    async fn authorize(
+    pub async fn authorize(
         &self,
         identity: Identity,
         target_name: &TargetName,
@@ -123,13 +210,13 @@ impl CredentialIssuer {
             self.directory.user_profile(&identity.user),
             self.directory.target(target_name),
         )
-        .await
-        .map_err(IssueError::Upstream)?;
+        .await?;
         let caller = Caller::admit(identity, profile, now)?;
         let target = target.ok_or(Denial::NotGranted)?;
 
         if let Some(grant) = caller.direct_grant_for(&target, now) {
-            return Ok((target.clone(), grant.clone()));
+            let grant = grant.clone();
+            return Ok((target, grant));
         }
         if caller.groups.is_empty() {
             return Err(Denial::NotGranted.into());
@@ -137,8 +224,7 @@ impl CredentialIssuer {
         let group_grants = self
             .directory
             .group_grants_for(&caller.groups, &target)
-            .await
-            .map_err(IssueError::Upstream)?;
+            .await?;
         let grant = caller_group_grant(&caller, &group_grants, &target, now)
             .ok_or(Denial::NotGranted)?
             .clone();
@@ -185,34 +271,11 @@ impl CredentialIssuer {
         }
     }
 
-    /// Refusals are audited too, so that probing shows up; but a refusal stands whether or not its
-    /// record could be written.
-    async fn audit_denial(
-        &self,
-        actor: &str,
-        auth: &str,
-        request: &CredentialRequest,
-        meta: &RequestMeta,
-        now: OffsetDateTime,
-        denial: Denial,
-    ) {
-        let record = AuditRecord {
-            id: meta.request_id.clone(),
-            at: now,
-            event: AuditEvent::CredentialsDenied,
-            actor: actor.to_owned(),
-            auth: auth.to_owned(),
-            source_ip: meta.source_ip,
-            target: Some(request.target.clone()),
-            account: None,
-            access_key_id: None,
-            principal_arn: None,
-            expiration: None,
-            duration_seconds: None,
-            reason: Some(denial.code().to_owned()),
-        };
-        if let Err(error) = self.audit.append(&record).await {
-            tracing::warn!(%error, request_id = %meta.request_id, "could not audit a denial");
+    /// Refusals are audited too, so that probing shows up; but a refusal stands whether or not
+    /// its record could be written.
+    async fn audit_refusal(&self, record: &AuditRecord) {
+        if let Err(error) = self.audit.append(record).await {
+            tracing::warn!(%error, request_id = %record.id, "could not audit a refusal");
         }
     }
 }

@@ -2,13 +2,17 @@
 //! that adapters implement. Nothing here knows AWS, Lambda or HTTP.
 
 pub mod access;
+pub mod approval;
 pub mod audit;
 pub mod catalog;
 pub mod clock;
+pub mod factors;
 pub mod issue;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod password;
 pub mod ports;
 pub mod session;
 pub mod token;
+pub mod totp;

@@ -33,6 +33,10 @@ pub struct Target {
     pub high_security: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Who may approve a request for this target. Not empty: every issuance needs a second
+    /// person's approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<Principal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +51,7 @@ pub enum TargetKind {
     /// GetFederationToken with the account's IAM-user keys (held KMS-encrypted), scoped by `session_policy`.
     FederatedUser {
         partition: Partition,
-        sealed_keys: SealedKeys,
+        sealed_keys: Sealed,
         session_policy: SessionPolicy,
     },
 }
@@ -98,7 +102,7 @@ impl Target {
         name: TargetName,
         account: &Account,
         level: Level,
-        sealed_keys: SealedKeys,
+        sealed_keys: Sealed,
         session_policy: SessionPolicy,
         max_duration_seconds: Option<u32>,
     ) -> Result<Self, InvalidValue> {
@@ -138,7 +142,12 @@ impl Target {
             max_duration_seconds: max,
             high_security: false,
             description: None,
+            approvers: Vec::new(),
         })
+    }
+
+    pub fn requires_approval(&self) -> bool {
+        !self.approvers.is_empty()
     }
 
     pub fn partition(&self) -> Partition {
@@ -149,13 +158,13 @@ impl Target {
     }
 }
 
-/// KMS ciphertext (base64) of a federated-user target's `AKID|SECRET`. Not usable without KMS, but
-/// still kept out of logs.
+/// KMS ciphertext, base64: a federated-user target's `AKID|SECRET`, or a user's TOTP secret. Not
+/// usable without KMS (and the right encryption context), but still kept out of logs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct SealedKeys(String);
+pub struct Sealed(String);
 
-impl SealedKeys {
+impl Sealed {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         let ok = !value.is_empty()
             && value.len() <= 8192
@@ -166,8 +175,8 @@ impl SealedKeys {
             Ok(Self(value.to_owned()))
         } else {
             Err(InvalidValue::new(
-                "sealed_keys",
-                "must be the base64 blob that `cooper encrypt` prints",
+                "sealed",
+                "must be a base64 KMS ciphertext (for keys: the blob `cooper encrypt` prints)",
             ))
         }
     }
@@ -177,22 +186,22 @@ impl SealedKeys {
     }
 }
 
-impl TryFrom<String> for SealedKeys {
+impl TryFrom<String> for Sealed {
     type Error = InvalidValue;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value)
     }
 }
 
-impl From<SealedKeys> for String {
-    fn from(value: SealedKeys) -> String {
+impl From<Sealed> for String {
+    fn from(value: Sealed) -> String {
         value.0
     }
 }
 
-impl fmt::Debug for SealedKeys {
+impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SealedKeys(..)")
+        f.write_str("Sealed(..)")
     }
 }
 
@@ -260,8 +269,9 @@ impl User {
     }
 }
 
-/// Who a grant is given to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who a grant is given to (or who may approve): `{"user": "alice"}`, `{"group": "ops"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Principal {
     User(UserName),
     Group(GroupName),

@@ -8,13 +8,15 @@ use time::OffsetDateTime;
 
 use crate::access::UserProfile;
 use crate::audit::AuditRecord;
-use crate::model::{FederationKeys, Grant, SealedKeys, Target};
+use crate::model::{FederationKeys, Grant, Sealed, Target};
 use crate::names::{
     AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
 };
+use crate::password::PasswordHash;
 use crate::session::SessionDuration;
 use crate::token::{ApiTokenRecord, TokenId};
+use crate::totp::TotpSecret;
 
 /// The AWS service behind a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +156,102 @@ pub trait CredentialBroker: Send + Sync {
 /// KMS, for the federated-user keys a target carries.
 #[async_trait]
 pub trait KeyVault: Send + Sync {
-    async fn open_federation_keys(
+    async fn open_federation_keys(&self, sealed: &Sealed) -> Result<FederationKeys, UpstreamError>;
+
+    /// Seals a TOTP secret under an encryption context naming `user`: it opens for no one else.
+    async fn seal_totp_secret(
         &self,
-        sealed: &SealedKeys,
-    ) -> Result<FederationKeys, UpstreamError>;
+        user: &UserName,
+        secret: &TotpSecret,
+    ) -> Result<Sealed, UpstreamError>;
+
+    async fn open_totp_secret(
+        &self,
+        user: &UserName,
+        sealed: &Sealed,
+    ) -> Result<TotpSecret, UpstreamError>;
+}
+
+/// A user's active TOTP enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpEnrollment {
+    pub sealed: Sealed,
+    /// The last step whose code was accepted: no code of it, or of an earlier step, is accepted again.
+    pub last_step: u64,
+    pub enrolled_at: OffsetDateTime,
+}
+
+/// A TOTP secret handed out but not yet confirmed with a first code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTotp {
+    pub sealed: Sealed,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Everything cooper keeps to authenticate one user locally, read in one go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthFactors {
+    pub totp: Option<TotpEnrollment>,
+    pub pending: Option<PendingTotp>,
+    pub password: Option<PasswordHash>,
+    /// Failed attempts (codes, passwords) since the last success.
+    pub failures: u32,
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// The result of claiming a TOTP step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepClaim {
+    Accepted,
+    /// This step, or a later one, was already used.
+    Replayed,
+}
+
+/// Where users' authentication factors live. Claims are atomic conditional writes, correct
+/// under concurrent requests.
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    async fn factors(&self, user: &UserName) -> Result<AuthFactors, UpstreamError>;
+
+    async fn put_pending_totp(
+        &self,
+        user: &UserName,
+        pending: &PendingTotp,
+    ) -> Result<(), UpstreamError>;
+
+    /// Makes the pending secret the active one (replacing any other), with `enrollment.last_step`
+    /// claimed; refused (`Replayed`) if the pending secret changed meanwhile.
+    async fn activate_totp(
+        &self,
+        user: &UserName,
+        enrollment: &TotpEnrollment,
+    ) -> Result<StepClaim, UpstreamError>;
+
+    /// Claims `step` for the user's active enrollment, if no step at or after it was claimed;
+    /// clears the failure count when `clear_failures`.
+    async fn claim_step(
+        &self,
+        user: &UserName,
+        step: u64,
+        clear_failures: bool,
+    ) -> Result<StepClaim, UpstreamError>;
+
+    /// Counts one failure. When the count reaches `limit`, the user is locked until `until` and
+    /// the count starts again; returns the lock if this failure set one.
+    async fn record_failure(
+        &self,
+        user: &UserName,
+        limit: u32,
+        until: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, UpstreamError>;
+
+    async fn set_password(
+        &self,
+        user: &UserName,
+        hash: &PasswordHash,
+        at: OffsetDateTime,
+    ) -> Result<(), UpstreamError>;
+
+    /// Removes the user's TOTP enrollment (an audited administrator's reset).
+    async fn reset_totp(&self, user: &UserName) -> Result<(), UpstreamError>;
 }

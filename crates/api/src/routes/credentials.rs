@@ -3,8 +3,10 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use cooper_core::approval::{ApprovalId, ApprovalProof};
 use cooper_core::issue::{CredentialRequest, Issuance};
-use cooper_core::names::TargetName;
+use cooper_core::names::{TargetName, UserName};
+use cooper_core::totp::TotpCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -15,12 +17,48 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::IssueState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsBody {
     pub target: String,
     #[serde(default)]
     pub duration_seconds: Option<u64>,
+    /// The caller's fresh code, for a high-security target.
+    #[serde(default)]
+    pub totp: Option<String>,
+    /// Inline approval: the approver, next to the requester, and their fresh code.
+    #[serde(default)]
+    pub approver: Option<String>,
+    #[serde(default)]
+    pub approver_totp: Option<String>,
+    /// Asynchronous approval: an approved request, used once.
+    #[serde(default)]
+    pub approval_id: Option<String>,
+}
+
+impl CredentialsBody {
+    pub fn parse(self) -> Result<CredentialRequest, ApiError> {
+        let approval = match (self.approver, self.approver_totp, self.approval_id) {
+            (None, None, None) => None,
+            (Some(approver), Some(code), None) => Some(ApprovalProof::Inline {
+                approver: UserName::parse(&approver)?,
+                code: TotpCode::parse(&code)?,
+            }),
+            (None, None, Some(id)) => Some(ApprovalProof::Approved(ApprovalId::parse(&id)?)),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "give approver with approver_totp, or approval_id, not parts of both",
+                ));
+            }
+        };
+        Ok(CredentialRequest {
+            target: TargetName::parse(&self.target)?,
+            duration_seconds: self.duration_seconds,
+            totp: self.totp.as_deref().map(TotpCode::parse).transpose()?,
+            approval,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +78,8 @@ struct CredentialsResponse<'a> {
     account_id: &'a str,
     principal_arn: &'a str,
     duration_seconds: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -83,14 +123,12 @@ pub async fn issue_credentials(
         .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?
         .0;
     let format = Format::parse(&query)?;
-    let request = CredentialRequest {
-        target: TargetName::parse(&body.target)?,
-        duration_seconds: body.duration_seconds,
-    };
+    let request = body.parse()?;
     let user = identity.user.clone();
     let issuance = state.issuer.issue(identity, &request, &meta).await?;
     tracing::info!(
         %user,
+        approved_by = ?issuance.approved_by,
         target = %issuance.target.name,
         account = %issuance.target.account,
         access_key_id = %issuance.credentials.access_key_id,
@@ -119,6 +157,7 @@ fn render(issuance: &Issuance, format: Format, request_id: &str) -> Result<Respo
             account_id: issuance.target.account.as_str(),
             principal_arn: &c.principal_arn,
             duration_seconds: issuance.duration.seconds(),
+            approved_by: issuance.approved_by.as_ref().map(UserName::as_str),
             request_id,
         })
         .into_response(),

@@ -83,6 +83,7 @@ pub async fn whoami(
     let (authenticated_by, token_id) = match &caller.identity.method {
         AuthMethod::CooperJwt => ("jwt", None),
         AuthMethod::ApiToken(id) => ("api_token", Some(id.to_string())),
+        AuthMethod::ApproverCode => ("approver_code", None),
     };
     Ok(Json(WhoAmI {
         user: caller.user.name.to_string(),

@@ -1,0 +1,16 @@
+//! Lambda: enroll-totp. POST /v1/totp/enrollment(/confirm), POST /v1/sessions, PUT /v1/password.
+
+use cooper_api::settings::Settings;
+use cooper_api::state::EnrollState;
+use cooper_api::{host, router, telemetry};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    let sdk = cooper_aws::load_sdk_config().await;
+    let state = EnrollState::load(&sdk, &settings).await?;
+    host::run_lambda(router::edge(router::enroll_totp(state))).await
+}
