@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
@@ -14,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cooper_api::jwt::JwtAuthority;
 use cooper_api::settings::Settings;
-use cooper_api::state::{IssueState, load_all};
+use cooper_api::state::{IssueState, load_all_with_clock};
 use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning;
@@ -29,6 +30,7 @@ use cooper_core::token::{ApiToken, ApiTokenRecord};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT_A: &str = "111111111111";
@@ -256,6 +258,25 @@ impl Answer {
     }
 }
 
+/// A clock for the server that tests can move forward (a fake of time, which no emulator offers).
+pub struct TestClock(Mutex<OffsetDateTime>);
+
+impl TestClock {
+    fn new() -> Self {
+        Self(Mutex::new(SystemClock.now()))
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
 /// moto, cooper provisioned into it, and the issue-credentials router on a loopback port.
 pub struct TestEnv {
     pub moto: Moto,
@@ -270,6 +291,8 @@ pub struct TestEnv {
     pub http: reqwest::Client,
     /// The routers' state, for hosting them another way (the Lambda host).
     pub state: IssueState,
+    /// The server's clock: starts at the real time, and tests can move it forward.
+    pub clock: Arc<TestClock>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -288,7 +311,10 @@ impl TestEnv {
         settings.jwt_audience = "cooper-e2e-api".into();
         let kms_key = provision(&sdk, &settings).await;
         settings.kms_key = Some(kms_key.clone());
-        let (state, enroll) = load_all(&sdk, &settings).await.unwrap();
+        let clock = Arc::new(TestClock::new());
+        let (state, enroll) = load_all_with_clock(&sdk, &settings, clock.clone())
+            .await
+            .unwrap();
         let app = cooper_api::router::edge(
             cooper_api::router::issue_credentials(state.clone())
                 .merge(cooper_api::router::enroll_totp(enroll.clone())),
@@ -313,6 +339,7 @@ impl TestEnv {
             url,
             http: reqwest::Client::new(),
             state,
+            clock,
             server,
         }
     }
@@ -556,4 +583,70 @@ async fn load_jwt(sdk: &SdkConfig, settings: &Settings) -> JwtAuthority {
         &settings.jwt_audience,
     )
     .unwrap()
+}
+
+/// A code for the otpauth `uri` at `at`, from pyotp: an implementation independent of cooper's.
+pub fn pyotp_code(uri: &str, at: OffsetDateTime) -> String {
+    let output = Command::new(python())
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))",
+            uri,
+            &at.unix_timestamp().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A user's enrolled authenticator, as the test holds it.
+pub struct Authenticator {
+    pub uri: String,
+    pub secret: String,
+}
+
+impl TestEnv {
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Answer {
+        self.call(
+            reqwest::Method::POST,
+            path,
+            bearer,
+            Some(&body.to_string()),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    /// Enrolls an authenticator for the bearer's user, through the API, confirming with pyotp.
+    pub async fn enroll(&self, bearer: &str) -> Authenticator {
+        let started = self
+            .post("/v1/totp/enrollment", Some(bearer), serde_json::json!({}))
+            .await;
+        assert_eq!(started.status, 200, "{}", started.text);
+        let uri = started.body["otpauth_uri"].as_str().unwrap().to_owned();
+        let code = pyotp_code(&uri, self.clock.now());
+        let confirmed = self
+            .post(
+                "/v1/totp/enrollment/confirm",
+                Some(bearer),
+                serde_json::json!({ "totp": code }),
+            )
+            .await;
+        assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+        Authenticator {
+            uri,
+            secret: started.body["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A fresh code: the clock moves to the next 30-second step first, so it was never used.
+    pub fn fresh_code(&self, authenticator: &Authenticator) -> String {
+        self.clock.advance(time::Duration::seconds(30));
+        pyotp_code(&authenticator.uri, self.clock.now())
+    }
 }

@@ -9,6 +9,7 @@
 )]
 
 mod access;
+mod approvals;
 mod audit;
 mod bad_input;
 mod cli;
@@ -16,3 +17,4 @@ mod credentials;
 mod harness;
 mod lambda;
 mod scale;
+mod totp;

@@ -110,6 +110,7 @@ impl Shared {
         sdk: &SdkConfig,
         settings: &Settings,
         extra: &[Param],
+        clock: Arc<dyn Clock>,
     ) -> Result<(Self, Secrets), StartupError> {
         let mut wanted = vec![Param::JwtSigningKey];
         wanted.extend_from_slice(extra);
@@ -123,10 +124,7 @@ impl Shared {
             SecretsError::Missing(vec![Param::JwtSigningKey.name(&settings.ssm_prefix)])
         })?;
         let jwt = JwtAuthority::new(&jwt_key, &settings.jwt_issuer, &settings.jwt_audience)?;
-        Ok((
-            Self::build(sdk, settings, jwt, Arc::new(SystemClock)),
-            secrets,
-        ))
+        Ok((Self::build(sdk, settings, jwt, clock), secrets))
     }
 }
 
@@ -181,7 +179,9 @@ fn broker_params(settings: &Settings) -> Vec<Param> {
 impl IssueState {
     /// Reads the secrets (one SSM call) and builds every client once.
     pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
-        let (shared, mut secrets) = Shared::load(sdk, settings, &broker_params(settings)).await?;
+        let clock = Arc::new(SystemClock);
+        let (shared, mut secrets) =
+            Shared::load(sdk, settings, &broker_params(settings), clock).await?;
         Ok(Self::build(
             shared,
             sdk,
@@ -239,7 +239,7 @@ impl FromRef<EnrollState> for Arc<Authenticator> {
 
 impl EnrollState {
     pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
-        let (shared, _) = Shared::load(sdk, settings, &[]).await?;
+        let (shared, _) = Shared::load(sdk, settings, &[], Arc::new(SystemClock)).await?;
         Self::build(shared, settings)
     }
 
@@ -278,7 +278,17 @@ pub async fn load_all(
     sdk: &SdkConfig,
     settings: &Settings,
 ) -> Result<(IssueState, EnrollState), StartupError> {
-    let (shared, mut secrets) = Shared::load(sdk, settings, &broker_params(settings)).await?;
+    load_all_with_clock(sdk, settings, Arc::new(SystemClock)).await
+}
+
+/// As `load_all`, on a given clock (tests move time forward to see codes and locks expire).
+pub async fn load_all_with_clock(
+    sdk: &SdkConfig,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<(IssueState, EnrollState), StartupError> {
+    let (shared, mut secrets) =
+        Shared::load(sdk, settings, &broker_params(settings), clock).await?;
     let issue = IssueState::build(
         shared.clone(),
         sdk,
