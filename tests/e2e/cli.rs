@@ -10,7 +10,9 @@ use cooper_core::ports::KeyVault;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::harness::{Moto, REGION, sdk_for};
+use std::path::PathBuf;
+
+use crate::harness::{Moto, REGION, pyotp_code, sdk_for};
 
 fn cooper(moto: &Moto) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cooper"));
@@ -269,4 +271,131 @@ async fn tokens_are_issued_listed_and_revoked_at_once() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+}
+
+/// Runs `cooper` with `input` on stdin; returns stdout, or panics with stderr.
+fn run_with_input(command: &mut Command, input: &str) -> String {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "cooper failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_password_login_and_approve_from_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let client = |args: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args(args)
+            .args(["--endpoint", &url])
+            .env("COOPER_CONFIG_DIR", &config);
+        c
+    };
+
+    // Three operations, each needs a code of a later step than the last: use the steps one
+    // before, at and one after now (all within the accepted skew), away from a step boundary.
+    let mut now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now % 30 > 24 {
+        std::thread::sleep(std::time::Duration::from_secs(31 - now % 30));
+        now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+    }
+    let at = |offset: i64| time::OffsetDateTime::from_unix_timestamp(now as i64 + offset).unwrap();
+
+    // `cooper enroll` prints the URI, then reads the first code.
+    let mut child = client(&["enroll", "--no-qr", "--token", &token])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let uri = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no otpauth URI printed"
+        );
+        if let Some(uri) = line.trim().strip_prefix("otpauth URI: ") {
+            break uri.to_owned();
+        }
+    };
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{}", pyotp_code(&uri, at(-30))).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let password = "a long demo passphrase";
+    run_with_input(
+        &mut client(&["password", "--token", &token]),
+        &format!("{password}\n{password}\n{}\n", pyotp_code(&uri, at(0))),
+    );
+    run_with_input(
+        &mut client(&["login", "--user", "demo"]),
+        &format!("{password}\n{}\n", pyotp_code(&uri, at(30))),
+    );
+
+    // The session is kept for the owner only, and works.
+    let session_file = config.join("session.json");
+    let mode = std::fs::metadata(&session_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let session: Value = serde_json::from_slice(&std::fs::read(&session_file).unwrap()).unwrap();
+    let me = reqwest::Client::new()
+        .get(format!("{url}/v1/whoami"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    // `cooper approve` (using the saved session) reports the server's refusal plainly.
+    let output = client(&["approve", &"0".repeat(32)]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("approval_not_found") && stderr.contains("HTTP 404"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&config);
 }

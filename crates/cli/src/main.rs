@@ -1,7 +1,9 @@
 //! `cooper`: set up a deployment, seal federation keys, and serve the API locally.
 
+mod client;
 mod deployment;
 mod encrypt;
+mod factors;
 mod serve;
 mod setup;
 mod token;
@@ -31,6 +33,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Issue, list and revoke users' API tokens (operators, with AWS access to the directory).
     Token(token::TokenArgs),
+    /// Enroll an authenticator app: shows a QR code, then asks for its first code.
+    Enroll(factors::EnrollArgs),
+    /// Sign in with password and code; the session is saved for the other commands.
+    Login(factors::LoginArgs),
+    /// Set or change your password (needs your authenticator).
+    Password(factors::PasswordArgs),
+    /// Approve someone's request for a target that needs a second person.
+    Approve(factors::ApproveArgs),
 }
 
 #[tokio::main]
@@ -42,6 +52,10 @@ async fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Token(args) => token::run(args).await,
+        Command::Enroll(args) => factors::enroll(args).await,
+        Command::Login(args) => factors::login(args).await,
+        Command::Password(args) => factors::password(args).await,
+        Command::Approve(args) => factors::approve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,258 @@
+//! Talking to a cooper deployment: the endpoint, the caller's bearer token, and errors a person
+//! understands (the server's code and message, and the request id to quote).
+
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The cooper API.
+    #[arg(long, env = "COOPER_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    pub endpoint: String,
+    /// A bearer token (an API token or a session); by default, the session `cooper login` saved.
+    #[arg(long, env = "COOPER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// The server answered with an error.
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    Transport(String),
+    NotLoggedIn(String),
+    Input(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api {
+                status,
+                code,
+                message,
+                request_id,
+            } => {
+                write!(
+                    f,
+                    "{message} ({code}, HTTP {}, request {request_id})",
+                    status.as_u16()
+                )
+            }
+            Self::Transport(e) => write!(f, "cannot reach cooper: {e}"),
+            Self::NotLoggedIn(endpoint) => write!(
+                f,
+                "no token for {endpoint}: run `cooper login`, or pass --token / COOPER_TOKEN"
+            ),
+            Self::Input(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A session saved by `cooper login`, for one endpoint.
+#[derive(Serialize, Deserialize)]
+pub struct SavedSession {
+    pub endpoint: String,
+    pub user: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// Where the CLI keeps its files: `COOPER_CONFIG_DIR`, else `$XDG_CONFIG_HOME/cooper`, else
+/// `~/.config/cooper`.
+pub fn config_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("COOPER_CONFIG_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Some(PathBuf::from(dir).join("cooper"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/cooper"))
+}
+
+fn session_path() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("session.json"))
+}
+
+/// Writes `contents` readable by the owner only (0600), replacing the file atomically.
+pub fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+pub fn save_session(session: &SavedSession) -> Result<PathBuf, ClientError> {
+    let path = session_path()
+        .ok_or_else(|| ClientError::Input("no home directory to keep the session in".into()))?;
+    let json = serde_json::to_vec_pretty(session).map_err(|e| ClientError::Input(e.to_string()))?;
+    write_private(&path, &json)
+        .map_err(|e| ClientError::Input(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn saved_token(endpoint: &str) -> Option<SecretString> {
+    let text = std::fs::read(session_path()?).ok()?;
+    let session: SavedSession = serde_json::from_slice(&text).ok()?;
+    (session.endpoint == endpoint).then(|| SecretString::from(session.token))
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Option<SecretString>,
+}
+
+impl Client {
+    pub fn new(args: &ClientArgs) -> Result<Self, ClientError> {
+        let endpoint = args.endpoint.trim_end_matches('/').to_owned();
+        let token = args
+            .token
+            .clone()
+            .map(SecretString::from)
+            .or_else(|| saved_token(&endpoint));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("cooper-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoint,
+            token,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A request without a bearer token (login).
+    pub async fn anonymous(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        self.send(method, path, body, None).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let token = self
+            .token
+            .as_ref()
+            .ok_or_else(|| ClientError::NotLoggedIn(self.endpoint.clone()))?;
+        self.send(method, path, body, Some(token)).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&SecretString>,
+    ) -> Result<Value, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.endpoint));
+        if let Some(token) = token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                ClientError::Transport(format!("HTTP {status}: not a cooper answer"))
+            })?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let error = &value["error"];
+        Err(ClientError::Api {
+            status,
+            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: error["message"]
+                .as_str()
+                .unwrap_or("the server refused the request")
+                .to_owned(),
+            request_id: error["request_id"].as_str().unwrap_or("-").to_owned(),
+        })
+    }
+}
+
+/// Asks for a line: on a terminal with a prompt (hidden when `secret`), else read from stdin.
+pub fn ask(prompt: &str, secret: bool) -> Result<SecretString, ClientError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        if secret {
+            return rpassword::prompt_password(prompt)
+                .map(SecretString::from)
+                .map_err(|e| ClientError::Input(e.to_string()));
+        }
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let line = line.trim_end_matches(['\r', '\n']).to_owned();
+    if line.is_empty() {
+        return Err(ClientError::Input(format!(
+            "nothing given for {}",
+            prompt.trim().trim_end_matches(':')
+        )));
+    }
+    Ok(SecretString::from(line))
+}

@@ -1,0 +1,168 @@
+//! `cooper enroll`, `cooper login`, `cooper password`, `cooper approve`: second factors from the terminal.
+
+use clap::Args;
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::client::{ClientArgs, ClientError, SavedSession, ask, save_session};
+
+type Error = Box<dyn std::error::Error>;
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Print the otpauth URI only, no QR code.
+    #[arg(long)]
+    no_qr: bool,
+}
+
+/// Shows the QR code to scan, then asks for the app's first code to confirm it.
+pub async fn enroll(args: EnrollArgs) -> Result<(), Error> {
+    let client = crate::client::Client::new(&args.client)?;
+    let started = match client
+        .call(Method::POST, "/v1/totp/enrollment", Some(&json!({})))
+        .await
+    {
+        Err(e) if e.code() == Some("totp_required") => {
+            eprintln!(
+                "You already have an authenticator: confirm with its current code to replace it."
+            );
+            let code = ask("Current code: ", false)?;
+            client
+                .call(
+                    Method::POST,
+                    "/v1/totp/enrollment",
+                    Some(&json!({"totp": code.expose_secret()})),
+                )
+                .await?
+        }
+        other => other?,
+    };
+    let uri = started["otpauth_uri"].as_str().unwrap_or_default();
+    if !args.no_qr {
+        if let Some(qr) = cooper_api::qr::text(uri) {
+            println!("{qr}");
+        }
+    }
+    println!("Scan the code above with your authenticator app, or add this key by hand:");
+    println!("  {}", started["secret"].as_str().unwrap_or_default());
+    println!("otpauth URI: {uri}");
+    let code = ask("Enter the 6-digit code the app shows: ", false)?;
+    client
+        .call(
+            Method::POST,
+            "/v1/totp/enrollment/confirm",
+            Some(&json!({"totp": code.expose_secret()})),
+        )
+        .await?;
+    println!(
+        "Enrolled: {} now signs in with this authenticator.",
+        started["user"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Your cooper user name.
+    #[arg(long, env = "COOPER_USER")]
+    user: String,
+}
+
+/// Password and code for a session token, saved (0600) for the other commands.
+pub async fn login(args: LoginArgs) -> Result<(), Error> {
+    let client = crate::client::Client::new(&args.client)?;
+    let password = ask("Password: ", true)?;
+    let code = ask("Code: ", false)?;
+    let session = client
+        .anonymous(
+            Method::POST,
+            "/v1/sessions",
+            Some(&json!({"user": args.user, "password": password.expose_secret(), "totp": code.expose_secret()})),
+        )
+        .await?;
+    let saved = SavedSession {
+        endpoint: client.endpoint().to_owned(),
+        user: args.user.clone(),
+        token: session["token"].as_str().unwrap_or_default().to_owned(),
+        expires_at: session["expires_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let path = save_session(&saved)?;
+    eprintln!(
+        "Logged in as {} until {} (session kept in {}).",
+        saved.user,
+        saved.expires_at,
+        path.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Sets or changes your password (you need your authenticator).
+pub async fn password(args: PasswordArgs) -> Result<(), Error> {
+    let client = crate::client::Client::new(&args.client)?;
+    let first = ask("New password: ", true)?;
+    let second = ask("Again: ", true)?;
+    if first.expose_secret() != second.expose_secret() {
+        return Err(ClientError::Input("the two passwords differ".into()).into());
+    }
+    let code = ask("Code: ", false)?;
+    client
+        .call(
+            Method::PUT,
+            "/v1/password",
+            Some(&json!({"password": first.expose_secret(), "totp": code.expose_secret()})),
+        )
+        .await?;
+    eprintln!("Password set.");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The approval request's id.
+    id: String,
+}
+
+/// Shows a request, then approves it with your code.
+pub async fn approve(args: ApproveArgs) -> Result<(), Error> {
+    let client = crate::client::Client::new(&args.client)?;
+    let path = format!("/v1/approvals/{}", args.id);
+    let request: Value = client.call(Method::GET, &path, None).await?;
+    eprintln!(
+        "{} asks for {}: {:?} (status {}, expires {})",
+        request["requester"].as_str().unwrap_or("?"),
+        request["target"].as_str().unwrap_or("?"),
+        request["reason"].as_str().unwrap_or(""),
+        request["status"].as_str().unwrap_or("?"),
+        request["expires_at"].as_str().unwrap_or("?"),
+    );
+    let code = ask("Your code to approve: ", false)?;
+    let approved = client
+        .call(
+            Method::POST,
+            &format!("{path}/approve"),
+            Some(&json!({"totp": code.expose_secret()})),
+        )
+        .await?;
+    println!(
+        "Approved: {} may now use approval {}.",
+        approved["requester"].as_str().unwrap_or("?"),
+        args.id
+    );
+    Ok(())
+}
