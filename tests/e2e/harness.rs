@@ -21,7 +21,9 @@ use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning;
 use cooper_aws::ssm::{Param, Secrets};
 use cooper_core::clock::{Clock, OsEntropy, SystemClock};
-use cooper_core::model::{Account, FederationKeys, Grant, GrantScope, Principal, Target, User};
+use cooper_core::model::{
+    Account, FederationKeys, Grant, GrantScope, Group, Principal, Target, User,
+};
 use cooper_core::names::{
     AccountId, AccountName, ExternalId, GroupName, Level, Partition, RoleArn, SessionPolicy,
     TargetName, UserName,
@@ -312,13 +314,11 @@ impl TestEnv {
         let kms_key = provision(&sdk, &settings).await;
         settings.kms_key = Some(kms_key.clone());
         let clock = Arc::new(TestClock::new());
-        let (state, enroll) = load_all_with_clock(&sdk, &settings, clock.clone())
+        let states = load_all_with_clock(&sdk, &settings, clock.clone())
             .await
             .unwrap();
-        let app = cooper_api::router::edge(
-            cooper_api::router::issue_credentials(state.clone())
-                .merge(cooper_api::router::enroll_totp(enroll.clone())),
-        );
+        let state = states.issue.clone();
+        let app = cooper_api::router::edge(cooper_api::router::all(states));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -425,7 +425,13 @@ impl TestEnv {
 
     pub async fn group(&self, name: &str, members: &[&UserName]) -> GroupName {
         let group = GroupName::parse(name).unwrap();
-        self.directory.put_group(&group, None).await.unwrap();
+        self.directory
+            .put_group(&Group {
+                name: group.clone(),
+                description: None,
+            })
+            .await
+            .unwrap();
         for member in members {
             self.directory.add_member(member, &group).await.unwrap();
         }

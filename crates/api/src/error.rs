@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cooper_core::access::Denial;
+use cooper_core::admin::service::AdminError;
 use cooper_core::approval::ApprovalError;
 use cooper_core::catalog::AccessError;
 use cooper_core::factors::FactorError;
@@ -129,6 +130,7 @@ impl From<UpstreamError> for ApiError {
                     e.service
                 ),
             ),
+            UpstreamKind::BadInput => Self::bad_request("invalid_request", e.message),
             UpstreamKind::Corrupt => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_invalid",
@@ -210,6 +212,33 @@ impl From<ApprovalError> for ApiError {
             | ApprovalError::Used => StatusCode::CONFLICT,
             ApprovalError::InvalidReason => StatusCode::BAD_REQUEST,
             ApprovalError::Entropy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let message = e.to_string();
+        let code = e.code();
+        let status = match e {
+            AdminError::Factor(f) => return f.into(),
+            AdminError::Denied(d) => return d.into(),
+            AdminError::Invalid(v) => return v.into(),
+            AdminError::Upstream(u) => return u.into(),
+            AdminError::NotAnAdmin
+            | AdminError::OutOfScope
+            | AdminError::UniversalOnly
+            | AdminError::WiderAdmin => StatusCode::FORBIDDEN,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::AlreadyExists(_)
+            | AdminError::VersionConflict(_)
+            | AdminError::InUse { .. }
+            | AdminError::TooMuch => StatusCode::CONFLICT,
+            AdminError::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
+            AdminError::Immutable(_) => StatusCode::BAD_REQUEST,
+            AdminError::TotpRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AdminError::Entropy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, code, message)
     }

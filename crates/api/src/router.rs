@@ -8,8 +8,8 @@ use axum::routing::{get, post, put};
 use crate::context::request_context;
 use crate::error::ApiError;
 use crate::json::BODY_LIMIT_BYTES;
-use crate::routes::{approvals, credentials, factors, targets};
-use crate::state::{EnrollState, IssueState};
+use crate::routes::{admin, approvals, credentials, factors, targets};
+use crate::state::{AdminState, EnrollState, IssueState, States};
 
 /// The issue-credentials function's routes.
 pub fn issue_credentials(state: IssueState) -> Router {
@@ -34,6 +34,18 @@ pub fn enroll_totp(state: EnrollState) -> Router {
         )
         .route("/v1/password", put(factors::set_password))
         .with_state(state)
+}
+
+/// The admin-targets function's routes.
+pub fn admin_targets(state: AdminState) -> Router {
+    admin::routes().with_state(state)
+}
+
+/// Every function's routes together, as `cooper serve` hosts them.
+pub fn all(states: States) -> Router {
+    issue_credentials(states.issue)
+        .merge(enroll_totp(states.enroll))
+        .merge(admin_targets(states.admin))
 }
 
 /// Wraps routes (one function's, or several merged) with what every response needs: a request

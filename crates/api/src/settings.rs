@@ -1,5 +1,10 @@
 //! Configuration from the environment, checked once at start-up: a missing variable is named.
 
+use std::collections::BTreeSet;
+
+use cooper_core::admin::scope::AdminGroups;
+use cooper_core::admin::service::Sensitive;
+
 /// Environment variables cooper's functions read.
 pub mod env {
     pub const DIRECTORY_TABLE: &str = "COOPER_DIRECTORY_TABLE";
@@ -11,6 +16,8 @@ pub mod env {
     pub const KMS_KEY: &str = "COOPER_KMS_KEY";
     pub const TOTP_ISSUER: &str = "COOPER_TOTP_ISSUER";
     pub const SESSION_MINUTES: &str = "COOPER_SESSION_MINUTES";
+    pub const ADMIN_GROUPS: &str = "COOPER_ADMIN_GROUPS";
+    pub const ADMIN_TOTP_OPERATIONS: &str = "COOPER_ADMIN_TOTP_OPERATIONS";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -53,6 +60,10 @@ pub struct Settings {
     pub totp_issuer: String,
     /// How long a session from `POST /v1/sessions` lasts.
     pub session_minutes: u32,
+    /// Identity-provider or cooper groups whose members are admins, and of what.
+    pub admin_groups: AdminGroups,
+    /// Admin operations that need a fresh TOTP code.
+    pub admin_totp_operations: BTreeSet<Sensitive>,
 }
 
 impl Settings {
@@ -68,6 +79,8 @@ impl Settings {
             kms_key: None,
             totp_issuer: DEFAULT_TOTP_ISSUER.to_owned(),
             session_minutes: DEFAULT_SESSION_MINUTES,
+            admin_groups: AdminGroups::default(),
+            admin_totp_operations: Sensitive::DEFAULT.into_iter().collect(),
         }
     }
 
@@ -111,6 +124,19 @@ impl Settings {
                 name: env::SESSION_MINUTES,
                 reason: format!("must be a number of minutes from 5 to {MAX_SESSION_MINUTES}"),
             })?;
+        let admin_groups = AdminGroups::parse(&optional(env::ADMIN_GROUPS, "")).map_err(|e| {
+            ConfigError::Invalid {
+                name: env::ADMIN_GROUPS,
+                reason: e.to_string(),
+            }
+        })?;
+        let admin_totp_operations = match lookup(env::ADMIN_TOTP_OPERATIONS) {
+            None => Sensitive::DEFAULT.into_iter().collect(),
+            Some(spec) => Sensitive::parse_list(&spec).map_err(|e| ConfigError::Invalid {
+                name: env::ADMIN_TOTP_OPERATIONS,
+                reason: e.to_string(),
+            })?,
+        };
         Ok(Self {
             directory_table: required(env::DIRECTORY_TABLE)?,
             audit_table: required(env::AUDIT_TABLE)?,
@@ -121,6 +147,8 @@ impl Settings {
             kms_key: lookup(env::KMS_KEY).filter(|v| !v.trim().is_empty()),
             totp_issuer: optional(env::TOTP_ISSUER, DEFAULT_TOTP_ISSUER),
             session_minutes,
+            admin_groups,
+            admin_totp_operations,
         })
     }
 }

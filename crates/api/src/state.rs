@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use axum::extract::FromRef;
+use cooper_aws::admin::DynamoAdmin;
 use cooper_aws::approvals::DynamoApprovalStore;
 use cooper_aws::audit::DynamoAuditLog;
 use cooper_aws::directory::DynamoDirectory;
@@ -12,6 +13,7 @@ use cooper_aws::kms::KmsVault;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm};
+use cooper_core::admin::service::{Admin, AdminConfig};
 use cooper_core::approval::Approvals;
 use cooper_core::catalog::Catalog;
 use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
@@ -50,6 +52,7 @@ pub struct Shared {
     pub entropy: Arc<dyn Entropy>,
     pub second_factor: Arc<SecondFactor>,
     pub approvals: Arc<Approvals>,
+    pub admin: Arc<Admin>,
 }
 
 impl Shared {
@@ -88,6 +91,24 @@ impl Shared {
             entropy: entropy.clone(),
             clock: clock.clone(),
         });
+        let audit_log = Arc::new(DynamoAuditLog::new(dynamodb.clone(), &settings.audit_table));
+        let admin = Arc::new(Admin {
+            store: Arc::new(DynamoAdmin::new(
+                DynamoDirectory::new(dynamodb.clone(), &settings.directory_table),
+                &settings.audit_table,
+            )),
+            directory: directory.clone(),
+            factors: second_factor.store.clone(),
+            second_factor: second_factor.clone(),
+            audit: audit_log.clone(),
+            search: audit_log.clone(),
+            clock: clock.clone(),
+            entropy: entropy.clone(),
+            config: AdminConfig {
+                groups: settings.admin_groups.clone(),
+                sensitive: settings.admin_totp_operations.clone(),
+            },
+        });
         let jwt = Arc::new(jwt);
         Self {
             auth: Arc::new(Authenticator {
@@ -96,12 +117,13 @@ impl Shared {
                 clock: clock.clone(),
             }),
             jwt,
-            audit: Arc::new(DynamoAuditLog::new(dynamodb, &settings.audit_table)),
+            audit: audit_log,
             directory,
             clock,
             entropy,
             second_factor,
             approvals,
+            admin,
         }
     }
 
@@ -273,11 +295,15 @@ impl EnrollState {
     }
 }
 
-/// Every router's state at once, from one read of the secrets (`cooper serve`).
-pub async fn load_all(
-    sdk: &SdkConfig,
-    settings: &Settings,
-) -> Result<(IssueState, EnrollState), StartupError> {
+/// Every router's state, from one read of the secrets (`cooper serve`).
+#[derive(Clone)]
+pub struct States {
+    pub issue: IssueState,
+    pub enroll: EnrollState,
+    pub admin: AdminState,
+}
+
+pub async fn load_all(sdk: &SdkConfig, settings: &Settings) -> Result<States, StartupError> {
     load_all_with_clock(sdk, settings, Arc::new(SystemClock)).await
 }
 
@@ -286,15 +312,36 @@ pub async fn load_all_with_clock(
     sdk: &SdkConfig,
     settings: &Settings,
     clock: Arc<dyn Clock>,
-) -> Result<(IssueState, EnrollState), StartupError> {
+) -> Result<States, StartupError> {
     let (shared, mut secrets) =
         Shared::load(sdk, settings, &broker_params(settings), clock).await?;
-    let issue = IssueState::build(
-        shared.clone(),
-        sdk,
-        settings,
-        secrets.broker_keys().as_ref(),
-    );
-    let enroll = EnrollState::build(shared, settings)?;
-    Ok((issue, enroll))
+    Ok(States {
+        issue: IssueState::build(
+            shared.clone(),
+            sdk,
+            settings,
+            secrets.broker_keys().as_ref(),
+        ),
+        enroll: EnrollState::build(shared.clone(), settings)?,
+        admin: AdminState { shared },
+    })
+}
+
+/// State of the admin-targets routes.
+#[derive(Clone)]
+pub struct AdminState {
+    pub shared: Shared,
+}
+
+impl FromRef<AdminState> for Arc<Authenticator> {
+    fn from_ref(state: &AdminState) -> Self {
+        state.shared.auth.clone()
+    }
+}
+
+impl AdminState {
+    pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
+        let (shared, _) = Shared::load(sdk, settings, &[], Arc::new(SystemClock)).await?;
+        Ok(Self { shared })
+    }
 }

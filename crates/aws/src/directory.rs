@@ -1,19 +1,8 @@
-//! The directory in one DynamoDB table, keyed so that every access decision is a few key lookups.
-//!
-//! | item       | PK               | SK                          | GSI1PK            | GSI1SK                      |
-//! |------------|------------------|-----------------------------|-------------------|-----------------------------|
-//! | account    | `ACCOUNT#<id>`   | `ACCOUNT`                   | `ACCOUNTS`        | `ACCOUNT#<id>`              |
-//! | target     | `TARGET#<name>`  | `TARGET`                    | `ACCOUNT#<id>`    | `TARGET#<level:04>#<name>`  |
-//! | user       | `USER#<name>`    | `PROFILE`                   |                   |                             |
-//! | membership | `USER#<name>`    | `MEMBER#<group>`            | `GROUP#<group>`   | `MEMBER#<user>`             |
-//! | group      | `GROUP#<name>`   | `GROUP`                     |                   |                             |
-//! | grant      | `USER#<u>` or `GROUP#<g>` | `GRANT#TARGET#<t>` or `GRANT#ACCOUNT#<a>` | `ACCOUNT#<id>` | `GRANT#<PK>#<SK>` |
-//! | API token  | `TOKEN#<id>`     | `TOKEN`                     | `USER#<name>`     | `TOKEN#<id>`                |
-//!
-//! One user's partition holds their profile, memberships and direct grants: one Query. Group
-//! grants for a target are two known keys per group: one BatchGetItem. An account's targets sorted
-//! by level make the cascade a key-range Query. Reads that decide access are strongly consistent,
-//! so a revoked grant stops working at once.
+//! The directory in one DynamoDB table, keyed (see `items`) so that every access decision is a
+//! few key lookups: one user's partition holds their profile, memberships and direct grants (one
+//! Query); group grants for a target are two known keys per group (one BatchGetItem); an
+//! account's targets sorted by level make the cascade a key-range Query. Reads that decide access
+//! are strongly consistent, so a revoked grant stops working at once.
 
 use std::time::Duration;
 
@@ -21,16 +10,16 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use cooper_core::access::UserProfile;
-use cooper_core::model::{Account, Grant, GrantScope, Principal, Target, User};
+use cooper_core::admin::scope::AdminGrant;
+use cooper_core::admin::store::PageRequest;
+use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
 use cooper_core::token::{ApiTokenRecord, TokenId};
 use futures_util::future::try_join_all;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::error::{code_of, corrupt, upstream};
-use crate::items::{Item, Keyed, from_item, key, sort_key, to_item};
+use crate::items::{self, GSI1, Item, Keyed, MembershipBody, from_item, key, keys, sort_key};
 
 /// DynamoDB's BatchGetItem limit.
 const BATCH_GET_MAX: usize = 100;
@@ -38,125 +27,6 @@ const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
 /// Rounds of retrying unprocessed keys before giving up (each backs off).
 const UNPROCESSED_ROUNDS: u32 = 6;
-
-pub const GSI1: &str = "GSI1";
-
-/// Partition and sort keys of every directory item.
-pub mod keys {
-    use cooper_core::model::{GrantScope, Principal};
-    use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
-    use cooper_core::token::TokenId;
-
-    pub fn account(id: &AccountId) -> (String, String) {
-        (format!("ACCOUNT#{id}"), "ACCOUNT".into())
-    }
-    pub fn target(name: &TargetName) -> (String, String) {
-        (format!("TARGET#{name}"), "TARGET".into())
-    }
-    pub fn user(name: &UserName) -> (String, String) {
-        (format!("USER#{name}"), "PROFILE".into())
-    }
-    pub fn group(name: &GroupName) -> (String, String) {
-        (format!("GROUP#{name}"), "GROUP".into())
-    }
-    pub fn membership(user: &UserName, group: &GroupName) -> (String, String) {
-        (format!("USER#{user}"), format!("MEMBER#{group}"))
-    }
-    pub fn token(id: &TokenId) -> (String, String) {
-        (format!("TOKEN#{id}"), "TOKEN".into())
-    }
-    pub fn principal(p: &Principal) -> String {
-        match p {
-            Principal::User(u) => format!("USER#{u}"),
-            Principal::Group(g) => format!("GROUP#{g}"),
-        }
-    }
-    pub fn grant_sk(scope: &GrantScope) -> String {
-        match scope {
-            GrantScope::Target(t) => format!("GRANT#TARGET#{t}"),
-            GrantScope::Account { account, .. } => format!("GRANT#ACCOUNT#{account}"),
-        }
-    }
-    pub fn grant_on_target(p: &Principal, target: &TargetName) -> (String, String) {
-        (principal(p), format!("GRANT#TARGET#{target}"))
-    }
-    pub fn grant_on_account(p: &Principal, account: &AccountId) -> (String, String) {
-        (principal(p), format!("GRANT#ACCOUNT#{account}"))
-    }
-    /// Targets of an account sort by level, so "level <= N" is a key range.
-    pub fn target_in_account(level: Level, name: &TargetName) -> String {
-        format!("TARGET#{:04}#{name}", level.get())
-    }
-    pub fn targets_up_to(level: Level) -> (String, String) {
-        // '~' sorts after every character a target name may hold.
-        ("TARGET#".into(), format!("TARGET#{:04}#~", level.get()))
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct MembershipBody {
-    user: UserName,
-    group: GroupName,
-}
-
-#[derive(Serialize, Deserialize)]
-struct GroupBody {
-    group: GroupName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum PrincipalKind {
-    User,
-    Group,
-}
-
-#[derive(Serialize, Deserialize)]
-struct GrantBody {
-    principal_kind: PrincipalKind,
-    principal: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    target: Option<TargetName>,
-    /// The account the grant reaches: its own for a cascade, the target's for a target grant.
-    account: AccountId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_level: Option<Level>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    expires_at: Option<OffsetDateTime>,
-}
-
-impl GrantBody {
-    fn into_grant(self) -> Result<Grant, UpstreamError> {
-        let bad = |what: &str| corrupt(Service::DynamoDb, format!("grant item: {what}"));
-        let principal = match self.principal_kind {
-            PrincipalKind::User => {
-                Principal::User(UserName::parse(&self.principal).map_err(|e| bad(&e.to_string()))?)
-            }
-            PrincipalKind::Group => Principal::Group(
-                GroupName::parse(&self.principal).map_err(|e| bad(&e.to_string()))?,
-            ),
-        };
-        let scope = match (self.target, self.max_level) {
-            (Some(target), _) => GrantScope::Target(target),
-            (None, Some(max_level)) => GrantScope::Account {
-                account: self.account,
-                max_level,
-            },
-            (None, None) => return Err(bad("neither a target nor a level")),
-        };
-        Ok(Grant {
-            principal,
-            scope,
-            expires_at: self.expires_at,
-        })
-    }
-}
 
 /// Sends `pending` until DynamoDB has processed all of it (batch calls may leave some for later
 /// under load), backing off between rounds; gives up, as throttled, after a bounded number.
@@ -331,44 +201,8 @@ impl DynamoDirectory {
         Ok(())
     }
 
-    fn account_item(account: &Account) -> Result<Item, UpstreamError> {
-        let (pk, sk) = keys::account(&account.id);
-        to_item(&Keyed {
-            pk,
-            sk,
-            gsi1pk: Some("ACCOUNTS".into()),
-            gsi1sk: Some(format!("ACCOUNT#{}", account.id)),
-            item: "account".into(),
-            body: account,
-        })
-    }
-
-    fn target_item(target: &Target) -> Result<Item, UpstreamError> {
-        let (pk, sk) = keys::target(&target.name);
-        to_item(&Keyed {
-            pk,
-            sk,
-            gsi1pk: Some(format!("ACCOUNT#{}", target.account)),
-            gsi1sk: Some(keys::target_in_account(target.level, &target.name)),
-            item: "target".into(),
-            body: target,
-        })
-    }
-
-    fn user_item(user: &User) -> Result<Item, UpstreamError> {
-        let (pk, sk) = keys::user(&user.name);
-        to_item(&Keyed {
-            pk,
-            sk,
-            gsi1pk: None,
-            gsi1sk: None,
-            item: "user".into(),
-            body: user,
-        })
-    }
-
     pub async fn put_account(&self, account: &Account) -> Result<(), UpstreamError> {
-        self.put(Self::account_item(account)?).await
+        self.put(items::account_item(account, 1)?).await
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, UpstreamError> {
@@ -383,40 +217,24 @@ impl DynamoDirectory {
         if self.account(&target.account).await?.is_none() {
             return Err(WriteError::Missing(format!("account {}", target.account)));
         }
-        Ok(self.put(Self::target_item(target)?).await?)
+        Ok(self.put(items::target_item(target, 1)?).await?)
     }
 
     pub async fn put_user(&self, user: &User) -> Result<(), UpstreamError> {
-        self.put(Self::user_item(user)?).await
+        self.put(items::user_item(user, 1)?).await
     }
 
     /// Stores many users at once (imports, and tests that need a large directory).
     pub async fn put_users(&self, users: &[User]) -> Result<(), UpstreamError> {
         let items = users
             .iter()
-            .map(Self::user_item)
+            .map(|u| items::user_item(u, 1))
             .collect::<Result<Vec<_>, _>>()?;
         self.batch_put(items).await
     }
 
-    pub async fn put_group(
-        &self,
-        group: &GroupName,
-        description: Option<&str>,
-    ) -> Result<(), UpstreamError> {
-        let (pk, sk) = keys::group(group);
-        self.put(to_item(&Keyed {
-            pk,
-            sk,
-            gsi1pk: None,
-            gsi1sk: None,
-            item: "group".into(),
-            body: GroupBody {
-                group: group.clone(),
-                description: description.map(str::to_owned),
-            },
-        })?)
-        .await
+    pub async fn put_group(&self, group: &Group) -> Result<(), UpstreamError> {
+        self.put(items::group_item(group, 1)?).await
     }
 
     /// Adds a user to a group; both must exist.
@@ -432,76 +250,34 @@ impl DynamoDirectory {
         if g.is_none() {
             return Err(WriteError::Missing(format!("group {group}")));
         }
-        let (pk, sk) = keys::membership(user, group);
-        Ok(self
-            .put(to_item(&Keyed {
-                pk,
-                sk,
-                gsi1pk: Some(format!("GROUP#{group}")),
-                gsi1sk: Some(format!("MEMBER#{user}")),
-                item: "membership".into(),
-                body: MembershipBody {
-                    user: user.clone(),
-                    group: group.clone(),
-                },
-            })?)
-            .await?)
+        Ok(self.put(items::membership_item(user, group)?).await?)
     }
 
     /// Stores a grant. A target grant must name an existing target; a cascade an existing account.
     pub async fn put_grant(&self, grant: &Grant) -> Result<(), WriteError> {
-        let (account, target, max_level) = match &grant.scope {
+        let account = match &grant.scope {
             GrantScope::Target(name) => {
-                let target = self
-                    .target(name)
+                self.target(name)
                     .await?
-                    .ok_or_else(|| WriteError::Missing(format!("target {name}")))?;
-                (target.account, Some(name.clone()), None)
+                    .ok_or_else(|| WriteError::Missing(format!("target {name}")))?
+                    .account
             }
-            GrantScope::Account { account, max_level } => {
+            GrantScope::Account { account, .. } => {
                 if self.account(account).await?.is_none() {
                     return Err(WriteError::Missing(format!("account {account}")));
                 }
-                (account.clone(), None, Some(*max_level))
+                account.clone()
             }
         };
-        let (principal_kind, principal) = match &grant.principal {
-            Principal::User(u) => (PrincipalKind::User, u.to_string()),
-            Principal::Group(g) => (PrincipalKind::Group, g.to_string()),
-        };
-        let pk = keys::principal(&grant.principal);
-        let sk = keys::grant_sk(&grant.scope);
-        let gsi1sk = format!("GRANT#{pk}#{sk}");
-        Ok(self
-            .put(to_item(&Keyed {
-                pk,
-                sk,
-                gsi1pk: Some(format!("ACCOUNT#{account}")),
-                gsi1sk: Some(gsi1sk),
-                item: "grant".into(),
-                body: GrantBody {
-                    principal_kind,
-                    principal,
-                    target,
-                    account,
-                    max_level,
-                    expires_at: grant.expires_at,
-                },
-            })?)
-            .await?)
+        Ok(self.put(items::grant_item(grant, &account)?).await?)
+    }
+
+    pub async fn put_admin_grant(&self, grant: &AdminGrant) -> Result<(), UpstreamError> {
+        self.put(items::admin_grant_item(grant)?).await
     }
 
     pub async fn put_api_token(&self, record: &ApiTokenRecord) -> Result<(), UpstreamError> {
-        let (pk, sk) = keys::token(&record.id);
-        self.put(to_item(&Keyed {
-            pk,
-            sk,
-            gsi1pk: Some(format!("USER#{}", record.user)),
-            gsi1sk: Some(format!("TOKEN#{}", record.id)),
-            item: "api_token".into(),
-            body: record,
-        })?)
-        .await
+        self.put(items::token_item(record)?).await
     }
 
     /// Revokes a token at once (reads are strongly consistent, so its next use fails).
@@ -550,15 +326,84 @@ impl DynamoDirectory {
             .collect()
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// One page of a GSI1 partition (optionally only sort keys with a prefix).
+    pub(crate) async fn index_page(
+        &self,
+        partition: &str,
+        prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<(Vec<Item>, Option<String>), UpstreamError> {
+        let start = items::decode_cursor(
+            page.cursor.as_deref(),
+            &["PK", "SK", "GSI1PK", "GSI1SK"],
+            ("GSI1PK", partition),
+        )?;
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .limit(i32::from(page.limit))
+            .set_exclusive_start_key(start)
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()));
+        query = match prefix {
+            Some(prefix) => query
+                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+            None => query.key_condition_expression("GSI1PK = :pk"),
+        };
+        let out = query
+            .send()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))?;
+        Ok((
+            out.items.unwrap_or_default(),
+            items::encode_cursor(out.last_evaluated_key),
+        ))
+    }
+
+    /// Every item of a GSI1 partition with a sort-key prefix (bounded by one entity's items).
+    pub(crate) async fn index_all(
+        &self,
+        partition: &str,
+        prefix: &str,
+    ) -> Result<Vec<Item>, UpstreamError> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))
+    }
+
+    pub(crate) async fn get_item(
+        &self,
+        k: (String, String),
+    ) -> Result<Option<Item>, UpstreamError> {
+        self.get(k).await
+    }
+
+    pub(crate) async fn partition_items(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Item>, UpstreamError> {
+        self.partition(pk, prefix).await
+    }
+
     fn grants_from(items: Vec<Item>) -> Result<Vec<Grant>, UpstreamError> {
-        items
-            .into_iter()
-            .map(|item| {
-                from_item::<Keyed<GrantBody>>(item, "grant")?
-                    .body
-                    .into_grant()
-            })
-            .collect()
+        items.into_iter().map(items::read_grant).collect()
     }
 
     fn targets_from(items: Vec<Item>) -> Result<Vec<Target>, UpstreamError> {
@@ -579,11 +424,12 @@ impl Directory for DynamoDirectory {
     }
 
     async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError> {
-        let items = self.partition(keys::user(user).0, None).await?;
+        let found = self.partition(keys::user(user).0, None).await?;
         let mut profile = None;
         let mut groups = Vec::new();
-        let mut grant_items = Vec::new();
-        for item in items {
+        let mut grants = Vec::new();
+        let mut admin_grants = Vec::new();
+        for item in found {
             let sk = sort_key(&item);
             if sk == "PROFILE" {
                 profile = Some(from_item::<Keyed<User>>(item, "user")?.body);
@@ -594,7 +440,9 @@ impl Directory for DynamoDirectory {
                         .group,
                 );
             } else if sk.starts_with("GRANT#") {
-                grant_items.push(item);
+                grants.push(items::read_grant(item)?);
+            } else if sk.starts_with("ADMIN#") {
+                admin_grants.push(items::read_admin_grant(item)?);
             }
         }
         let Some(user) = profile else {
@@ -603,8 +451,27 @@ impl Directory for DynamoDirectory {
         Ok(Some(UserProfile {
             user,
             groups,
-            grants: Self::grants_from(grant_items)?,
+            grants,
+            admin_grants,
         }))
+    }
+
+    async fn group_admin_grants(
+        &self,
+        groups: &[GroupName],
+    ) -> Result<Vec<AdminGrant>, UpstreamError> {
+        let per_group = try_join_all(groups.iter().map(|g| {
+            self.partition(
+                keys::principal(&Principal::Group(g.clone())),
+                Some("ADMIN#"),
+            )
+        }))
+        .await?;
+        per_group
+            .into_iter()
+            .flatten()
+            .map(items::read_admin_grant)
+            .collect()
     }
 
     async fn target(&self, name: &TargetName) -> Result<Option<Target>, UpstreamError> {

@@ -3,12 +3,13 @@
 //! Endpoints come from the SDK's standard configuration (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_<SERVICE>`), so the same code talks to AWS and to a local emulator.
 
+pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod directory;
 mod error;
 pub mod factors;
-mod items;
+pub mod items;
 pub mod kms;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;

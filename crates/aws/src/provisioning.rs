@@ -14,8 +14,8 @@ use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{BY_ACCESS_KEY, BY_ACCOUNT, BY_ACTOR};
-use crate::directory::GSI1;
 use crate::error::{code_of, upstream};
+use crate::items::GSI1;
 use crate::ssm::{Param, StaticKeys};
 
 /// How long to wait for a new table to become active.

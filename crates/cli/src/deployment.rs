@@ -2,6 +2,9 @@
 
 use clap::Args;
 use cooper_api::settings::{self, BrokerCredentials, Settings, env};
+use cooper_core::admin::scope::AdminGroups;
+use cooper_core::admin::service::Sensitive;
+use cooper_core::names::InvalidValue;
 
 #[derive(Debug, Clone, Args)]
 pub struct DeploymentArgs {
@@ -33,11 +36,17 @@ pub struct DeploymentArgs {
     #[arg(long, env = env::SESSION_MINUTES, default_value_t = settings::DEFAULT_SESSION_MINUTES,
           value_parser = clap::value_parser!(u32).range(5..=i64::from(settings::MAX_SESSION_MINUTES)))]
     pub session_minutes: u32,
+    /// Groups whose members are admins: `platform-admins` (universal), `pay=111111111111+222222222222`.
+    #[arg(long, env = env::ADMIN_GROUPS, default_value = "")]
+    pub admin_groups: String,
+    /// Admin operations that need a fresh TOTP code.
+    #[arg(long, env = env::ADMIN_TOTP_OPERATIONS, default_value = "grant_top_level,admin_scope,federation_keys,delete_account")]
+    pub admin_totp_operations: String,
 }
 
 impl DeploymentArgs {
-    pub fn settings(&self) -> Settings {
-        Settings {
+    pub fn settings(&self) -> Result<Settings, InvalidValue> {
+        Ok(Settings {
             directory_table: self.directory_table.clone(),
             audit_table: self.audit_table.clone(),
             ssm_prefix: self.ssm_prefix.clone(),
@@ -51,6 +60,8 @@ impl DeploymentArgs {
             kms_key: Some(self.kms_key.clone()),
             totp_issuer: self.totp_issuer.clone(),
             session_minutes: self.session_minutes,
-        }
+            admin_groups: AdminGroups::parse(&self.admin_groups)?,
+            admin_totp_operations: Sensitive::parse_list(&self.admin_totp_operations)?,
+        })
     }
 }

@@ -19,10 +19,9 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let settings = args.deployment.settings();
+    let settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
-    let (issue, enroll) = load_all(&sdk, &settings).await?;
-    let app = router::edge(router::issue_credentials(issue).merge(router::enroll_totp(enroll)));
+    let app = router::edge(router::all(load_all(&sdk, &settings).await?));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

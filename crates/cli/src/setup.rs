@@ -10,8 +10,9 @@ use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning::{self, Outcome};
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_iam, aws_sdk_kms, aws_sdk_ssm};
+use cooper_core::admin::scope::AdminGrant;
 use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use cooper_core::model::{Account, Grant, GrantScope, Principal, Target, User};
+use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{
     AccountId, AccountName, ExternalId, GroupName, Level, Partition, RoleArn, SessionPolicy,
     TargetName, UserName,
@@ -35,6 +36,9 @@ pub struct SetupArgs {
     /// Do not create the demo directory.
     #[arg(long)]
     no_demo: bool,
+    /// The first universal admin (created if missing; a new API token is printed each run).
+    #[arg(long, default_value = "admin")]
+    admin_user: String,
     /// The API endpoint, for the example request printed at the end.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     endpoint: String,
@@ -75,12 +79,16 @@ struct SetupReport {
     kms_key: String,
     ssm_prefix: String,
     steps: Vec<Step>,
+    /// The first universal admin.
+    admin_user: String,
+    /// Their API token: shown once, stored only as a hash.
+    admin_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     demo: Option<DemoReport>,
 }
 
 pub async fn run(args: SetupArgs) -> Result<(), Error> {
-    let settings = args.deployment.settings();
+    let settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let kms = aws_sdk_kms::Client::new(&sdk);
@@ -142,10 +150,11 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         );
     }
 
+    let directory = DynamoDirectory::new(dynamodb.clone(), &settings.directory_table);
+    let (admin_user, admin_token) = first_admin(&directory, &args.admin_user).await?;
     let demo = if args.no_demo {
         None
     } else {
-        let directory = DynamoDirectory::new(dynamodb.clone(), &settings.directory_table);
         let vault = KmsVault::new(kms.clone());
         Some(seed_demo(&directory, &vault, &iam, &kms_key).await?)
     };
@@ -158,6 +167,8 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         kms_key,
         ssm_prefix: settings.ssm_prefix.clone(),
         steps,
+        admin_user,
+        admin_token,
         demo,
     };
     if args.json {
@@ -166,6 +177,32 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         print!("{}", human(&report));
     }
     Ok(())
+}
+
+/// A universal admin, so that a fresh deployment can be administered at once.
+async fn first_admin(directory: &DynamoDirectory, name: &str) -> Result<(String, String), Error> {
+    let user = UserName::parse(name)?;
+    if directory.user_profile(&user).await?.is_none() {
+        let mut profile = User::new(user.clone());
+        profile.display_name = Some("First administrator".into());
+        directory.put_user(&profile).await?;
+    }
+    directory
+        .put_admin_grant(&AdminGrant {
+            principal: Principal::User(user.clone()),
+            account: None,
+        })
+        .await?;
+    let token = ApiToken::generate(&OsEntropy)?;
+    let mut record = ApiTokenRecord::issue(
+        &token,
+        user.clone(),
+        SystemClock.now(),
+        time::Duration::days(DEMO_TOKEN_DAYS),
+    );
+    record.label = Some("cooper setup (first admin)".into());
+    directory.put_api_token(&record).await?;
+    Ok((user.to_string(), token.reveal().expose_secret().to_owned()))
 }
 
 const DEMO_ACCOUNT: &str = "111111111111";
@@ -250,7 +287,10 @@ async fn seed_demo(
 
     let group = GroupName::parse(DEMO_GROUP)?;
     directory
-        .put_group(&group, Some("Engineers of the demo"))
+        .put_group(&Group {
+            name: group.clone(),
+            description: Some("Engineers of the demo".into()),
+        })
         .await?;
     directory
         .put_grant(&Grant {
@@ -300,6 +340,11 @@ fn human(report: &SetupReport) -> String {
         let state = if step.created { "created" } else { "kept" };
         let _ = writeln!(out, "  {:<16} {:<40} {state}", step.what, step.name);
     }
+    let _ = writeln!(
+        out,
+        "\nfirst admin: {} (universal); API token (shown once):\n\n    {}",
+        report.admin_user, report.admin_token
+    );
     if let Some(demo) = &report.demo {
         let _ = writeln!(out, "\ndemo directory:");
         let _ = writeln!(out, "  account {} (demo)", demo.account_id);

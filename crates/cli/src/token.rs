@@ -51,7 +51,7 @@ enum TokenCommand {
 }
 
 pub async fn run(args: TokenArgs) -> Result<(), Error> {
-    let settings = args.deployment.settings();
+    let settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let directory = DynamoDirectory::new(
         aws_sdk_dynamodb::Client::new(&sdk),

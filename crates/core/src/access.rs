@@ -55,6 +55,8 @@ pub struct UserProfile {
     pub user: User,
     pub groups: Vec<GroupName>,
     pub grants: Vec<Grant>,
+    /// Explicit admin grants of the user (group ones are read separately).
+    pub admin_grants: Vec<crate::admin::scope::AdminGrant>,
 }
 
 /// Why a request was refused. Every variant is a 403: the caller is known, the answer is no.
@@ -211,6 +213,7 @@ mod tests {
             user: User::new(user(name)),
             groups: groups.iter().map(|g| group(g)).collect(),
             grants,
+            admin_grants: vec![],
         }
     }
 

@@ -34,6 +34,10 @@ pub enum AuditEvent {
     PasswordChanged,
     #[serde(rename = "password.refused")]
     PasswordRefused,
+    #[serde(rename = "admin.change")]
+    AdminChange,
+    #[serde(rename = "admin.refused")]
+    AdminRefused,
 }
 
 /// Where a request came from, as the HTTP edge saw it.
@@ -83,6 +87,16 @@ pub struct AuditRecord {
     pub approved_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// For admin changes: what was changed (`target:prod-admin`), how, and its state before and
+    /// after (secrets redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
 }
 
 impl AuditRecord {
@@ -110,6 +124,10 @@ impl AuditRecord {
             reason: None,
             approved_by: None,
             approval_id: None,
+            resource: None,
+            action: None,
+            before: None,
+            after: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! that adapters implement. Nothing here knows AWS, Lambda or HTTP.
 
 pub mod access;
+pub mod admin;
 pub mod approval;
 pub mod audit;
 pub mod catalog;

@@ -269,6 +269,14 @@ impl User {
     }
 }
 
+/// A group of users (its members are membership items).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: GroupName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// Who a grant is given to (or who may approve): `{"user": "alice"}`, `{"group": "ops"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -53,6 +53,8 @@ pub enum UpstreamKind {
     Refused,
     /// What came back (or what is stored) cannot be made sense of.
     Corrupt,
+    /// What the caller handed over cannot be used here (a list cursor from another list).
+    BadInput,
 }
 
 /// A dependency failed. The message is for operators' logs and never holds a secret.
@@ -91,6 +93,12 @@ pub trait Directory: Send + Sync {
         groups: &[GroupName],
         target: &Target,
     ) -> Result<Vec<Grant>, UpstreamError>;
+
+    /// The admin grants of `groups`.
+    async fn group_admin_grants(
+        &self,
+        groups: &[GroupName],
+    ) -> Result<Vec<crate::admin::scope::AdminGrant>, UpstreamError>;
 
     /// Every grant held by `groups`.
     async fn group_grants(&self, groups: &[GroupName]) -> Result<Vec<Grant>, UpstreamError>;

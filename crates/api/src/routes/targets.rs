@@ -17,7 +17,12 @@ pub struct TargetView {
     pub kind: &'static str,
     pub level: u16,
     pub max_duration_seconds: u32,
+    /// A fresh TOTP code is needed with each request.
     pub high_security: bool,
+    /// A second person's approval is needed (see `approvers`).
+    pub requires_approval: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +56,8 @@ pub async fn list_targets(
                 level: t.level.get(),
                 max_duration_seconds: t.max_duration_seconds,
                 high_security: t.high_security,
+                requires_approval: t.requires_approval(),
+                approvers: t.approvers.iter().map(ToString::to_string).collect(),
                 description: t.description,
                 granted_by: r.grants.iter().map(ToString::to_string).collect(),
             }
@@ -73,13 +80,16 @@ pub struct WhoAmI {
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<time::OffsetDateTime>,
+    /// The caller's admin scope, if they are an admin.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub admin: serde_json::Value,
 }
 
 pub async fn whoami(
     State(state): State<IssueState>,
     Authenticated(identity): Authenticated,
 ) -> Result<Json<WhoAmI>, ApiError> {
-    let caller = state.catalog.caller(identity).await?;
+    let (caller, scope) = state.shared.admin.scope(identity).await?;
     let (authenticated_by, token_id) = match &caller.identity.method {
         AuthMethod::CooperJwt => ("jwt", None),
         AuthMethod::ApiToken(id) => ("api_token", Some(id.to_string())),
@@ -92,5 +102,6 @@ pub async fn whoami(
         authenticated_by,
         token_id,
         expires_at: caller.user.expires_at,
+        admin: crate::routes::admin::scope_name(&scope),
     }))
 }
