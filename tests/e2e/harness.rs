@@ -306,11 +306,17 @@ impl Drop for TestEnv {
 
 impl TestEnv {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// As `start`, with the deployment's settings adjusted first.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let moto = Moto::start();
         let sdk = sdk_for(&moto.endpoint).await;
         let mut settings = Settings::local("cooper-directory", "cooper-audit");
         settings.jwt_issuer = "cooper-e2e".into();
         settings.jwt_audience = "cooper-e2e-api".into();
+        configure(&mut settings);
         let kms_key = provision(&sdk, &settings).await;
         settings.kms_key = Some(kms_key.clone());
         let clock = Arc::new(TestClock::new());
@@ -497,7 +503,24 @@ impl TestEnv {
         body: Option<&str>,
         content_type: Option<&str>,
     ) -> Answer {
+        self.call_with(method, path, bearer, body, content_type, &[])
+            .await
+    }
+
+    /// A request with extra headers (If-Match, X-Cooper-TOTP).
+    pub async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(bearer) = bearer {
             request = request.header("authorization", format!("Bearer {bearer}"));
         }
@@ -654,5 +677,48 @@ impl TestEnv {
     pub fn fresh_code(&self, authenticator: &Authenticator) -> String {
         self.clock.advance(time::Duration::seconds(30));
         pyotp_code(&authenticator.uri, self.clock.now())
+    }
+}
+
+impl TestEnv {
+    /// A universal admin (by an explicit admin grant), with an API token.
+    pub async fn universal_admin(&self, name: &str) -> (UserName, String) {
+        self.admin_of(name, None).await
+    }
+
+    /// An admin of `account` (or universal, for `None`), with an API token.
+    pub async fn admin_of(&self, name: &str, account: Option<&str>) -> (UserName, String) {
+        let user = self.user(name).await;
+        self.directory
+            .put_admin_grant(&cooper_core::admin::scope::AdminGrant {
+                principal: Principal::User(user.clone()),
+                account: account.map(|a| AccountId::parse(a).unwrap()),
+            })
+            .await
+            .unwrap();
+        let token = self.api_token(&user).await;
+        (user, token)
+    }
+
+    /// A JSON request to the admin API.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let body = body.map(|b| b.to_string());
+        let content_type = body.as_ref().map(|_| "application/json");
+        self.call_with(
+            method,
+            path,
+            Some(bearer),
+            body.as_deref(),
+            content_type,
+            headers,
+        )
+        .await
     }
 }

@@ -9,6 +9,7 @@
 )]
 
 mod access;
+mod admin;
 mod approvals;
 mod audit;
 mod bad_input;
