@@ -50,7 +50,8 @@ async fn the_scope_matrix_allows_exactly_what_each_admin_may_do() {
 
     // (what, universal-only?, request for account x / actor)
     type Request = (Method, String, Option<Value>);
-    let per_account: Vec<(&str, bool, Box<dyn Fn(&str, &str, &str) -> Request>)> = vec![
+    type MakeRequest = Box<dyn Fn(&str, &str, &str) -> Request>;
+    let per_account: Vec<(&str, bool, MakeRequest)> = vec![
         (
             "read account",
             false,
@@ -890,7 +891,8 @@ async fn bad_input_on_every_endpoint_is_a_clear_4xx() {
     let (_, admin) = env.universal_admin("una").await;
     let _ = SecretString::from("");
 
-    let cases: Vec<(Method, &str, Option<&str>, &[(&str, &str)], u16)> = vec![
+    type Case<'a> = (Method, &'a str, Option<&'a str>, &'a [(&'a str, &'a str)], u16);
+    let cases: Vec<Case> = vec![
         (Method::POST, "/v1/admin/accounts", Some("{"), &[], 400),
         (
             Method::POST,
