@@ -891,7 +891,13 @@ async fn bad_input_on_every_endpoint_is_a_clear_4xx() {
     let (_, admin) = env.universal_admin("una").await;
     let _ = SecretString::from("");
 
-    type Case<'a> = (Method, &'a str, Option<&'a str>, &'a [(&'a str, &'a str)], u16);
+    type Case<'a> = (
+        Method,
+        &'a str,
+        Option<&'a str>,
+        &'a [(&'a str, &'a str)],
+        u16,
+    );
     let cases: Vec<Case> = vec![
         (Method::POST, "/v1/admin/accounts", Some("{"), &[], 400),
         (

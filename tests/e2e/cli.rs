@@ -399,3 +399,84 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(&config);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_admin_from_setup_administers_through_cooper_admin() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let admin = setup["admin_token"].as_str().unwrap().to_owned();
+    assert_eq!(setup["admin_user"], "admin");
+    let (_server, url) = serve(&moto);
+    let admin_cli = |args: &[&str]| -> Value {
+        let mut c = cooper(&moto);
+        c.arg("admin")
+            .args(args)
+            .args(["--endpoint", &url, "--token", &admin]);
+        serde_json::from_slice(&run(&mut c).stdout).unwrap()
+    };
+
+    let accounts = admin_cli(&["accounts", "list"]);
+    assert_eq!(accounts["items"][0]["account"]["id"], "111111111111");
+    admin_cli(&[
+        "users",
+        "create",
+        "--json",
+        r#"{"name": "carol", "display_name": "Carol"}"#,
+    ]);
+    admin_cli(&[
+        "grants",
+        "create",
+        "--json",
+        r#"{"principal": {"user": "carol"}, "target": "demo-readonly"}"#,
+    ]);
+    let grants = admin_cli(&["grants", "list", "--user", "carol"]);
+    assert_eq!(grants["items"][0]["target"], "demo-readonly");
+
+    // An update without --if-match sends the version it reads first.
+    let target = admin_cli(&["targets", "get", "demo-readonly"]);
+    let mut body = target.clone();
+    body.as_object_mut().unwrap().remove("version");
+    body["description"] = json!("edited from the CLI");
+    let updated = admin_cli(&[
+        "targets",
+        "update",
+        "demo-readonly",
+        "--json",
+        &body.to_string(),
+    ]);
+    assert_eq!(updated["version"], target["version"].as_u64().unwrap() + 1);
+
+    let issued = admin_cli(&["users", "issue-token", "carol", "--label", "ci"]);
+    let carol = issued["token"].as_str().unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/credentials"))
+        .bearer_auth(carol)
+        .json(&json!({"target": "demo-readonly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let key = answer.json::<Value>().await.unwrap()["access_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let holder = admin_cli(&["audit", "--access-key-id", &key]);
+    assert_eq!(holder["items"][0]["actor"], "carol");
+
+    // Refusals come back as the server's code, on stderr.
+    let mut c = cooper(&moto);
+    c.args([
+        "admin",
+        "accounts",
+        "get",
+        "999999999999",
+        "--endpoint",
+        &url,
+        "--token",
+        &admin,
+    ]);
+    let output = c.output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not_found, HTTP 404"));
+}

@@ -14,10 +14,15 @@ use serde_json::Value;
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The cooper API.
-    #[arg(long, env = "COOPER_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "COOPER_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub endpoint: String,
     /// A bearer token (an API token or a session); by default, the session `cooper login` saved.
-    #[arg(long, env = "COOPER_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "COOPER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -166,7 +171,9 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        self.send(method, path, body, None).await
+        self.send(method, path, body, None, &[])
+            .await
+            .map(|(value, _)| value)
     }
 
     pub async fn call(
@@ -175,11 +182,24 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        self.call_with(method, path, body, &[])
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// An authenticated request with extra headers; returns the body and the `ETag`, if any.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), ClientError> {
         let token = self
             .token
             .as_ref()
             .ok_or_else(|| ClientError::NotLoggedIn(self.endpoint.clone()))?;
-        self.send(method, path, body, Some(token)).await
+        self.send(method, path, body, Some(token), headers).await
     }
 
     async fn send(
@@ -188,10 +208,14 @@ impl Client {
         path: &str,
         body: Option<&Value>,
         token: Option<&SecretString>,
-    ) -> Result<Value, ClientError> {
+        headers: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), ClientError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.endpoint));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token.expose_secret());
         }
@@ -203,6 +227,11 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
         let status = response.status();
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response
             .text()
             .await
@@ -215,7 +244,7 @@ impl Client {
             })?
         };
         if status.is_success() {
-            return Ok(value);
+            return Ok((value, etag));
         }
         let error = &value["error"];
         Err(ClientError::Api {

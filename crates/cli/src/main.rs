@@ -1,5 +1,6 @@
 //! `cooper`: set up a deployment, seal federation keys, and serve the API locally.
 
+mod admin;
 mod client;
 mod deployment;
 mod encrypt;
@@ -41,6 +42,8 @@ enum Command {
     Password(factors::PasswordArgs),
     /// Approve someone's request for a target that needs a second person.
     Approve(factors::ApproveArgs),
+    /// Administer accounts, targets, users, groups, grants and admins; search the audit trail.
+    Admin(admin::AdminArgs),
 }
 
 #[tokio::main]
@@ -56,6 +59,7 @@ async fn main() -> ExitCode {
         Command::Login(args) => factors::login(args).await,
         Command::Password(args) => factors::password(args).await,
         Command::Approve(args) => factors::approve(args).await,
+        Command::Admin(args) => admin::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
