@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use std::path::PathBuf;
 
-use crate::harness::{Moto, REGION, pyotp_code, sdk_for};
+use crate::harness::{FakeSignin, Moto, NoticeInbox, REGION, pyotp_code, sdk_for};
 
 fn cooper(moto: &Moto) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cooper"));
@@ -479,4 +479,74 @@ async fn the_first_admin_from_setup_administers_through_cooper_admin() {
     let output = c.output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not_found, HTTP 404"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_announces_audit_records_and_console_prints_a_sign_in_link() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let sdk = sdk_for(&moto.endpoint).await;
+    let inbox = NoticeInbox::subscribe(&sdk, setup["notify_topic_arn"].as_str().unwrap()).await;
+    let signin = FakeSignin::start().await;
+
+    let mut child = cooper(&moto)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--signin-endpoint",
+            &signin.url,
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("cooper serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("cooper serving on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let _server = ServeGuard(child);
+
+    let printed = run(cooper(&moto).args([
+        "console",
+        "demo-readonly",
+        "--print",
+        "--endpoint",
+        &url,
+        "--token",
+        &token,
+    ]));
+    let link = String::from_utf8(printed.stdout).unwrap();
+    assert!(
+        link.trim()
+            .starts_with("https://signin.aws.amazon.com/federation?Action=login&Issuer=cooper"),
+        "{link}"
+    );
+    assert_eq!(signin.requests().len(), 1);
+
+    // `cooper serve` follows the audit stream: the console link is announced.
+    let mut notices = Vec::new();
+    for _ in 0..20 {
+        notices.extend(inbox.drain().await);
+        if notices
+            .iter()
+            .any(|(s, _): &(String, String)| s.contains("opened the console"))
+        {
+            break;
+        }
+    }
+    let (subject, body) = notices
+        .iter()
+        .find(|(s, _)| s.contains("opened the console"))
+        .expect("no notice arrived");
+    assert_eq!(
+        subject,
+        "cooper: demo opened the console as demo-readonly in 111111111111"
+    );
+    assert!(!body.contains("signin-token"), "the link is a secret");
 }

@@ -295,6 +295,8 @@ pub struct TestEnv {
     pub state: IssueState,
     /// The server's clock: starts at the real time, and tests can move it forward.
     pub clock: Arc<TestClock>,
+    /// The stand-in for AWS's federation (console sign-in) endpoint.
+    pub signin: FakeSignin,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -316,6 +318,8 @@ impl TestEnv {
         let mut settings = Settings::local("cooper-directory", "cooper-audit");
         settings.jwt_issuer = "cooper-e2e".into();
         settings.jwt_audience = "cooper-e2e-api".into();
+        let signin = FakeSignin::start().await;
+        settings.signin_endpoint = Some(signin.url.clone());
         configure(&mut settings);
         let kms_key = provision(&sdk, &settings).await;
         settings.kms_key = Some(kms_key.clone());
@@ -343,9 +347,13 @@ impl TestEnv {
             sdk,
             settings,
             url,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             state,
             clock,
+            signin,
             server,
         }
     }
@@ -720,5 +728,218 @@ impl TestEnv {
             headers,
         )
         .await
+    }
+}
+
+/// A stand-in for AWS's federation endpoint (`https://<sign-in host>/federation`), which no
+/// emulator offers. It checks `getSigninToken` requests the way AWS documents them, refuses
+/// anything else with 400, and records what it was asked.
+#[derive(Clone)]
+pub struct FakeSignin {
+    pub url: String,
+    requests: Arc<Mutex<Vec<SigninRequest>>>,
+}
+
+/// One `getSigninToken` call, as the stand-in saw it.
+#[derive(Debug, Clone)]
+pub struct SigninRequest {
+    pub host: String,
+    pub session_duration: Option<u32>,
+    pub session_id: String,
+    pub token: String,
+}
+
+impl FakeSignin {
+    const HOSTS: [&'static str; 3] = [
+        "signin.aws.amazon.com",
+        "signin.amazonaws-us-gov.com",
+        "signin.amazonaws.cn",
+    ];
+
+    pub async fn start() -> Self {
+        use axum::extract::{Path, Query, State};
+        let requests: Arc<Mutex<Vec<SigninRequest>>> = Arc::default();
+        async fn federation(
+            State(requests): State<Arc<Mutex<Vec<SigninRequest>>>>,
+            Path(host): Path<String>,
+            Query(query): Query<HashMap<String, String>>,
+        ) -> Result<axum::Json<Value>, (reqwest::StatusCode, String)> {
+            let bad = |why: &str| (reqwest::StatusCode::BAD_REQUEST, why.to_owned());
+            if !FakeSignin::HOSTS.contains(&host.as_str()) {
+                return Err((
+                    reqwest::StatusCode::NOT_FOUND,
+                    "no such sign-in host".into(),
+                ));
+            }
+            if query.get("Action").map(String::as_str) != Some("getSigninToken") {
+                return Err(bad("Action must be getSigninToken"));
+            }
+            if query
+                .keys()
+                .any(|k| !["Action", "Session", "SessionDuration"].contains(&k.as_str()))
+            {
+                return Err(bad("unknown parameter"));
+            }
+            let session: Value = serde_json::from_str(
+                query
+                    .get("Session")
+                    .ok_or_else(|| bad("Session is required"))?,
+            )
+            .map_err(|_| bad("Session must be JSON"))?;
+            let object = session
+                .as_object()
+                .ok_or_else(|| bad("Session must be an object"))?;
+            let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            if keys != ["sessionId", "sessionKey", "sessionToken"]
+                || object
+                    .values()
+                    .any(|v| v.as_str().is_none_or(str::is_empty))
+            {
+                return Err(bad("Session needs sessionId, sessionKey and sessionToken"));
+            }
+            let session_duration = match query.get("SessionDuration") {
+                None => None,
+                Some(d) => match d.parse::<u32>() {
+                    Ok(d) if (900..=43_200).contains(&d) => Some(d),
+                    _ => return Err(bad("SessionDuration must be 900 to 43200")),
+                },
+            };
+            let mut all = requests.lock().unwrap();
+            let token = format!("signin-token-{}", all.len() + 1);
+            all.push(SigninRequest {
+                host,
+                session_duration,
+                session_id: object["sessionId"].as_str().unwrap_or_default().to_owned(),
+                token: token.clone(),
+            });
+            Ok(axum::Json(serde_json::json!({ "SigninToken": token })))
+        }
+        let app = axum::Router::new()
+            .route("/{host}/federation", axum::routing::get(federation))
+            .with_state(requests.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<SigninRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// An SQS queue subscribed to an SNS topic: how a test reads what was published.
+pub struct NoticeInbox {
+    pub topic_arn: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl NoticeInbox {
+    pub async fn create(sdk: &SdkConfig, name: &str) -> Self {
+        let sns = cooper_aws::aws_sdk_sns::Client::new(sdk);
+        let topic_arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        Self::subscribe(sdk, &topic_arn).await
+    }
+
+    /// An inbox on an existing topic.
+    pub async fn subscribe(sdk: &SdkConfig, topic_arn: &str) -> Self {
+        let sns = cooper_aws::aws_sdk_sns::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let topic_arn = topic_arn.to_owned();
+        let name = topic_arn.rsplit(':').next().unwrap_or("topic").to_owned();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-inbox"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .unwrap();
+        Self {
+            topic_arn,
+            queue_url,
+            sqs,
+        }
+    }
+
+    /// Every notice waiting, as (subject, message).
+    pub async fn drain(&self) -> Vec<(String, String)> {
+        let mut notices = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return notices;
+            }
+            for m in messages {
+                let envelope: Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+                notices.push((
+                    envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                    envelope["Message"].as_str().unwrap_or_default().to_owned(),
+                ));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+impl TestEnv {
+    /// Everything the audit stream holds, as the notifier receives it.
+    pub async fn stream_records(&self) -> Vec<cooper_core::notify::StreamRecord> {
+        let mut follower = cooper_aws::stream::StreamFollower::new(
+            &self.sdk,
+            &self.dynamodb,
+            &self.settings.audit_table,
+        )
+        .await
+        .unwrap();
+        follower.poll().await.unwrap()
+    }
+
+    /// The audit-notify handler, publishing to `topic_arn`.
+    pub fn notifier(&self, topic_arn: &str) -> cooper_core::notify::AuditNotifier {
+        let mut settings = self.settings.clone();
+        settings.notify_topic_arn = Some(topic_arn.to_owned());
+        cooper_api::notify::notifier(&self.sdk, &settings, self.clock.clone()).unwrap()
     }
 }

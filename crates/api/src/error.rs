@@ -256,6 +256,7 @@ impl From<IssueError> for ApiError {
             ),
             IssueError::SecondFactor(f) => f.into(),
             IssueError::Approval(a) => a.into(),
+            IssueError::Invalid(v) => v.into(),
             IssueError::Upstream(u) => u.into(),
             IssueError::AuditUnavailable(u) => {
                 tracing::error!(service = %u.service, detail = %u.message, "audit write failed; credentials withheld");

@@ -7,6 +7,7 @@ pub mod error;
 pub mod host;
 pub mod json;
 pub mod jwt;
+pub mod notify;
 pub mod qr;
 pub mod router;
 pub mod routes;

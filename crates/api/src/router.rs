@@ -15,6 +15,7 @@ use crate::state::{AdminState, EnrollState, IssueState, States};
 pub fn issue_credentials(state: IssueState) -> Router {
     Router::new()
         .route("/v1/credentials", post(credentials::issue_credentials))
+        .route("/v1/console", post(credentials::console))
         .route("/v1/targets", get(targets::list_targets))
         .route("/v1/whoami", get(targets::whoami))
         .route("/v1/approvals", post(approvals::open))

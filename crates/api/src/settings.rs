@@ -18,12 +18,16 @@ pub mod env {
     pub const SESSION_MINUTES: &str = "COOPER_SESSION_MINUTES";
     pub const ADMIN_GROUPS: &str = "COOPER_ADMIN_GROUPS";
     pub const ADMIN_TOTP_OPERATIONS: &str = "COOPER_ADMIN_TOTP_OPERATIONS";
+    pub const NOTIFY_TOPIC_ARN: &str = "COOPER_NOTIFY_TOPIC_ARN";
+    pub const SIGNIN_ENDPOINT: &str = "COOPER_SIGNIN_ENDPOINT";
+    pub const CONSOLE_ISSUER: &str = "COOPER_CONSOLE_ISSUER";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
 pub const DEFAULT_JWT_ISSUER: &str = "cooper";
 pub const DEFAULT_JWT_AUDIENCE: &str = "cooper";
 pub const DEFAULT_TOTP_ISSUER: &str = "cooper";
+pub const DEFAULT_CONSOLE_ISSUER: &str = "cooper";
 /// A login lasts a working day by default; high-security targets still ask for a fresh code.
 pub const DEFAULT_SESSION_MINUTES: u32 = 480;
 pub const MAX_SESSION_MINUTES: u32 = 1440;
@@ -64,6 +68,13 @@ pub struct Settings {
     pub admin_groups: AdminGroups,
     /// Admin operations that need a fresh TOTP code.
     pub admin_totp_operations: BTreeSet<Sensitive>,
+    /// The SNS topic audit notices go to (audit-notify, and `cooper serve` when set).
+    pub notify_topic_arn: Option<String>,
+    /// Where `getSigninToken` is asked, instead of the partition's sign-in host (tests point it
+    /// at a local stand-in; the login URL handed out always names the real host).
+    pub signin_endpoint: Option<String>,
+    /// The `Issuer` console sign-in links carry (shown by AWS when the session ends).
+    pub console_issuer: String,
 }
 
 impl Settings {
@@ -81,6 +92,9 @@ impl Settings {
             session_minutes: DEFAULT_SESSION_MINUTES,
             admin_groups: AdminGroups::default(),
             admin_totp_operations: Sensitive::DEFAULT.into_iter().collect(),
+            notify_topic_arn: None,
+            signin_endpoint: None,
+            console_issuer: DEFAULT_CONSOLE_ISSUER.to_owned(),
         }
     }
 
@@ -149,6 +163,9 @@ impl Settings {
             session_minutes,
             admin_groups,
             admin_totp_operations,
+            notify_topic_arn: lookup(env::NOTIFY_TOPIC_ARN).filter(|v| !v.trim().is_empty()),
+            signin_endpoint: lookup(env::SIGNIN_ENDPOINT).filter(|v| !v.trim().is_empty()),
+            console_issuer: optional(env::CONSOLE_ISSUER, DEFAULT_CONSOLE_ISSUER),
         })
     }
 }

@@ -10,6 +10,7 @@ use cooper_aws::audit::DynamoAuditLog;
 use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
+use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm};
@@ -20,7 +21,7 @@ use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use cooper_core::factors::{Enrollment, LocalLogin, PasswordChange, SecondFactor};
 use cooper_core::issue::CredentialIssuer;
 use cooper_core::names::InvalidValue;
-use cooper_core::ports::{AuditLog, Directory};
+use cooper_core::ports::{AuditLog, Directory, UpstreamError};
 use cooper_core::session::BrokerSigning;
 use cooper_core::totp::TotpIssuer;
 
@@ -39,6 +40,8 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     JwtKey(#[from] JwtKeyError),
+    #[error(transparent)]
+    Client(#[from] UpstreamError),
 }
 
 /// What every router shares: authentication, the audit log, the clock, second factors.
@@ -204,12 +207,7 @@ impl IssueState {
         let clock = Arc::new(SystemClock);
         let (shared, mut secrets) =
             Shared::load(sdk, settings, &broker_params(settings), clock).await?;
-        Ok(Self::build(
-            shared,
-            sdk,
-            settings,
-            secrets.broker_keys().as_ref(),
-        ))
+        Self::build(shared, sdk, settings, secrets.broker_keys().as_ref())
     }
 
     fn build(
@@ -217,7 +215,7 @@ impl IssueState {
         sdk: &SdkConfig,
         settings: &Settings,
         broker_keys: Option<&StaticKeys>,
-    ) -> Self {
+    ) -> Result<Self, StartupError> {
         let signing = match settings.broker_credentials {
             BrokerCredentials::Ssm => BrokerSigning::IamUser,
             BrokerCredentials::Ambient => BrokerSigning::RoleChain,
@@ -231,15 +229,20 @@ impl IssueState {
             signing,
             second_factor: shared.second_factor.clone(),
             approvals: shared.approvals.clone(),
+            console: Arc::new(FederationSignin::new(
+                settings.signin_endpoint.clone(),
+                &settings.console_issuer,
+            )?),
+            console_region: sdk.region().map(ToString::to_string),
         };
-        Self {
+        Ok(Self {
             issuer: Arc::new(issuer),
             catalog: Arc::new(Catalog {
                 directory: shared.directory.clone(),
                 clock: shared.clock.clone(),
             }),
             shared,
-        }
+        })
     }
 }
 
@@ -321,7 +324,7 @@ pub async fn load_all_with_clock(
             sdk,
             settings,
             secrets.broker_keys().as_ref(),
-        ),
+        )?,
         enroll: EnrollState::build(shared.clone(), settings)?,
         admin: AdminState { shared },
     })

@@ -11,9 +11,13 @@ mod error;
 pub mod factors;
 pub mod items;
 pub mod kms;
+pub mod notify;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;
+pub mod signin;
 pub mod ssm;
+#[cfg(feature = "stream")]
+pub mod stream;
 pub mod sts;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -21,7 +25,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 // The SDK crates, for building clients from one `SdkConfig` without depending on them again.
 #[cfg(feature = "provisioning")]
 pub use aws_sdk_iam;
-pub use {aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm, aws_sdk_sts};
+pub use {aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_sns, aws_sdk_ssm, aws_sdk_sts};
 
 /// The SDK configuration from the environment: region, credentials, endpoints, retries.
 pub async fn load_sdk_config() -> SdkConfig {

@@ -337,3 +337,36 @@ pub async fn create_iam_user_keys(
         secret_access_key: SecretString::from(key.secret_access_key),
     })
 }
+
+/// The SNS topic audit notices go to (CreateTopic is idempotent: the existing one is returned),
+/// with an email subscription when `email` is given (the address confirms it).
+pub async fn ensure_topic(
+    sns: &aws_sdk_sns::Client,
+    name: &str,
+    email: Option<&str>,
+) -> Result<String, UpstreamError> {
+    let arn = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| upstream(Service::Sns, e))?
+        .topic_arn
+        .ok_or_else(|| {
+            UpstreamError::new(
+                Service::Sns,
+                UpstreamKind::Corrupt,
+                "CreateTopic returned no ARN",
+            )
+        })?;
+    if let Some(email) = email {
+        sns.subscribe()
+            .topic_arn(&arn)
+            .protocol("email")
+            .endpoint(email)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Sns, e))?;
+    }
+    Ok(arn)
+}

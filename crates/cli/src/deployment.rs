@@ -42,6 +42,15 @@ pub struct DeploymentArgs {
     /// Admin operations that need a fresh TOTP code.
     #[arg(long, env = env::ADMIN_TOTP_OPERATIONS, default_value = "grant_top_level,admin_scope,federation_keys,delete_account")]
     pub admin_totp_operations: String,
+    /// The SNS topic audit notices go to; by default `cooper serve` uses `cooper-audit`.
+    #[arg(long, env = env::NOTIFY_TOPIC_ARN)]
+    pub notify_topic_arn: Option<String>,
+    /// Ask `getSigninToken` here instead of the partition's sign-in host (for local stand-ins).
+    #[arg(long, env = env::SIGNIN_ENDPOINT)]
+    pub signin_endpoint: Option<String>,
+    /// The Issuer console links carry.
+    #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
+    pub console_issuer: String,
 }
 
 impl DeploymentArgs {
@@ -62,6 +71,9 @@ impl DeploymentArgs {
             session_minutes: self.session_minutes,
             admin_groups: AdminGroups::parse(&self.admin_groups)?,
             admin_totp_operations: Sensitive::parse_list(&self.admin_totp_operations)?,
+            notify_topic_arn: self.notify_topic_arn.clone(),
+            signin_endpoint: self.signin_endpoint.clone(),
+            console_issuer: self.console_issuer.clone(),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod console;
 mod deployment;
 mod encrypt;
 mod factors;
@@ -42,6 +43,8 @@ enum Command {
     Password(factors::PasswordArgs),
     /// Approve someone's request for a target that needs a second person.
     Approve(factors::ApproveArgs),
+    /// Open the AWS console as a target (or print the sign-in link with --print).
+    Console(console::ConsoleArgs),
     /// Administer accounts, targets, users, groups, grants and admins; search the audit trail.
     Admin(admin::AdminArgs),
 }
@@ -60,6 +63,7 @@ async fn main() -> ExitCode {
         Command::Password(args) => factors::password(args).await,
         Command::Approve(args) => factors::approve(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Console(args) => console::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,9 @@ pub struct SetupArgs {
     /// Do not create the demo directory.
     #[arg(long)]
     no_demo: bool,
+    /// Subscribe this address to the audit notices (AWS asks it to confirm).
+    #[arg(long)]
+    notify_email: Option<String>,
     /// The first universal admin (created if missing; a new API token is printed each run).
     #[arg(long, default_value = "admin")]
     admin_user: String,
@@ -79,6 +82,8 @@ struct SetupReport {
     kms_key: String,
     ssm_prefix: String,
     steps: Vec<Step>,
+    /// The SNS topic audit notices go to.
+    notify_topic_arn: String,
     /// The first universal admin.
     admin_user: String,
     /// Their API token: shown once, stored only as a hash.
@@ -150,6 +155,10 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         );
     }
 
+    let sns = cooper_aws::aws_sdk_sns::Client::new(&sdk);
+    let topic =
+        provisioning::ensure_topic(&sns, NOTIFY_TOPIC, args.notify_email.as_deref()).await?;
+
     let directory = DynamoDirectory::new(dynamodb.clone(), &settings.directory_table);
     let (admin_user, admin_token) = first_admin(&directory, &args.admin_user).await?;
     let demo = if args.no_demo {
@@ -167,6 +176,7 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         kms_key,
         ssm_prefix: settings.ssm_prefix.clone(),
         steps,
+        notify_topic_arn: topic,
         admin_user,
         admin_token,
         demo,
@@ -204,6 +214,9 @@ async fn first_admin(directory: &DynamoDirectory, name: &str) -> Result<(String,
     directory.put_api_token(&record).await?;
     Ok((user.to_string(), token.reveal().expose_secret().to_owned()))
 }
+
+/// The topic audit notices go to (`cooper serve` follows the stream into it).
+pub const NOTIFY_TOPIC: &str = "cooper-audit";
 
 const DEMO_ACCOUNT: &str = "111111111111";
 const DEMO_USER: &str = "demo";
@@ -340,6 +353,7 @@ fn human(report: &SetupReport) -> String {
         let state = if step.created { "created" } else { "kept" };
         let _ = writeln!(out, "  {:<16} {:<40} {state}", step.what, step.name);
     }
+    let _ = writeln!(out, "  {:<16} {}", "audit notices", report.notify_topic_arn);
     let _ = writeln!(
         out,
         "\nfirst admin: {} (universal); API token (shown once):\n\n    {}",

@@ -14,6 +14,8 @@ pub enum AuditEvent {
     CredentialsIssued,
     #[serde(rename = "credentials.denied")]
     CredentialsDenied,
+    #[serde(rename = "console.issued")]
+    ConsoleIssued,
     #[serde(rename = "approval.requested")]
     ApprovalRequested,
     #[serde(rename = "approval.approved")]

@@ -4,15 +4,19 @@
 use std::sync::Arc;
 
 use futures_util::future::try_join;
+use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::access::{Caller, Denial, Identity, caller_group_grant};
 use crate::approval::{ApprovalError, ApprovalId, ApprovalProof, Approvals};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::clock::Clock;
+use crate::console::{ConsoleSignin, Destination, SESSION_MAX, SESSION_MIN};
 use crate::factors::{FactorError, SecondFactor};
 use crate::model::{Grant, Target, TargetKind};
-use crate::names::{FederatedUserName, RoleSessionName, SourceIdentity, TargetName, UserName};
+use crate::names::{
+    FederatedUserName, InvalidValue, RoleSessionName, SourceIdentity, TargetName, UserName,
+};
 use crate::ports::{
     AssumeRoleCall, AuditLog, CredentialBroker, Directory, FederationTokenCall, IssuedCredentials,
     KeyVault, UpstreamError,
@@ -29,6 +33,8 @@ pub struct CredentialRequest {
     pub totp: Option<TotpCode>,
     /// A second person's approval, for a target that requires one.
     pub approval: Option<ApprovalProof>,
+    /// A console sign-in link too, opening at this destination (`Some(None)`: the default).
+    pub console: Option<Option<String>>,
 }
 
 impl CredentialRequest {
@@ -38,6 +44,7 @@ impl CredentialRequest {
             duration_seconds: None,
             totp: None,
             approval: None,
+            console: None,
         }
     }
 }
@@ -49,6 +56,8 @@ pub struct Issuance {
     pub target: Target,
     pub duration: SessionDuration,
     pub approved_by: Option<UserName>,
+    /// The console sign-in URL, when one was asked for. A secret, like the credentials.
+    pub console_url: Option<SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +72,8 @@ pub enum IssueError {
     SecondFactor(#[from] FactorError),
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     /// STS answered, but the audit record could not be written: the credentials are withheld.
@@ -81,7 +92,10 @@ impl IssueError {
             | Self::Approval(ApprovalError::Upstream(_)) => None,
             Self::SecondFactor(e) => Some(e.code()),
             Self::Approval(e) => Some(e.code()),
-            Self::InvalidDuration(_) | Self::Upstream(_) | Self::AuditUnavailable(_) => None,
+            Self::InvalidDuration(_)
+            | Self::Invalid(_)
+            | Self::Upstream(_)
+            | Self::AuditUnavailable(_) => None,
         }
     }
 }
@@ -96,6 +110,19 @@ pub struct CredentialIssuer {
     pub signing: BrokerSigning,
     pub second_factor: Arc<SecondFactor>,
     pub approvals: Arc<Approvals>,
+    pub console: Arc<dyn ConsoleSignin>,
+    /// The region default console destinations open in (when the target's partition has it).
+    pub console_region: Option<String>,
+}
+
+/// Everything checked before STS is called.
+struct Checked {
+    target: Target,
+    grant: Grant,
+    duration: SessionDuration,
+    approved_by: Option<UserName>,
+    approval_id: Option<ApprovalId>,
+    destination: Option<Destination>,
 }
 
 impl CredentialIssuer {
@@ -110,7 +137,14 @@ impl CredentialIssuer {
         let user = identity.user.clone();
 
         let checked = self.checked(identity, request, now).await;
-        let (target, grant, duration, approved_by, approval_id) = match checked {
+        let Checked {
+            target,
+            grant,
+            duration,
+            approved_by,
+            approval_id,
+            destination,
+        } = match checked {
             Ok(found) => found,
             Err(error) => {
                 if let Some(code) = error.refusal_code() {
@@ -130,14 +164,27 @@ impl CredentialIssuer {
         };
 
         let credentials = self.call_sts(&target, &user, duration).await?;
+        let console_url = match &destination {
+            None => None,
+            Some(destination) => {
+                // A console session as long as the credentials, for AssumeRole only: AWS
+                // refuses SessionDuration with federation tokens, which carry their own.
+                let session = matches!(target.kind, TargetKind::Role { .. })
+                    .then(|| duration.seconds().clamp(SESSION_MIN, SESSION_MAX));
+                Some(
+                    self.console
+                        .login_url(target.partition(), &credentials, session, destination)
+                        .await?,
+                )
+            }
+        };
 
-        let mut record = AuditRecord::new(
-            meta,
-            now,
-            AuditEvent::CredentialsIssued,
-            user.as_str(),
-            &auth,
-        );
+        let event = if console_url.is_some() {
+            AuditEvent::ConsoleIssued
+        } else {
+            AuditEvent::CredentialsIssued
+        };
+        let mut record = AuditRecord::new(meta, now, event, user.as_str(), &auth);
         record.target = Some(target.name.clone());
         record.account = Some(target.account.clone());
         record.access_key_id = Some(credentials.access_key_id.clone());
@@ -159,6 +206,7 @@ impl CredentialIssuer {
             target,
             duration,
             approved_by,
+            console_url,
         })
     }
 
@@ -169,19 +217,18 @@ impl CredentialIssuer {
         identity: Identity,
         request: &CredentialRequest,
         now: OffsetDateTime,
-    ) -> Result<
-        (
-            Target,
-            Grant,
-            SessionDuration,
-            Option<UserName>,
-            Option<ApprovalId>,
-        ),
-        IssueError,
-    > {
+    ) -> Result<Checked, IssueError> {
         let user = identity.user.clone();
         let (target, grant) = self.authorize(identity, &request.target, now).await?;
         let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?;
+        let destination = match &request.console {
+            None => None,
+            Some(Some(url)) => Some(Destination::parse(url, target.partition())?),
+            Some(None) => Some(Destination::default_for(
+                target.partition(),
+                self.console_region.as_deref(),
+            )),
+        };
         if target.high_security {
             let code = request.totp.as_ref().ok_or(IssueError::TotpRequired)?;
             self.second_factor.verify(&user, code).await?;
@@ -195,7 +242,14 @@ impl CredentialIssuer {
         } else {
             (None, None)
         };
-        Ok((target, grant, duration, approved_by, approval_id))
+        Ok(Checked {
+            target,
+            grant,
+            duration,
+            approved_by,
+            approval_id,
+            destination,
+        })
     }
 
     /// Deny by default: the caller must be an active user, the target must exist, and a grant of

@@ -27,6 +27,8 @@ pub enum Service {
     Ssm,
     Sns,
     Iam,
+    /// The AWS federation (console sign-in) endpoint.
+    Signin,
 }
 
 impl fmt::Display for Service {
@@ -38,6 +40,7 @@ impl fmt::Display for Service {
             Self::Ssm => "SSM",
             Self::Sns => "SNS",
             Self::Iam => "IAM",
+            Self::Signin => "AWS sign-in",
         })
     }
 }

@@ -1,7 +1,7 @@
 //! POST /v1/credentials: temporary AWS credentials for a target.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cooper_core::approval::{ApprovalId, ApprovalProof};
 use cooper_core::issue::{CredentialRequest, Issuance};
@@ -34,6 +34,12 @@ pub struct CredentialsBody {
     /// Asynchronous approval: an approved request, used once.
     #[serde(default)]
     pub approval_id: Option<String>,
+    /// A console sign-in link too.
+    #[serde(default)]
+    pub console: bool,
+    /// Where the console opens (an https URL on the target partition's console).
+    #[serde(default)]
+    pub destination: Option<String>,
 }
 
 impl CredentialsBody {
@@ -57,6 +63,7 @@ impl CredentialsBody {
             duration_seconds: self.duration_seconds,
             totp: self.totp.as_deref().map(TotpCode::parse).transpose()?,
             approval,
+            console: (self.console || self.destination.is_some()).then_some(self.destination),
         })
     }
 }
@@ -80,6 +87,9 @@ struct CredentialsResponse<'a> {
     duration_seconds: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     approved_by: Option<&'a str>,
+    /// A console sign-in link, when asked for: as secret as the credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    console_url: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -158,6 +168,7 @@ fn render(issuance: &Issuance, format: Format, request_id: &str) -> Result<Respo
             principal_arn: &c.principal_arn,
             duration_seconds: issuance.duration.seconds(),
             approved_by: issuance.approved_by.as_ref().map(UserName::as_str),
+            console_url: issuance.console_url.as_ref().map(|u| u.expose_secret()),
             request_id,
         })
         .into_response(),
@@ -174,5 +185,76 @@ fn render(issuance: &Issuance, format: Format, request_id: &str) -> Result<Respo
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleQuery {
+    /// Answer `302 Found` to the sign-in URL instead of JSON.
+    #[serde(default)]
+    pub redirect: bool,
+}
+
+#[derive(Serialize)]
+struct ConsoleResponse<'a> {
+    console_url: &'a str,
+    expiration: String,
+    target: &'a str,
+    account_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// POST /v1/console: a console sign-in link for a target (the same checks as credentials).
+pub async fn console(
+    State(state): State<IssueState>,
+    Meta(meta): Meta,
+    query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
+    Authenticated(identity): Authenticated,
+    JsonBody(mut body): JsonBody<CredentialsBody>,
+) -> Result<Response, ApiError> {
+    let query = query
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?
+        .0;
+    body.console = true;
+    let request = body.parse()?;
+    let user = identity.user.clone();
+    let issuance = state.issuer.issue(identity, &request, &meta).await?;
+    tracing::info!(%user, target = %issuance.target.name, access_key_id = %issuance.credentials.access_key_id, "console link issued");
+    let url = issuance
+        .console_url
+        .as_ref()
+        .map(|u| u.expose_secret())
+        .unwrap_or_default();
+    let mut response = if query.redirect {
+        let mut r = StatusCode::FOUND.into_response();
+        if let Ok(location) = HeaderValue::from_str(url) {
+            r.headers_mut().insert(header::LOCATION, location);
+        }
+        r
+    } else {
+        axum::Json(ConsoleResponse {
+            console_url: url,
+            expiration: issuance
+                .credentials
+                .expiration
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            target: issuance.target.name.as_str(),
+            account_id: issuance.target.account.as_str(),
+            approved_by: issuance.approved_by.as_ref().map(UserName::as_str),
+            request_id: &meta.request_id,
+        })
+        .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(response)
 }

@@ -1,0 +1,122 @@
+//! The AWS federation endpoint: `getSigninToken` for issued credentials, then the `login` URL.
+//! The endpoint can be pointed elsewhere for tests (no emulator offers it); the login URL handed
+//! out always names the partition's real sign-in host.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cooper_core::console::{ConsoleSignin, Destination};
+use cooper_core::names::Partition;
+use cooper_core::ports::{IssuedCredentials, Service, UpstreamError, UpstreamKind};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Clone)]
+pub struct FederationSignin {
+    http: reqwest::Client,
+    /// Instead of `https://<sign-in host>`, ask `<endpoint>/<sign-in host>` (tests).
+    endpoint: Option<String>,
+    issuer: String,
+}
+
+#[derive(Deserialize)]
+struct SigninToken {
+    #[serde(rename = "SigninToken")]
+    signin_token: String,
+}
+
+fn failure(kind: UpstreamKind, message: impl Into<String>) -> UpstreamError {
+    UpstreamError::new(Service::Signin, kind, message)
+}
+
+impl FederationSignin {
+    pub fn new(endpoint: Option<String>, issuer: impl Into<String>) -> Result<Self, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| failure(UpstreamKind::Unavailable, e.without_url().to_string()))?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            issuer: issuer.into(),
+        })
+    }
+
+    fn federation(&self, partition: Partition) -> String {
+        let host = partition.signin_host();
+        match &self.endpoint {
+            Some(endpoint) => format!("{endpoint}/{host}/federation"),
+            None => format!("https://{host}/federation"),
+        }
+    }
+}
+
+#[async_trait]
+impl ConsoleSignin for FederationSignin {
+    async fn login_url(
+        &self,
+        partition: Partition,
+        credentials: &IssuedCredentials,
+        session_seconds: Option<u32>,
+        destination: &Destination,
+    ) -> Result<SecretString, UpstreamError> {
+        let session = SecretString::from(
+            serde_json::json!({
+                "sessionId": credentials.access_key_id,
+                "sessionKey": credentials.secret_access_key.expose_secret(),
+                "sessionToken": credentials.session_token.expose_secret(),
+            })
+            .to_string(),
+        );
+        let mut params: Vec<(&str, String)> = vec![
+            ("Action", "getSigninToken".into()),
+            ("Session", session.expose_secret().to_owned()),
+        ];
+        if let Some(seconds) = session_seconds {
+            params.push(("SessionDuration", seconds.to_string()));
+        }
+        // The request URL holds the credentials: it is never logged, nor put in an error.
+        let url = Url::parse_with_params(&self.federation(partition), &params).map_err(|_| {
+            failure(
+                UpstreamKind::Corrupt,
+                "the federation endpoint is not a URL",
+            )
+        })?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failure(UpstreamKind::Unavailable, e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let kind = if status.as_u16() == 429 {
+                UpstreamKind::Throttled
+            } else if status.is_server_error() {
+                UpstreamKind::Unavailable
+            } else {
+                UpstreamKind::Refused
+            };
+            return Err(failure(
+                kind,
+                format!("getSigninToken answered HTTP {status}"),
+            ));
+        }
+        let token: SigninToken = response
+            .json()
+            .await
+            .map_err(|e| failure(UpstreamKind::Corrupt, e.without_url().to_string()))?;
+        let login = Url::parse_with_params(
+            &format!("https://{}/federation", partition.signin_host()),
+            [
+                ("Action", "login"),
+                ("Issuer", self.issuer.as_str()),
+                ("Destination", destination.as_str()),
+                ("SigninToken", token.signin_token.as_str()),
+            ],
+        )
+        .map_err(|_| failure(UpstreamKind::Corrupt, "the login URL could not be built"))?;
+        Ok(SecretString::from(login.to_string()))
+    }
+}
