@@ -10,7 +10,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use cooper_core::access::{AuthMethod, Identity};
 use cooper_core::clock::Clock;
-use cooper_core::names::UserName;
+use cooper_core::names::{GroupName, UserName};
 use cooper_core::ports::{Directory, UpstreamError};
 use cooper_core::token::{ApiToken, TokenRejection};
 
@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 
 use crate::error::ApiError;
 use crate::jwt::{JwtAuthority, JwtError};
+use crate::oidc::{OidcError, OidcVerifier, peek_issuer};
 
 /// Why a request is not authenticated. The messages are the same whatever the reason a token
 /// is unknown, so they do not help anyone guess.
@@ -35,6 +36,8 @@ pub enum AuthError {
     NotYetValid,
     #[error("the bearer token has been revoked")]
     Revoked,
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -63,6 +66,8 @@ pub struct Authenticator {
     pub jwt: Arc<JwtAuthority>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
+    /// The configured identity providers, if any.
+    pub oidc: Option<Arc<OidcVerifier>>,
 }
 
 impl Authenticator {
@@ -74,9 +79,15 @@ impl Authenticator {
             return Err(AuthError::Malformed);
         }
         if ApiToken::looks_like(bearer) {
-            self.api_token(bearer).await
-        } else {
-            self.cooper_jwt(bearer)
+            return self.api_token(bearer).await;
+        }
+        // A JWT: cooper's own, or an identity provider's, told apart by its (still unverified)
+        // issuer; each is then verified by its own rules, with its own keys.
+        match (&self.oidc, peek_issuer(bearer)) {
+            (Some(oidc), Some(issuer)) if issuer != self.jwt.issuer() && oidc.knows(&issuer) => {
+                Ok(oidc.verify(bearer).await?)
+            }
+            _ => self.cooper_jwt(bearer),
         }
     }
 
@@ -97,7 +108,17 @@ impl Authenticator {
     fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
-        Ok(Identity::new(user, AuthMethod::CooperJwt))
+        let method = match claims.idp {
+            Some(issuer) => AuthMethod::Oidc(issuer),
+            None => AuthMethod::CooperJwt,
+        };
+        let mut identity = Identity::new(user, method);
+        identity.asserted_groups = claims
+            .groups
+            .iter()
+            .filter_map(|g| GroupName::parse(g).ok())
+            .collect();
+        Ok(identity)
     }
 }
 
@@ -110,6 +131,15 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::Revoked => "token_revoked",
+            AuthError::Oidc(OidcError::ProviderUnavailable(detail)) => {
+                tracing::warn!(%detail, "identity provider unavailable");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "identity_provider_unavailable",
+                    "the identity provider cannot be reached; retry shortly",
+                );
+            }
+            AuthError::Oidc(ref o) => o.code(),
             AuthError::Upstream(u) => return u.into(),
         };
         Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())

@@ -22,6 +22,12 @@ pub struct Claims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// For a session made from an identity provider's token: its issuer, and the groups it
+    /// asserted (cooper verified them when it signed this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +91,18 @@ impl JwtAuthority {
         now: OffsetDateTime,
         lifetime: time::Duration,
     ) -> Result<SecretString, JwtError> {
+        self.mint_for(subject, None, Vec::new(), now, lifetime)
+    }
+
+    /// A session for someone an identity provider vouched for, keeping the groups it asserted.
+    pub fn mint_for(
+        &self,
+        subject: &str,
+        idp: Option<&str>,
+        groups: Vec<String>,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Result<SecretString, JwtError> {
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -92,10 +110,16 @@ impl JwtAuthority {
             iat: now.unix_timestamp(),
             nbf: Some(now.unix_timestamp()),
             exp: (now + lifetime).unix_timestamp(),
+            idp: idp.map(str::to_owned),
+            groups,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map(SecretString::from)
             .map_err(|_| JwtError::Invalid)
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, JwtError> {

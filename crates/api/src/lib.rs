@@ -8,6 +8,7 @@ pub mod host;
 pub mod json;
 pub mod jwt;
 pub mod notify;
+pub mod oidc;
 pub mod qr;
 pub mod router;
 pub mod routes;

@@ -28,6 +28,7 @@ pub fn issue_credentials(state: IssueState) -> Router {
 pub fn enroll_totp(state: EnrollState) -> Router {
     Router::new()
         .route("/v1/sessions", post(factors::login))
+        .route("/v1/sessions/oidc", post(factors::oidc_session))
         .route("/v1/totp/enrollment", post(factors::start_enrollment))
         .route(
             "/v1/totp/enrollment/confirm",

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use cooper_core::admin::scope::AdminGroups;
 use cooper_core::admin::service::Sensitive;
 
+use crate::oidc::{ProviderConfig, parse_providers};
+
 /// Environment variables cooper's functions read.
 pub mod env {
     pub const DIRECTORY_TABLE: &str = "COOPER_DIRECTORY_TABLE";
@@ -21,6 +23,7 @@ pub mod env {
     pub const NOTIFY_TOPIC_ARN: &str = "COOPER_NOTIFY_TOPIC_ARN";
     pub const SIGNIN_ENDPOINT: &str = "COOPER_SIGNIN_ENDPOINT";
     pub const CONSOLE_ISSUER: &str = "COOPER_CONSOLE_ISSUER";
+    pub const OIDC_PROVIDERS: &str = "COOPER_OIDC_PROVIDERS";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -75,6 +78,8 @@ pub struct Settings {
     pub signin_endpoint: Option<String>,
     /// The `Issuer` console sign-in links carry (shown by AWS when the session ends).
     pub console_issuer: String,
+    /// Identity providers whose ID tokens sign people in.
+    pub oidc_providers: Vec<ProviderConfig>,
 }
 
 impl Settings {
@@ -95,6 +100,7 @@ impl Settings {
             notify_topic_arn: None,
             signin_endpoint: None,
             console_issuer: DEFAULT_CONSOLE_ISSUER.to_owned(),
+            oidc_providers: Vec::new(),
         }
     }
 
@@ -166,6 +172,12 @@ impl Settings {
             notify_topic_arn: lookup(env::NOTIFY_TOPIC_ARN).filter(|v| !v.trim().is_empty()),
             signin_endpoint: lookup(env::SIGNIN_ENDPOINT).filter(|v| !v.trim().is_empty()),
             console_issuer: optional(env::CONSOLE_ISSUER, DEFAULT_CONSOLE_ISSUER),
+            oidc_providers: parse_providers(&optional(env::OIDC_PROVIDERS, "")).map_err(|e| {
+                ConfigError::Invalid {
+                    name: env::OIDC_PROVIDERS,
+                    reason: e.to_string(),
+                }
+            })?,
         })
     }
 }

@@ -30,6 +30,7 @@ use cooper_core::audit::AuditRecord;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::jwt::{JwtAuthority, JwtKeyError};
+use crate::oidc::OidcVerifier;
 use crate::settings::{BrokerCredentials, ConfigError, Settings, env};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum StartupError {
     JwtKey(#[from] JwtKeyError),
     #[error(transparent)]
     Client(#[from] UpstreamError),
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::ConfigError),
 }
 
 /// What every router shares: authentication, the audit log, the clock, second factors.
@@ -64,7 +67,7 @@ impl Shared {
         settings: &Settings,
         jwt: JwtAuthority,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, StartupError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let mut vault = KmsVault::new(aws_sdk_kms::Client::new(sdk));
         if let Some(key) = &settings.kms_key {
@@ -113,11 +116,17 @@ impl Shared {
             },
         });
         let jwt = Arc::new(jwt);
-        Self {
+        let oidc = (!settings.oidc_providers.is_empty())
+            .then(|| {
+                OidcVerifier::new(settings.oidc_providers.clone(), clock.clone()).map(Arc::new)
+            })
+            .transpose()?;
+        Ok(Self {
             auth: Arc::new(Authenticator {
                 jwt: jwt.clone(),
                 directory: directory.clone(),
                 clock: clock.clone(),
+                oidc,
             }),
             jwt,
             audit: audit_log,
@@ -127,7 +136,7 @@ impl Shared {
             second_factor,
             approvals,
             admin,
-        }
+        })
     }
 
     /// Reads the JWT key and `extra` parameters from SSM in one call, and builds what is shared.
@@ -149,7 +158,7 @@ impl Shared {
             SecretsError::Missing(vec![Param::JwtSigningKey.name(&settings.ssm_prefix)])
         })?;
         let jwt = JwtAuthority::new(&jwt_key, &settings.jwt_issuer, &settings.jwt_audience)?;
-        Ok((Self::build(sdk, settings, jwt, clock), secrets))
+        Ok((Self::build(sdk, settings, jwt, clock)?, secrets))
     }
 }
 

@@ -48,6 +48,9 @@ pub struct DeploymentArgs {
     /// Ask `getSigninToken` here instead of the partition's sign-in host (for local stand-ins).
     #[arg(long, env = env::SIGNIN_ENDPOINT)]
     pub signin_endpoint: Option<String>,
+    /// Identity providers whose ID tokens sign people in (a JSON list; see the README).
+    #[arg(long, env = env::OIDC_PROVIDERS, default_value = "")]
+    pub oidc_providers: String,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -74,6 +77,8 @@ impl DeploymentArgs {
             notify_topic_arn: self.notify_topic_arn.clone(),
             signin_endpoint: self.signin_endpoint.clone(),
             console_issuer: self.console_issuer.clone(),
+            oidc_providers: cooper_api::oidc::parse_providers(&self.oidc_providers)
+                .map_err(|e| InvalidValue::new("oidc_providers", e.to_string()))?,
         })
     }
 }

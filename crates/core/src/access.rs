@@ -18,6 +18,8 @@ pub enum AuthMethod {
     ApiToken(TokenId),
     /// An approver standing next to the requester, proven by their own fresh TOTP code alone.
     ApproverCode,
+    /// An identity provider's ID token (or a cooper session made from one), by issuer.
+    Oidc(String),
 }
 
 impl fmt::Display for AuthMethod {
@@ -26,6 +28,7 @@ impl fmt::Display for AuthMethod {
             Self::CooperJwt => f.write_str("jwt"),
             Self::ApiToken(id) => write!(f, "api_token:{id}"),
             Self::ApproverCode => f.write_str("approver_code"),
+            Self::Oidc(issuer) => write!(f, "oidc:{issuer}"),
         }
     }
 }
@@ -101,7 +104,19 @@ impl Caller {
         profile: Option<UserProfile>,
         now: OffsetDateTime,
     ) -> Result<Self, Denial> {
-        let profile = profile.ok_or(Denial::UnknownUser)?;
+        // The identity provider vouches for people cooper has no record of: they are users with
+        // only their asserted groups (and so, by default, no access). A record in the directory
+        // still governs them: disabled or expired there, they are refused.
+        let profile = match (profile, &identity.method) {
+            (Some(p), _) => p,
+            (None, AuthMethod::Oidc(_)) => UserProfile {
+                user: User::new(identity.user.clone()),
+                groups: Vec::new(),
+                grants: Vec::new(),
+                admin_grants: Vec::new(),
+            },
+            (None, _) => return Err(Denial::UnknownUser),
+        };
         match profile.user.status_at(now) {
             UserStatus::Active => {}
             UserStatus::Disabled => return Err(Denial::UserDisabled),

@@ -243,3 +243,83 @@ pub async fn set_password(
     tracing::info!(user = %identity.user, "password set");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSessionBody {
+    pub id_token: String,
+}
+
+/// Exchanges an identity provider's ID token for a cooper session that keeps its groups.
+pub async fn oidc_session(
+    State(state): State<EnrollState>,
+    Meta(meta): Meta,
+    SecretJsonBody(body): SecretJsonBody<OidcSessionBody>,
+) -> Result<Response, ApiError> {
+    let oidc = state.shared.auth.oidc.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "oidc_not_configured",
+            "this deployment has no identity provider configured",
+        )
+    })?;
+    let identity = oidc
+        .verify(&body.id_token)
+        .await
+        .map_err(|e| ApiError::from(crate::auth::AuthError::from(e)))?;
+    let now = state.shared.clock.now();
+    let auth = identity.method.to_string();
+    let user = identity.user.clone();
+    let mut audit = AuditRecord::new(&meta, now, AuditEvent::SessionCreated, user.as_str(), &auth);
+    // The directory still has its say: a user disabled or expired there is refused.
+    let (caller, _) = match state.shared.admin.scope(identity).await {
+        Ok(found) => found,
+        Err(e) => {
+            audit.event = AuditEvent::SessionRefused;
+            audit.reason = Some(e.code().to_owned());
+            state.shared.audit_refusal(&audit).await;
+            return Err(e.into());
+        }
+    };
+    let issuer = match &caller.identity.method {
+        cooper_core::access::AuthMethod::Oidc(issuer) => issuer.clone(),
+        _ => String::new(),
+    };
+    let groups: Vec<String> = caller
+        .identity
+        .asserted_groups
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expires_at = now + state.session_lifetime;
+    let token = state
+        .shared
+        .jwt
+        .mint_for(
+            user.as_str(),
+            Some(&issuer),
+            groups.clone(),
+            now,
+            state.session_lifetime,
+        )
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the session could not be signed",
+            )
+        })?;
+    audit.expiration = Some(expires_at);
+    state.shared.audit(&audit).await?;
+    tracing::info!(%user, %issuer, "session created from the identity provider");
+    Ok(no_store(
+        Json(serde_json::json!({
+            "token": token.expose_secret(),
+            "token_type": "Bearer",
+            "user": user,
+            "groups": groups,
+            "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        }))
+        .into_response(),
+    ))
+}

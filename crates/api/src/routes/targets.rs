@@ -94,6 +94,7 @@ pub async fn whoami(
         AuthMethod::CooperJwt => ("jwt", None),
         AuthMethod::ApiToken(id) => ("api_token", Some(id.to_string())),
         AuthMethod::ApproverCode => ("approver_code", None),
+        AuthMethod::Oidc(_) => ("oidc", None),
     };
     Ok(Json(WhoAmI {
         user: caller.user.name.to_string(),

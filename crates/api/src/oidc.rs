@@ -1,0 +1,476 @@
+//! Signing in with the company's identity provider: OpenID Connect ID tokens, checked as RFC 8725
+//! and OpenID Connect Core ask. Provider metadata from its discovery document and keys from its
+//! JWKS, both fetched on first use (never at start-up) and cached; an unknown `kid` refreshes the
+//! keys, at most once per interval, so a flood of bogus `kid`s cannot hammer the provider.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cooper_core::access::{AuthMethod, Identity};
+use cooper_core::clock::Clock;
+use cooper_core::names::{GroupName, UserName};
+use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECONDS: i64 = 60;
+/// Most groups taken from one token (a bound on the grant lookups a request can cause).
+pub const MAX_GROUPS: usize = 100;
+/// Keys are refreshed at least this often, so a key the provider withdrew stops working.
+const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_user_claim() -> String {
+    "email".into()
+}
+fn default_refresh() -> u64 {
+    30
+}
+
+/// One identity provider, as configured (`COOPER_OIDC_PROVIDERS`, a JSON list of these).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Exactly the `iss` its tokens carry (`https://accounts.google.com`).
+    pub issuer: String,
+    /// The client ids cooper accepts as `aud`.
+    pub audiences: Vec<String>,
+    /// Asymmetric algorithms only (RS*, PS*, ES*, EdDSA).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The claim that names the cooper user (`email` by default; `sub`, `preferred_username`).
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// When set, only verified emails in these domains sign in.
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Google Workspace: the `hd` claim must be this domain.
+    #[serde(default)]
+    pub hosted_domain: Option<String>,
+    /// The least time between two key refreshes caused by unknown `kid`s.
+    #[serde(default = "default_refresh")]
+    pub jwks_refresh_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("COOPER_OIDC_PROVIDERS is not a JSON list of providers: {0}")]
+    Json(String),
+    #[error("provider {issuer}: {reason}")]
+    Invalid { issuer: String, reason: String },
+}
+
+fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    // Symmetric algorithms would let anyone holding the provider's public key (everyone) sign.
+    match name {
+        "RS256" => Some(Algorithm::RS256),
+        "RS384" => Some(Algorithm::RS384),
+        "RS512" => Some(Algorithm::RS512),
+        "PS256" => Some(Algorithm::PS256),
+        "PS384" => Some(Algorithm::PS384),
+        "PS512" => Some(Algorithm::PS512),
+        "ES256" => Some(Algorithm::ES256),
+        "ES384" => Some(Algorithm::ES384),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        _ => None,
+    }
+}
+
+pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, ConfigError> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let providers: Vec<ProviderConfig> =
+        serde_json::from_str(json).map_err(|e| ConfigError::Json(e.to_string()))?;
+    for p in &providers {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            issuer: p.issuer.clone(),
+            reason: reason.to_owned(),
+        };
+        let local =
+            p.issuer.starts_with("http://127.0.0.1") || p.issuer.starts_with("http://localhost");
+        if !p.issuer.starts_with("https://") && !local {
+            return Err(invalid("the issuer must be an https URL"));
+        }
+        if p.audiences.is_empty() {
+            return Err(invalid("name at least one audience (client id)"));
+        }
+        if p.algorithms.is_empty() || p.algorithms.iter().any(|a| parse_algorithm(a).is_none()) {
+            return Err(invalid(
+                "algorithms must be asymmetric: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+            ));
+        }
+    }
+    Ok(providers)
+}
+
+/// Why an identity provider's token was refused (each is a 401 with its own code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's issuer is not a configured identity provider")]
+    UnknownIssuer,
+    #[error("the token's algorithm is not allowed for its provider")]
+    InvalidAlgorithm,
+    #[error("the token is signed with a key its provider does not publish")]
+    UnknownKey,
+    #[error("the token's signature does not verify")]
+    InvalidSignature,
+    #[error("the token is not meant for cooper (audience)")]
+    InvalidAudience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token lacks a claim cooper needs: {0}")]
+    MissingClaim(String),
+    #[error("the email is not verified by the identity provider")]
+    EmailNotVerified,
+    #[error("this email domain may not sign in")]
+    EmailDomainNotAllowed,
+    #[error("the user claim is not a valid cooper user name")]
+    InvalidUser,
+    #[error("the identity provider cannot be reached: {0}")]
+    ProviderUnavailable(String),
+}
+
+impl OidcError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "invalid_token",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::InvalidAlgorithm => "invalid_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidAudience => "invalid_audience",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::EmailDomainNotAllowed => "email_domain_not_allowed",
+            Self::InvalidUser => "invalid_user",
+            Self::ProviderUnavailable(_) => "identity_provider_unavailable",
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, (DecodingKey, Option<Algorithm>)>,
+    fetched: Option<Instant>,
+}
+
+struct Provider {
+    config: ProviderConfig,
+    algorithms: Vec<Algorithm>,
+    keys: RwLock<KeySet>,
+    /// Serialises refreshes; holds when the last one was attempted.
+    refresh: Mutex<Option<Instant>>,
+    jwks_uri: Mutex<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// Verifies ID tokens of the configured providers.
+pub struct OidcVerifier {
+    providers: Vec<Arc<Provider>>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+fn peek(token: &str) -> Result<(Value, Value), OidcError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(OidcError::Malformed);
+    };
+    let json = |part: &str| -> Result<Value, OidcError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .map_err(|_| OidcError::Malformed)?;
+        serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
+    };
+    Ok((json(header)?, json(payload)?))
+}
+
+/// The unverified `iss` of a JWT, to choose who verifies it.
+pub fn peek_issuer(token: &str) -> Option<String> {
+    let (_, claims) = peek(token).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+impl OidcVerifier {
+    pub fn new(configs: Vec<ProviderConfig>, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ConfigError::Json(e.to_string()))?;
+        let providers = configs
+            .into_iter()
+            .map(|config| {
+                let algorithms = config
+                    .algorithms
+                    .iter()
+                    .filter_map(|a| parse_algorithm(a))
+                    .collect();
+                Arc::new(Provider {
+                    config,
+                    algorithms,
+                    keys: RwLock::default(),
+                    refresh: Mutex::default(),
+                    jwks_uri: Mutex::default(),
+                })
+            })
+            .collect();
+        Ok(Self {
+            providers,
+            http,
+            clock,
+        })
+    }
+
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.providers.iter().map(|p| p.config.issuer.as_str())
+    }
+
+    pub fn knows(&self, issuer: &str) -> bool {
+        self.providers.iter().any(|p| p.config.issuer == issuer)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OidcError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(OidcError::ProviderUnavailable(format!(
+                "{url} answered HTTP {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| OidcError::ProviderUnavailable(format!("{url}: {}", e.without_url())))
+    }
+
+    /// Refetches the provider's keys, unless that was done less than its interval ago.
+    async fn refresh(&self, provider: &Provider) -> Result<(), OidcError> {
+        let mut last = provider.refresh.lock().await;
+        let interval = Duration::from_secs(provider.config.jwks_refresh_seconds);
+        if last.is_some_and(|at| at.elapsed() < interval) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let jwks_uri = {
+            let mut cached = provider.jwks_uri.lock().await;
+            match cached.as_ref() {
+                Some(uri) => uri.clone(),
+                None => {
+                    let url = format!(
+                        "{}/.well-known/openid-configuration",
+                        provider.config.issuer.trim_end_matches('/')
+                    );
+                    let discovery: Discovery = self.get_json(&url).await?;
+                    // OpenID Connect Discovery 4.3: the document must name the same issuer.
+                    if discovery.issuer != provider.config.issuer {
+                        return Err(OidcError::ProviderUnavailable(
+                            "the discovery document names another issuer".into(),
+                        ));
+                    }
+                    *cached = Some(discovery.jwks_uri.clone());
+                    discovery.jwks_uri
+                }
+            }
+        };
+        let set: JwkSet = self.get_json(&jwks_uri).await?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let usable_for_signatures =
+                !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption));
+            let (Some(kid), true) = (jwk.common.key_id.clone(), usable_for_signatures) else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                let alg = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| parse_algorithm(&a.to_string()));
+                keys.insert(kid, (key, alg));
+            }
+        }
+        tracing::info!(issuer = %provider.config.issuer, keys = keys.len(), "identity provider keys fetched");
+        *provider.keys.write().await = KeySet {
+            keys,
+            fetched: Some(Instant::now()),
+        };
+        Ok(())
+    }
+
+    async fn key(
+        &self,
+        provider: &Provider,
+        kid: &str,
+    ) -> Result<(DecodingKey, Option<Algorithm>), OidcError> {
+        {
+            let keys = provider.keys.read().await;
+            let fresh = keys.fetched.is_some_and(|at| at.elapsed() < KEYS_MAX_AGE);
+            if let (Some(found), true) = (keys.keys.get(kid), fresh) {
+                return Ok(found.clone());
+            }
+        }
+        self.refresh(provider).await?;
+        provider
+            .keys
+            .read()
+            .await
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or(OidcError::UnknownKey)
+    }
+
+    /// Verifies an ID token and returns who it names, with the groups it asserts.
+    pub async fn verify(&self, token: &str) -> Result<Identity, OidcError> {
+        let (header, peeked) = peek(token)?;
+        let issuer = peeked
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(OidcError::UnknownIssuer)?;
+        let provider = self
+            .providers
+            .iter()
+            .find(|p| p.config.issuer == issuer)
+            .ok_or(OidcError::UnknownIssuer)?;
+        let config = &provider.config;
+
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .and_then(parse_algorithm)
+            .filter(|a| provider.algorithms.contains(a))
+            .ok_or(OidcError::InvalidAlgorithm)?;
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or(OidcError::UnknownKey)?;
+        let (key, key_alg) = self.key(provider, kid).await?;
+        if key_alg.is_some_and(|k| k != alg) {
+            return Err(OidcError::InvalidAlgorithm);
+        }
+
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims: Value = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => OidcError::InvalidSignature,
+                ErrorKind::InvalidAudience => OidcError::InvalidAudience,
+                ErrorKind::InvalidIssuer => OidcError::UnknownIssuer,
+                ErrorKind::InvalidAlgorithm => OidcError::InvalidAlgorithm,
+                ErrorKind::MissingRequiredClaim(c) => OidcError::MissingClaim(c.clone()),
+                _ => OidcError::Malformed,
+            })?
+            .claims;
+
+        let now = self.clock.now().unix_timestamp();
+        let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let exp = time("exp").ok_or_else(|| OidcError::MissingClaim("exp".into()))?;
+        if exp + LEEWAY_SECONDS <= now {
+            return Err(OidcError::Expired);
+        }
+        if time("nbf").is_some_and(|nbf| nbf - LEEWAY_SECONDS > now) {
+            return Err(OidcError::NotYetValid);
+        }
+        let iat = time("iat").ok_or_else(|| OidcError::MissingClaim("iat".into()))?;
+        if iat - LEEWAY_SECONDS > now {
+            return Err(OidcError::NotYetValid);
+        }
+        // Several audiences: the authorized party must be one of ours (OpenID Connect Core 3.1.3.7).
+        if claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1)
+        {
+            let azp = claims
+                .get("azp")
+                .and_then(Value::as_str)
+                .ok_or(OidcError::InvalidAudience)?;
+            if !config.audiences.iter().any(|a| a == azp) {
+                return Err(OidcError::InvalidAudience);
+            }
+        }
+
+        let user = claims
+            .get(&config.user_claim)
+            .and_then(Value::as_str)
+            .ok_or_else(|| OidcError::MissingClaim(config.user_claim.clone()))?;
+        let email_used = config.user_claim == "email" || !config.email_domains.is_empty();
+        if email_used {
+            if claims.get("email_verified").and_then(Value::as_bool) != Some(true) {
+                return Err(OidcError::EmailNotVerified);
+            }
+            let email = claims
+                .get("email")
+                .and_then(Value::as_str)
+                .ok_or_else(|| OidcError::MissingClaim("email".into()))?;
+            if !config.email_domains.is_empty() {
+                let domain = email
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if !config
+                    .email_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&domain))
+                {
+                    return Err(OidcError::EmailDomainNotAllowed);
+                }
+            }
+        }
+        if let Some(hd) = &config.hosted_domain {
+            if claims.get("hd").and_then(Value::as_str) != Some(hd.as_str()) {
+                return Err(OidcError::EmailDomainNotAllowed);
+            }
+        }
+        let user = UserName::parse(user).map_err(|_| OidcError::InvalidUser)?;
+
+        let groups: Vec<GroupName> = match claims.get(&config.groups_claim) {
+            Some(Value::Array(values)) => values
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|g| GroupName::parse(g).ok())
+                .take(MAX_GROUPS)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut identity = Identity::new(user, AuthMethod::Oidc(config.issuer.clone()));
+        identity.asserted_groups = groups;
+        Ok(identity)
+    }
+}
