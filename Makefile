@@ -6,6 +6,8 @@ VENV := .venv
 PYTHON ?= python3
 CARGO ?= cargo
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
+OIDC := tests/oidc
+OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
 .PHONY: help run test fmt-check fmt clippy deps clean
 
@@ -32,7 +34,7 @@ clippy: ## Lint the Rust code (warnings are errors)
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-deps: $(STAMP) ## Install what the local run and tests need (a Python venv with moto)
+deps: $(STAMP) $(OIDC_STAMP) ## Install what the local run and tests need (a Python venv with moto; the test OpenID Provider)
 
 $(STAMP): requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ $(STAMP): requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+$(OIDC_STAMP): $(OIDC)/package-lock.json
+	cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 clean: ## Remove build output and the venv
 	$(CARGO) clean
-	rm -rf $(VENV) .run
+	rm -rf $(VENV) .run $(OIDC)/node_modules

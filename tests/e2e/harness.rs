@@ -943,3 +943,301 @@ impl TestEnv {
         cooper_api::notify::notifier(&self.sdk, &settings, self.clock.clone()).unwrap()
     }
 }
+
+/// A real OpenID Provider (panva/oidc-provider, OpenID Certified), run by node from
+/// `tests/oidc`. It stops when dropped, or when the test process dies (its stdin closes).
+pub struct OpenIdProvider {
+    child: Child,
+    pub issuer: String,
+}
+
+impl OpenIdProvider {
+    /// The accounts it signs in are `<login>@example.com`, in `groups`.
+    pub fn start(groups: &[&str]) -> Self {
+        let dir = repo_root().join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "run `make deps`: it installs the test OpenID Provider"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .env("GROUPS", groups.join(","))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        Self {
+            child,
+            issuer: first.trim().to_owned(),
+        }
+    }
+
+    /// cooper's configuration for it: the CLI's client id, RS256, emails of example.com.
+    pub fn config(&self) -> cooper_api::oidc::ProviderConfig {
+        cooper_api::oidc::parse_providers(
+            &serde_json::json!([{
+                "issuer": self.issuer,
+                "audiences": ["cooper-cli"],
+                "algorithms": ["RS256"],
+                "email_domains": ["example.com"],
+            }])
+            .to_string(),
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    /// Plays the person at the browser: signs in as `login` and consents, starting at `url`
+    /// (a device verification URL, or an authorization URL), following the provider's pages.
+    /// Returns the last redirect that leaves the provider, if any (the code flow's callback).
+    pub async fn sign_in(&self, url: &str, login: &str) -> Option<String> {
+        // No connection reuse: node may close an idle connection just as it is reused.
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let absolute = |location: &str| {
+            if location.starts_with("http") {
+                location.to_owned()
+            } else {
+                format!("{}{location}", self.issuer)
+            }
+        };
+        let inputs = |html: &str| -> Vec<(String, String)> {
+            html.split("<input")
+                .skip(1)
+                .filter_map(|tag| {
+                    let attr = |name: &str| {
+                        tag.split(&format!("{name}=\""))
+                            .nth(1)
+                            .and_then(|v| v.split('"').next())
+                            .map(str::to_owned)
+                    };
+                    Some((attr("name")?, attr("value").unwrap_or_default()))
+                })
+                .collect()
+        };
+        let mut next = (
+            reqwest::Method::GET,
+            url.to_owned(),
+            Vec::<(String, String)>::new(),
+        );
+        for _ in 0..20 {
+            let (method, target, form) = next.clone();
+            let request = browser.request(method, &target);
+            let request = if form.is_empty() {
+                request
+            } else {
+                request.form(&form)
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            if status.is_redirection() {
+                let location = absolute(response.headers()["location"].to_str().unwrap());
+                if !location.starts_with(&self.issuer) {
+                    return Some(location);
+                }
+                next = (reqwest::Method::GET, location, Vec::new());
+                continue;
+            }
+            let html = response.text().await.unwrap();
+            if let Some(uid) = target.strip_prefix(&format!("{}/interaction/", self.issuer)) {
+                let prompt = if html.contains("name=\"login\"") {
+                    "login"
+                } else {
+                    "consent"
+                };
+                let mut form = vec![("prompt".to_owned(), prompt.to_owned())];
+                if prompt == "login" {
+                    form.push(("login".into(), login.to_owned()));
+                    form.push(("password".into(), "any".into()));
+                }
+                next = (
+                    reqwest::Method::POST,
+                    format!("{}/interaction/{uid}", self.issuer),
+                    form,
+                );
+            } else if html.contains("action=\"") && html.contains("xsrf") {
+                // The device pages: enter (or confirm) the user code.
+                next = (
+                    reqwest::Method::POST,
+                    format!("{}/device", self.issuer),
+                    inputs(&html),
+                );
+            } else {
+                return None;
+            }
+        }
+        panic!("the provider's pages did not end");
+    }
+
+    /// An ID token for `login`, by the device grant, signing in as the browser would.
+    pub async fn id_token(&self, login: &str) -> String {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let start: Value = http
+            .post(format!("{}/device/auth", self.issuer))
+            .form(&[
+                ("client_id", "cooper-cli"),
+                ("scope", "openid email groups"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.sign_in(start["verification_uri_complete"].as_str().unwrap(), login)
+            .await;
+        let answer: Value = http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("client_id", "cooper-cli"),
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", start["device_code"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["id_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id_token: {answer}"))
+            .to_owned()
+    }
+}
+
+impl Drop for OpenIdProvider {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type SigningKey = (String, Vec<u8>, Value);
+
+/// An identity provider of the test's own (ES256 keys it can rotate, tokens it mints with any
+/// claims), for the tokens a real provider would never issue. It counts key fetches.
+#[derive(Clone)]
+pub struct FakeIdp {
+    pub issuer: String,
+    /// (kid, PKCS#8 private key, public JWK)
+    keys: Arc<Mutex<Vec<SigningKey>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl FakeIdp {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let idp = Self {
+            issuer: issuer.clone(),
+            keys: Arc::default(),
+            fetches: Arc::default(),
+        };
+        idp.add_key("key-1");
+        let (keys, fetches, iss) = (idp.keys.clone(), idp.fetches.clone(), issuer.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let iss = iss.clone();
+                    async move {
+                        axum::Json(
+                            serde_json::json!({ "issuer": iss, "jwks_uri": format!("{iss}/jwks") }),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || {
+                    let (keys, fetches) = (keys.clone(), fetches.clone());
+                    async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        let jwks: Vec<Value> = keys
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|(_, _, jwk)| jwk.clone())
+                            .collect();
+                        axum::Json(serde_json::json!({ "keys": jwks }))
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        idp
+    }
+
+    /// Publishes a new P-256 key under `kid` (a rotation).
+    pub fn add_key(&self, kid: &str) {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let pkcs8 = pair.to_pkcs8v1().unwrap().as_ref().to_vec();
+        let point = pair.public_key().as_ref().to_vec();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+        });
+        self.keys.lock().unwrap().push((kid.to_owned(), pkcs8, jwk));
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// cooper's configuration for it.
+    pub fn config(&self, extra: Value) -> cooper_api::oidc::ProviderConfig {
+        let mut config = serde_json::json!({
+            "issuer": self.issuer,
+            "audiences": ["cooper-test"],
+            "algorithms": ["ES256"],
+            "email_domains": ["example.com"],
+            "jwks_refresh_seconds": 2,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        cooper_api::oidc::parse_providers(&Value::Array(vec![config]).to_string())
+            .unwrap()
+            .remove(0)
+    }
+
+    /// Claims for `email` that cooper accepts, valid for ten minutes from `now`.
+    pub fn claims(&self, email: &str, now: OffsetDateTime) -> Value {
+        serde_json::json!({
+            "iss": self.issuer, "aud": "cooper-test", "sub": email, "email": email, "email_verified": true,
+            "groups": ["sso-engineers"], "iat": now.unix_timestamp(), "exp": now.unix_timestamp() + 600,
+        })
+    }
+
+    /// A token with `claims`, signed ES256 with the key `kid` (which may be one it never published).
+    pub fn mint(&self, claims: &Value, kid: &str) -> String {
+        let keys = self.keys.lock().unwrap();
+        let der = match keys.iter().find(|(k, _, _)| k == kid) {
+            Some((_, der, _)) => der.clone(),
+            None => keys[0].1.clone(),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&der),
+        )
+        .unwrap()
+    }
+}

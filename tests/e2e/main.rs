@@ -19,5 +19,6 @@ mod credentials;
 mod harness;
 mod lambda;
 mod notices;
+mod oidc;
 mod scale;
 mod totp;

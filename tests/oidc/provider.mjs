@@ -47,7 +47,10 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 server.on('request', provider.callback());
 
-console.log(issuer);
+process.stdout.write(`${issuer}\n`);
+// Whoever started us reads one line: everything else the provider says goes to stderr.
+console.log = console.info = (...args) => console.error(...args);
+process.stdout.on('error', () => {});
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('close', () => process.exit(0));

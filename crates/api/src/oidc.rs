@@ -389,7 +389,8 @@ impl OidcVerifier {
         validation.validate_nbf = false;
         let claims: Value = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => OidcError::InvalidSignature,
+                // The header and payload were decoded above: a base64 error is the signature's.
+                ErrorKind::InvalidSignature | ErrorKind::Base64(_) => OidcError::InvalidSignature,
                 ErrorKind::InvalidAudience => OidcError::InvalidAudience,
                 ErrorKind::InvalidIssuer => OidcError::UnknownIssuer,
                 ErrorKind::InvalidAlgorithm => OidcError::InvalidAlgorithm,

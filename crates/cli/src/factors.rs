@@ -68,26 +68,44 @@ pub async fn enroll(args: EnrollArgs) -> Result<(), Error> {
 pub struct LoginArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Your cooper user name.
-    #[arg(long, env = "COOPER_USER")]
-    user: String,
+    /// Your cooper user name (password and code sign-in).
+    #[arg(long, env = "COOPER_USER", required_unless_present = "oidc")]
+    user: Option<String>,
+    /// Sign in with the company's identity provider instead.
+    #[command(flatten)]
+    oidc: crate::oidc_login::OidcArgs,
 }
 
-/// Password and code for a session token, saved (0600) for the other commands.
+/// Password and code (or the identity provider) for a session token, saved (0600) for the
+/// other commands.
 pub async fn login(args: LoginArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
-    let password = ask("Password: ", true)?;
-    let code = ask("Code: ", false)?;
-    let session = client
-        .anonymous(
-            Method::POST,
-            "/v1/sessions",
-            Some(&json!({"user": args.user, "password": password.expose_secret(), "totp": code.expose_secret()})),
-        )
-        .await?;
+    let session = match &args.user {
+        Some(user) if !args.oidc.oidc => {
+            let password = ask("Password: ", true)?;
+            let code = ask("Code: ", false)?;
+            client
+                .anonymous(
+                    Method::POST,
+                    "/v1/sessions",
+                    Some(&json!({"user": user, "password": password.expose_secret(), "totp": code.expose_secret()})),
+                )
+                .await?
+        }
+        _ => {
+            let id_token = crate::oidc_login::id_token(&args.oidc).await?;
+            client
+                .anonymous(
+                    Method::POST,
+                    "/v1/sessions/oidc",
+                    Some(&json!({"id_token": id_token.expose_secret()})),
+                )
+                .await?
+        }
+    };
     let saved = SavedSession {
         endpoint: client.endpoint().to_owned(),
-        user: args.user.clone(),
+        user: session["user"].as_str().unwrap_or_default().to_owned(),
         token: session["token"].as_str().unwrap_or_default().to_owned(),
         expires_at: session["expires_at"]
             .as_str()

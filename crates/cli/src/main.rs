@@ -6,6 +6,7 @@ mod console;
 mod deployment;
 mod encrypt;
 mod factors;
+mod oidc_login;
 mod serve;
 mod setup;
 mod token;

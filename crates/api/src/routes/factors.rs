@@ -285,12 +285,14 @@ pub async fn oidc_session(
         cooper_core::access::AuthMethod::Oidc(issuer) => issuer.clone(),
         _ => String::new(),
     };
-    let groups: Vec<String> = caller
+    let mut groups: Vec<String> = caller
         .identity
         .asserted_groups
         .iter()
         .map(ToString::to_string)
         .collect();
+    groups.sort();
+    groups.dedup();
     let expires_at = now + state.session_lifetime;
     let token = state
         .shared

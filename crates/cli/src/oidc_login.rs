@@ -1,0 +1,237 @@
+//! `cooper login --oidc`: an ID token from the identity provider, by the device authorization
+//! grant (RFC 8628) where it offers one, else the authorization code flow with PKCE (RFC 7636)
+//! and a loopback redirect (RFC 8252).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Args;
+use cooper_core::clock::{Entropy, OsEntropy};
+use secrecy::SecretString;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+type Error = Box<dyn std::error::Error>;
+
+#[derive(Debug, Args)]
+pub struct OidcArgs {
+    /// Sign in with the identity provider.
+    #[arg(long)]
+    pub oidc: bool,
+    /// The provider's issuer URL.
+    #[arg(long, env = "COOPER_OIDC_ISSUER", required_if_eq("oidc", "true"))]
+    issuer: Option<String>,
+    /// The client id cooper's CLI is registered under at the provider.
+    #[arg(long, env = "COOPER_OIDC_CLIENT_ID", required_if_eq("oidc", "true"))]
+    client_id: Option<String>,
+    /// For providers that insist on a secret even for native apps.
+    #[arg(long, env = "COOPER_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// `device` or `code`; by default the device grant when the provider offers it.
+    #[arg(long, value_parser = ["device", "code"])]
+    flow: Option<String>,
+    /// Print the URL to open instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// The scopes to ask for.
+    #[arg(long, default_value = "openid email profile groups")]
+    scopes: String,
+}
+
+fn random(len: usize) -> Result<String, Error> {
+    let mut bytes = vec![0u8; len];
+    OsEntropy.fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn show(args: &OidcArgs, url: &str, what: &str) {
+    if args.no_browser || open::that_detached(url).is_err() {
+        eprintln!("{what}: {url}");
+    } else {
+        eprintln!("{what} (opened in your browser): {url}");
+    }
+}
+
+/// Signs in at the provider and returns its ID token.
+pub async fn id_token(args: &OidcArgs) -> Result<SecretString, Error> {
+    let issuer = args
+        .issuer
+        .as_deref()
+        .ok_or("--issuer is required with --oidc")?
+        .trim_end_matches('/');
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token_endpoint = discovery["token_endpoint"]
+        .as_str()
+        .ok_or("the provider names no token endpoint")?;
+    let device = discovery["device_authorization_endpoint"].as_str();
+    match (args.flow.as_deref(), device) {
+        (Some("device"), None) => Err("the provider offers no device authorization".into()),
+        (Some("device") | None, Some(device)) => {
+            device_flow(args, &http, device, token_endpoint).await
+        }
+        _ => {
+            let authorize = discovery["authorization_endpoint"]
+                .as_str()
+                .ok_or("the provider names no authorization endpoint")?;
+            code_flow(args, &http, authorize, token_endpoint).await
+        }
+    }
+}
+
+fn client_params<'a>(args: &'a OidcArgs, params: &mut Vec<(&'static str, &'a str)>) {
+    if let Some(id) = &args.client_id {
+        params.push(("client_id", id));
+    }
+    if let Some(secret) = &args.client_secret {
+        params.push(("client_secret", secret));
+    }
+}
+
+fn id_token_of(answer: &Value) -> Result<SecretString, Error> {
+    answer["id_token"]
+        .as_str()
+        .map(|t| SecretString::from(t.to_owned()))
+        .ok_or_else(|| {
+            "the provider answered without an ID token (is the openid scope allowed?)".into()
+        })
+}
+
+async fn device_flow(
+    args: &OidcArgs,
+    http: &reqwest::Client,
+    device: &str,
+    token_endpoint: &str,
+) -> Result<SecretString, Error> {
+    let mut params = vec![("scope", args.scopes.as_str())];
+    client_params(args, &mut params);
+    let start: Value = http
+        .post(device)
+        .form(&params)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let device_code = start["device_code"]
+        .as_str()
+        .ok_or("no device_code")?
+        .to_owned();
+    let user_code = start["user_code"].as_str().unwrap_or_default();
+    let url = start["verification_uri_complete"]
+        .as_str()
+        .or(start["verification_uri"].as_str())
+        .unwrap_or_default();
+    eprintln!("Your code: {user_code}");
+    show(args, url, "Sign in at");
+    let mut interval = start["interval"].as_u64().unwrap_or(5).max(1);
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(start["expires_in"].as_u64().unwrap_or(600));
+    loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        if tokio::time::Instant::now() > deadline {
+            return Err("the sign-in was not completed in time".into());
+        }
+        let mut params = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code.as_str()),
+        ];
+        client_params(args, &mut params);
+        let response = http.post(token_endpoint).form(&params).send().await?;
+        let success = response.status().is_success();
+        let answer: Value = response.json().await?;
+        if success {
+            return id_token_of(&answer);
+        }
+        match answer["error"].as_str() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += 5,
+            Some(other) => return Err(format!("the provider refused the sign-in: {other}").into()),
+            None => return Err("the provider answered with an error".into()),
+        }
+    }
+}
+
+async fn code_flow(
+    args: &OidcArgs,
+    http: &reqwest::Client,
+    authorize: &str,
+    token_endpoint: &str,
+) -> Result<SecretString, Error> {
+    let verifier = random(32)?;
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let state = random(16)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let redirect = format!(
+        "http://127.0.0.1:{}/callback",
+        listener.local_addr()?.port()
+    );
+    let mut params = vec![
+        ("response_type", "code"),
+        ("scope", args.scopes.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("state", state.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if let Some(id) = &args.client_id {
+        params.push(("client_id", id));
+    }
+    let url = reqwest::Url::parse_with_params(authorize, &params)?;
+    show(args, url.as_str(), "Sign in at");
+
+    // One request comes back to the loopback address: the provider's redirect with the code.
+    let (tx, rx) = tokio::sync::oneshot::channel::<std::collections::HashMap<String, String>>();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >| {
+                let tx = tx.clone();
+                async move {
+                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                        let _ = tx.send(q);
+                    }
+                    "Signed in: you can close this window and return to the terminal."
+                }
+            },
+        ),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let query = tokio::time::timeout(Duration::from_secs(600), rx).await??;
+    server.abort();
+    if let Some(error) = query.get("error") {
+        return Err(format!("the provider refused the sign-in: {error}").into());
+    }
+    if query.get("state") != Some(&state) {
+        return Err("the sign-in came back with another state: refused".into());
+    }
+    let code = query.get("code").ok_or("the provider sent no code")?;
+    let mut params = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    client_params(args, &mut params);
+    let answer: Value = http
+        .post(token_endpoint)
+        .form(&params)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    id_token_of(&answer)
+}
