@@ -373,7 +373,7 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     );
 
     // The session is kept for the owner only, and works.
-    let session_file = config.join("session.json");
+    let session_file = config.join("sessions/default.json");
     let mode = std::fs::metadata(&session_file)
         .unwrap()
         .permissions()

@@ -155,7 +155,8 @@ async fn the_cli_signs_in_with_the_device_grant_and_with_pkce() {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
         assert!(status.success(), "{flow}: {rest}");
         let session: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.join("sessions/default.json")).unwrap())
+                .unwrap();
         assert_eq!(session["user"], "carol@example.com");
         let credentials = env
             .credentials(

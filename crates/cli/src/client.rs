@@ -13,18 +13,90 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The cooper API.
-    #[arg(
-        long,
-        global = true,
-        env = "COOPER_ENDPOINT",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub endpoint: String,
+    /// The cooper API (default: the profile's, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "COOPER_ENDPOINT")]
+    pub endpoint: Option<String>,
     /// A bearer token (an API token or a session); by default, the session `cooper login` saved.
     #[arg(long, global = true, env = "COOPER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The profile (a deployment) in ~/.config/cooper/config.toml.
+    #[arg(long, global = true, env = "COOPER_PROFILE")]
+    pub profile: Option<String>,
 }
+
+impl ClientArgs {
+    /// The profile in use and its settings: `--profile`, else the config's `default_profile`,
+    /// else `default`.
+    pub fn resolve(&self) -> Result<(String, Profile), ClientError> {
+        let config = Config::load()?;
+        let name = self
+            .profile
+            .clone()
+            .or(config.default_profile.clone())
+            .unwrap_or_else(|| "default".to_owned());
+        if self.profile.is_some() && !config.profiles.contains_key(&name) {
+            return Err(ClientError::Input(format!(
+                "no profile {name} in {}",
+                Config::path_text()
+            )));
+        }
+        let profile = config.profiles.get(&name).cloned().unwrap_or_default();
+        Ok((name, profile))
+    }
+}
+
+/// One deployment of cooper, as the CLI knows it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub endpoint: Option<String>,
+    /// For `cooper login --oidc`.
+    pub oidc_issuer: Option<String>,
+    pub oidc_client_id: Option<String>,
+    /// For `cooper login` with a password.
+    pub user: Option<String>,
+}
+
+/// `~/.config/cooper/config.toml`:
+///
+/// ```toml
+/// default_profile = "prod"
+/// [profiles.prod]
+/// endpoint = "https://abc123.execute-api.us-east-1.amazonaws.com"
+/// oidc_issuer = "https://accounts.google.com"
+/// oidc_client_id = "1234.apps.googleusercontent.com"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, Profile>,
+}
+
+impl Config {
+    fn path() -> Option<PathBuf> {
+        config_dir().map(|d| d.join("config.toml"))
+    }
+
+    fn path_text() -> String {
+        Self::path().map_or_else(|| "config.toml".to_owned(), |p| p.display().to_string())
+    }
+
+    pub fn load() -> Result<Self, ClientError> {
+        let Some(path) = Self::path() else {
+            return Ok(Self::default());
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ClientError::Input(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(ClientError::Input(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -97,8 +169,19 @@ pub fn config_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/cooper"))
 }
 
-fn session_path() -> Option<PathBuf> {
-    config_dir().map(|d| d.join("session.json"))
+/// Sessions are kept per profile: `sessions/<profile>.json`.
+fn session_path(profile: &str) -> Option<PathBuf> {
+    let safe: String = profile
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    config_dir().map(|d| d.join("sessions").join(format!("{safe}.json")))
 }
 
 /// Writes `contents` readable by the owner only (0600), replacing the file atomically.
@@ -119,8 +202,8 @@ pub fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result
     std::fs::rename(tmp, path)
 }
 
-pub fn save_session(session: &SavedSession) -> Result<PathBuf, ClientError> {
-    let path = session_path()
+pub fn save_session(profile: &str, session: &SavedSession) -> Result<PathBuf, ClientError> {
+    let path = session_path(profile)
         .ok_or_else(|| ClientError::Input("no home directory to keep the session in".into()))?;
     let json = serde_json::to_vec_pretty(session).map_err(|e| ClientError::Input(e.to_string()))?;
     write_private(&path, &json)
@@ -128,8 +211,8 @@ pub fn save_session(session: &SavedSession) -> Result<PathBuf, ClientError> {
     Ok(path)
 }
 
-fn saved_token(endpoint: &str) -> Option<SecretString> {
-    let text = std::fs::read(session_path()?).ok()?;
+fn saved_token(profile: &str, endpoint: &str) -> Option<SecretString> {
+    let text = std::fs::read(session_path(profile)?).ok()?;
     let session: SavedSession = serde_json::from_slice(&text).ok()?;
     (session.endpoint == endpoint).then(|| SecretString::from(session.token))
 }
@@ -138,16 +221,25 @@ pub struct Client {
     http: reqwest::Client,
     endpoint: String,
     token: Option<SecretString>,
+    pub profile: String,
+    pub settings: Profile,
 }
 
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Self, ClientError> {
-        let endpoint = args.endpoint.trim_end_matches('/').to_owned();
+        let (profile, settings) = args.resolve()?;
+        let endpoint = args
+            .endpoint
+            .clone()
+            .or(settings.endpoint.clone())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
         let token = args
             .token
             .clone()
             .map(SecretString::from)
-            .or_else(|| saved_token(&endpoint));
+            .or_else(|| saved_token(&profile, &endpoint));
         let http = reqwest::Client::builder()
             .user_agent(concat!("cooper-cli/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(30))
@@ -157,6 +249,8 @@ impl Client {
             http,
             endpoint,
             token,
+            profile,
+            settings,
         })
     }
 

@@ -69,7 +69,7 @@ pub struct LoginArgs {
     #[command(flatten)]
     client: ClientArgs,
     /// Your cooper user name (password and code sign-in).
-    #[arg(long, env = "COOPER_USER", required_unless_present = "oidc")]
+    #[arg(long, env = "COOPER_USER")]
     user: Option<String>,
     /// Sign in with the company's identity provider instead.
     #[command(flatten)]
@@ -80,8 +80,13 @@ pub struct LoginArgs {
 /// other commands.
 pub async fn login(args: LoginArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
-    let session = match &args.user {
-        Some(user) if !args.oidc.oidc => {
+    let user = args.user.clone().or(client.settings.user.clone());
+    let oidc = args.oidc.oidc || (user.is_none() && client.settings.oidc_issuer.is_some());
+    if user.is_none() && !oidc {
+        return Err("give --user (password and code), or --oidc (your identity provider)".into());
+    }
+    let session = match &user {
+        Some(user) if !oidc => {
             let password = ask("Password: ", true)?;
             let code = ask("Code: ", false)?;
             client
@@ -93,7 +98,7 @@ pub async fn login(args: LoginArgs) -> Result<(), Error> {
                 .await?
         }
         _ => {
-            let id_token = crate::oidc_login::id_token(&args.oidc).await?;
+            let id_token = crate::oidc_login::id_token(&args.oidc, &client.settings).await?;
             client
                 .anonymous(
                     Method::POST,
@@ -112,7 +117,7 @@ pub async fn login(args: LoginArgs) -> Result<(), Error> {
             .unwrap_or_default()
             .to_owned(),
     };
-    let path = save_session(&saved)?;
+    let path = save_session(&client.profile, &saved)?;
     eprintln!(
         "Logged in as {} until {} (session kept in {}).",
         saved.user,

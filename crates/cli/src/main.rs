@@ -3,6 +3,7 @@
 mod admin;
 mod client;
 mod console;
+mod credentials;
 mod deployment;
 mod encrypt;
 mod factors;
@@ -28,6 +29,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Credentials for a target, as shell exports (or --format json|env|ini|credential_process).
+    Get(credentials::GetArgs),
+    /// For the AWS CLI and SDKs: `credential_process = cooper credential-process TARGET` (cached).
+    CredentialProcess(credentials::ProcessArgs),
+    /// Run a command with a target's credentials in its environment: `cooper exec TARGET -- aws ...`.
+    Exec(credentials::ExecArgs),
+    /// The targets you may become.
+    Targets(credentials::ListArgs),
+    /// Who cooper thinks you are.
+    Whoami(credentials::ListArgs),
     /// Create what cooper needs (tables, KMS key, SSM parameters, broker user) and a demo directory.
     Setup(setup::SetupArgs),
     /// Encrypt a federated-user target's IAM-user keys ("AKID|SECRET") with KMS; prints the blob to store.
@@ -55,6 +66,17 @@ async fn main() -> ExitCode {
     cooper_api::telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
+        // exec exits as its command does.
+        Command::Exec(args) => {
+            return credentials::exec(args).await.unwrap_or_else(|error| {
+                eprintln!("cooper: {error}");
+                ExitCode::FAILURE
+            });
+        }
+        Command::Get(args) => credentials::get(args).await,
+        Command::CredentialProcess(args) => credentials::credential_process(args).await,
+        Command::Targets(args) => credentials::targets(args).await,
+        Command::Whoami(args) => credentials::whoami(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::Encrypt(args) => encrypt::run(args).await,
         Command::Serve(args) => serve::run(args).await,

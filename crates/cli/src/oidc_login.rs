@@ -19,11 +19,11 @@ pub struct OidcArgs {
     /// Sign in with the identity provider.
     #[arg(long)]
     pub oidc: bool,
-    /// The provider's issuer URL.
-    #[arg(long, env = "COOPER_OIDC_ISSUER", required_if_eq("oidc", "true"))]
+    /// The provider's issuer URL (default: the profile's `oidc_issuer`).
+    #[arg(long, env = "COOPER_OIDC_ISSUER")]
     issuer: Option<String>,
-    /// The client id cooper's CLI is registered under at the provider.
-    #[arg(long, env = "COOPER_OIDC_CLIENT_ID", required_if_eq("oidc", "true"))]
+    /// The client id cooper's CLI is registered under at the provider (default: the profile's).
+    #[arg(long, env = "COOPER_OIDC_CLIENT_ID")]
     client_id: Option<String>,
     /// For providers that insist on a secret even for native apps.
     #[arg(long, env = "COOPER_OIDC_CLIENT_SECRET", hide_env_values = true)]
@@ -54,11 +54,27 @@ fn show(args: &OidcArgs, url: &str, what: &str) {
 }
 
 /// Signs in at the provider and returns its ID token.
-pub async fn id_token(args: &OidcArgs) -> Result<SecretString, Error> {
+pub async fn id_token(
+    args: &OidcArgs,
+    profile: &crate::client::Profile,
+) -> Result<SecretString, Error> {
+    let with_profile = OidcArgs {
+        oidc: true,
+        issuer: args.issuer.clone().or(profile.oidc_issuer.clone()),
+        client_id: args.client_id.clone().or(profile.oidc_client_id.clone()),
+        client_secret: args.client_secret.clone(),
+        flow: args.flow.clone(),
+        no_browser: args.no_browser,
+        scopes: args.scopes.clone(),
+    };
+    let args = &with_profile;
+    if args.client_id.is_none() {
+        return Err("no client id: give --client-id, or oidc_client_id in the profile".into());
+    }
     let issuer = args
         .issuer
         .as_deref()
-        .ok_or("--issuer is required with --oidc")?
+        .ok_or("no identity provider: give --issuer, or oidc_issuer in the profile")?
         .trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
