@@ -6,10 +6,13 @@ VENV := .venv
 PYTHON ?= python3
 CARGO ?= cargo
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-tools.txt | sha256sum | cut -c1-12)
+FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fmt-check fmt clippy deps clean
+.PHONY: help run test fmt-check fmt clippy deps tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,7 +20,7 @@ help: ## List the targets
 run: deps ## Run cooper locally: moto on loopback, `cooper setup`, `cooper serve` on 127.0.0.1:8080
 	scripts/run-local.sh
 
-test: deps fmt-check clippy ## Every test: formatting, clippy, unit and end-to-end tests against moto
+test: deps fmt-check clippy lint ## Every test: formatting, clippy, template lint, unit and end-to-end tests against moto
 	$(CARGO) build --quiet -p cooper-cli
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -42,10 +45,33 @@ $(STAMP): requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+tools: $(TOOLS_STAMP) ## Install cfn-lint, the SAM CLI and cargo-lambda (a venv of their own)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	@rm -f $(TOOLS)/.installed-*
+	@touch $@
+
+lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint)
+	$(TOOLS)/bin/cfn-lint template.yaml infra/*.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
+
+# cargo-lambda cross-compiles with the zig pip installed (python3 -m ziglang): the tools' venv
+# must come first on PATH. Release builds take a while (about 15 minutes on two cores).
+build: $(TOOLS_STAMP) ## Build each function as an arm64 bootstrap zip (release) under target/lambda/
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/cargo-lambda lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip; done
+
+deploy: $(TOOLS_STAMP) ## Deploy to AWS with SAM (sam build, then sam deploy with samconfig.toml)
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --beta-features
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam deploy
+
 $(OIDC_STAMP): $(OIDC)/package-lock.json
 	cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean
-	rm -rf $(VENV) .run $(OIDC)/node_modules
+	rm -rf $(VENV) $(TOOLS) .run $(OIDC)/node_modules

@@ -550,3 +550,215 @@ async fn serve_announces_audit_records_and_console_prints_a_sign_in_link() {
     );
     assert!(!body.contains("signin-token"), "the link is a secret");
 }
+
+fn aws_cli() -> PathBuf {
+    crate::harness::repo_root().join(".venv/bin/aws")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_gets_credentials_through_credential_process_then_from_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (server, url) = serve(&moto);
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("aws-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("aws-config"),
+        format!(
+            "[profile cooper-demo]\ncredential_process = {} credential-process demo-readonly --endpoint {url}\nregion = us-east-1\n",
+            env!("CARGO_BIN_EXE_cooper")
+        ),
+    )
+    .unwrap();
+    let caller_identity = || {
+        let output = Command::new(aws_cli())
+            .args([
+                "sts",
+                "get-caller-identity",
+                "--profile",
+                "cooper-demo",
+                "--output",
+                "json",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_CONFIG_FILE", dir.join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("COOPER_TOKEN", &token)
+            .env("COOPER_CONFIG_DIR", &dir)
+            .env("COOPER_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "aws failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+
+    let me = caller_identity();
+    assert_eq!(
+        me["Arn"],
+        "arn:aws:sts::111111111111:assumed-role/cooper-demo-readonly/demo"
+    );
+
+    // cooper is gone: the second call is answered from the cache, with no request to cooper.
+    drop(server);
+    let again = caller_identity();
+    assert_eq!(again["Arn"], me["Arn"]);
+    let cached: Vec<_> = std::fs::read_dir(dir.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1);
+    assert_eq!(
+        std::fs::metadata(&cached[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // (and cooper really is gone: asking it directly fails)
+    let direct = cooper(&moto)
+        .args([
+            "credential-process",
+            "demo-readonly",
+            "--no-cache",
+            "--endpoint",
+            &url,
+            "--token",
+            &token,
+        ])
+        .env("COOPER_CONFIG_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(!direct.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_passes_working_credentials_and_get_prints_them() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let exec = |command: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args([
+            "exec",
+            "demo-readonly",
+            "--endpoint",
+            &url,
+            "--token",
+            &token,
+            "--",
+        ])
+        .args(command);
+        c.env("AWS_DEFAULT_REGION", REGION).output().unwrap()
+    };
+
+    let aws = aws_cli();
+    let output = exec(&[
+        aws.to_str().unwrap(),
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let me: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        me["Arn"],
+        "arn:aws:sts::111111111111:assumed-role/cooper-demo-readonly/demo"
+    );
+    // The child's exit status is cooper's.
+    assert_eq!(exec(&["sh", "-c", "exit 7"]).status.code(), Some(7));
+
+    let get = |format: &str| {
+        let mut c = cooper(&moto);
+        c.args([
+            "get",
+            "demo-readonly",
+            "--format",
+            format,
+            "--endpoint",
+            &url,
+            "--token",
+            &token,
+        ]);
+        String::from_utf8(run(&mut c).stdout).unwrap()
+    };
+    let exports = get("export");
+    assert!(
+        exports
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("export AWS_ACCESS_KEY_ID='ASIA"),
+        "{exports}"
+    );
+    assert_eq!(exports.lines().count(), 4);
+    let process: Value = serde_json::from_str(&get("credential_process")).unwrap();
+    assert_eq!(process["Version"], 1);
+    assert!(get("ini").starts_with("[demo-readonly]\naws_access_key_id = "));
+
+    // Errors a person understands, with the server's code.
+    let mut c = cooper(&moto);
+    c.args(["get", "demo-admin", "--endpoint", &url, "--token", &token]);
+    let output = c.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not_granted, HTTP 403"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_name_deployments_in_the_config_file() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("profiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("default_profile = \"local\"\n\n[profiles.local]\nendpoint = \"{url}\"\n\n[profiles.elsewhere]\nendpoint = \"http://127.0.0.1:9\"\n"),
+    )
+    .unwrap();
+    let whoami = |profile: Option<&str>| {
+        let mut c = cooper(&moto);
+        c.args(["whoami", "--json", "--token", &token])
+            .env("COOPER_CONFIG_DIR", &dir);
+        if let Some(p) = profile {
+            c.args(["--profile", p]);
+        }
+        c.output().unwrap()
+    };
+    let default = whoami(None);
+    assert!(
+        default.status.success(),
+        "{}",
+        String::from_utf8_lossy(&default.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&default.stdout).unwrap()["user"],
+        "demo"
+    );
+    let elsewhere = whoami(Some("elsewhere"));
+    assert!(!elsewhere.status.success());
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("cannot reach cooper"));
+    let unknown = whoami(Some("nowhere"));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no profile nowhere"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -293,6 +293,8 @@ pub struct TestEnv {
     pub http: reqwest::Client,
     /// The routers' state, for hosting them another way (the Lambda host).
     pub state: IssueState,
+    /// Every router's state, for hosting them another way.
+    pub states: cooper_api::state::States,
     /// The server's clock: starts at the real time, and tests can move it forward.
     pub clock: Arc<TestClock>,
     /// The stand-in for AWS's federation (console sign-in) endpoint.
@@ -328,7 +330,7 @@ impl TestEnv {
             .await
             .unwrap();
         let state = states.issue.clone();
-        let app = cooper_api::router::edge(cooper_api::router::all(states));
+        let app = cooper_api::router::edge(cooper_api::router::all(states.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -352,6 +354,7 @@ impl TestEnv {
                 .build()
                 .unwrap(),
             state,
+            states,
             clock,
             signin,
             server,

@@ -67,3 +67,87 @@ async fn api_gateway_events_are_served_with_their_request_id_and_source_ip() {
     assert_eq!(body["error"]["code"], "invalid_token");
     assert_eq!(body["error"]["request_id"], "B2nJ9hQyIAMEVeA=");
 }
+
+/// Every fixture in `events/`, through the function it belongs to as Lambda hosts it: the answer
+/// it should give, with API Gateway's request id.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_fixture_drives_its_function() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("demo-readonly", ACCOUNT_A, 10, None).await;
+    let demo = env.user("demo").await;
+    env.grant_account(Principal::User(demo.clone()), ACCOUNT_A, 10)
+        .await;
+    let token = env.api_token(&demo).await;
+    let (_, admin) = env.universal_admin("una").await;
+
+    let cases = [
+        ("issue-credentials/post-credentials.json", 200),
+        ("issue-credentials/get-targets.json", 200),
+        ("issue-credentials/get-whoami.json", 200),
+        ("issue-credentials/post-console.json", 200),
+        ("issue-credentials/post-approvals.json", 409),
+        ("issue-credentials/get-approval.json", 404),
+        ("issue-credentials/post-approve.json", 404),
+        ("enroll-totp/post-totp-enrollment.json", 200),
+        ("enroll-totp/post-totp-enrollment-confirm.json", 403),
+        ("enroll-totp/put-password.json", 403),
+        ("enroll-totp/post-sessions.json", 401),
+        ("enroll-totp/post-sessions-oidc.json", 404),
+        ("admin-targets/get-accounts.json", 200),
+        ("admin-targets/post-target.json", 201),
+        ("admin-targets/get-audit.json", 200),
+    ];
+    // Every HTTP fixture is in the table.
+    for function in ["issue-credentials", "enroll-totp", "admin-targets"] {
+        for file in std::fs::read_dir(repo_root().join("events").join(function)).unwrap() {
+            let name = format!("{function}/{}", file.unwrap().file_name().to_string_lossy());
+            assert!(
+                cases.iter().any(|(c, _)| *c == name),
+                "{name} is not checked"
+            );
+        }
+    }
+
+    for (fixture, status) in cases {
+        let (function, file) = fixture.split_once('/').unwrap();
+        let routes = match function {
+            "issue-credentials" => cooper_api::router::issue_credentials(env.states.issue.clone()),
+            "enroll-totp" => cooper_api::router::enroll_totp(env.states.enroll.clone()),
+            _ => cooper_api::router::admin_targets(env.states.admin.clone()),
+        };
+        let app = cooper_api::host::lambda_app(cooper_api::router::edge(routes));
+        let bearer = if function == "admin-targets" {
+            &admin
+        } else {
+            &token
+        };
+        let text =
+            std::fs::read_to_string(repo_root().join("events").join(function).join(file)).unwrap();
+        let request_id =
+            serde_json::from_str::<Value>(&text).unwrap()["requestContext"]["requestId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        let request =
+            lambda_http::request::from_str(&text.replace("REPLACE_WITH_TOKEN", bearer)).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let got = response.status().as_u16();
+        assert_eq!(
+            response.headers()["x-request-id"],
+            request_id.as_str(),
+            "{fixture}"
+        );
+        let body: Value =
+            serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap())
+                .unwrap_or(Value::Null);
+        assert_eq!(got, status, "{fixture}: {body}");
+        if got >= 400 {
+            assert_eq!(
+                body["error"]["request_id"],
+                request_id.as_str(),
+                "{fixture}"
+            );
+        }
+    }
+}
