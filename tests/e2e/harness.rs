@@ -299,6 +299,10 @@ pub struct TestEnv {
     pub clock: Arc<TestClock>,
     /// The stand-in for AWS's federation (console sign-in) endpoint.
     pub signin: FakeSignin,
+    /// Between cooper and moto: makes chosen services unavailable or throttling.
+    pub faults: FaultProxy,
+    /// The SDK configuration cooper runs on (through the fault proxy).
+    pub app_sdk: SdkConfig,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -326,7 +330,10 @@ impl TestEnv {
         let kms_key = provision(&sdk, &settings).await;
         settings.kms_key = Some(kms_key.clone());
         let clock = Arc::new(TestClock::new());
-        let states = load_all_with_clock(&sdk, &settings, clock.clone())
+        // cooper reaches moto through a proxy the test can make fail, service by service.
+        let faults = FaultProxy::start(&moto.endpoint).await;
+        let app_sdk = sdk_for(&faults.url).await;
+        let states = load_all_with_clock(&app_sdk, &settings, clock.clone())
             .await
             .unwrap();
         let state = states.issue.clone();
@@ -357,6 +364,8 @@ impl TestEnv {
             states,
             clock,
             signin,
+            faults,
+            app_sdk,
             server,
         }
     }
@@ -943,7 +952,7 @@ impl TestEnv {
     pub fn notifier(&self, topic_arn: &str) -> cooper_core::notify::AuditNotifier {
         let mut settings = self.settings.clone();
         settings.notify_topic_arn = Some(topic_arn.to_owned());
-        cooper_api::notify::notifier(&self.sdk, &settings, self.clock.clone()).unwrap()
+        cooper_api::notify::notifier(&self.app_sdk, &settings, self.clock.clone()).unwrap()
     }
 }
 
@@ -1242,5 +1251,201 @@ impl FakeIdp {
             &jsonwebtoken::EncodingKey::from_ec_der(&der),
         )
         .unwrap()
+    }
+}
+
+/// How a service misbehaves, through the fault proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 503, as a service that is down answers.
+    Unavailable,
+    /// The service's own throttling error.
+    Throttled,
+}
+
+/// A rule: a service (SigV4 scope: dynamodb, sts, kms, sns, ssm), optionally one operation, and
+/// optionally only requests whose body mentions a string (a table name).
+#[derive(Debug, Clone)]
+struct FaultRule {
+    service: String,
+    operation: Option<String>,
+    mentions: Option<String>,
+    fault: Fault,
+}
+
+/// Forwards requests to moto unless a rule says the service is failing. Not a mock: every
+/// request that passes reaches moto; the rest get the answer a failing AWS service gives.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub url: String,
+    rules: Arc<Mutex<Vec<FaultRule>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl FaultProxy {
+    async fn start(moto: &str) -> Self {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, Method, Uri};
+        let rules: Arc<Mutex<Vec<FaultRule>>> = Arc::default();
+        let refused: Arc<AtomicUsize> = Arc::default();
+        #[derive(Clone)]
+        struct Proxy {
+            moto: String,
+            http: reqwest::Client,
+            rules: Arc<Mutex<Vec<FaultRule>>>,
+            refused: Arc<AtomicUsize>,
+        }
+        async fn forward(
+            State(p): State<Proxy>,
+            method: Method,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let service = auth
+                .split("Credential=")
+                .nth(1)
+                .and_then(|c| c.split('/').nth(3))
+                .unwrap_or_default()
+                .to_owned();
+            let text = String::from_utf8_lossy(&body);
+            let operation = headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.rsplit('.').next())
+                .map(str::to_owned)
+                .or_else(|| {
+                    text.split('&')
+                        .find_map(|kv| kv.strip_prefix("Action="))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            let rule = p
+                .rules
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|r| {
+                    r.service == service
+                        && r.operation.as_deref().is_none_or(|o| o == operation)
+                        && r.mentions.as_deref().is_none_or(|m| text.contains(m))
+                })
+                .cloned();
+            if let Some(rule) = rule {
+                p.refused.fetch_add(1, Ordering::SeqCst);
+                let query = matches!(service.as_str(), "sts" | "sns" | "iam");
+                let (status, code) = match rule.fault {
+                    Fault::Unavailable => (503, "ServiceUnavailable"),
+                    Fault::Throttled if service == "dynamodb" => {
+                        (400, "ProvisionedThroughputExceededException")
+                    }
+                    Fault::Throttled => (
+                        400,
+                        if query {
+                            "Throttling"
+                        } else {
+                            "ThrottlingException"
+                        },
+                    ),
+                };
+                let body = if query {
+                    format!(
+                        "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+                    )
+                } else {
+                    format!(r#"{{"__type":"com.amazonaws.{service}#{code}","message":"injected"}}"#)
+                };
+                let content_type = if query {
+                    "text/xml"
+                } else {
+                    "application/x-amz-json-1.0"
+                };
+                return (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", content_type)],
+                    body,
+                )
+                    .into_response();
+            }
+            let mut request = p.http.request(
+                method,
+                format!(
+                    "{}{}",
+                    p.moto,
+                    uri.path_and_query().map(|x| x.as_str()).unwrap_or("/")
+                ),
+            );
+            for (name, value) in headers.iter() {
+                if name != "host" && name != "content-length" {
+                    request = request.header(name, value);
+                }
+            }
+            let response = request.body(body).send().await.unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.unwrap();
+            let mut out = (status, bytes).into_response();
+            for (name, value) in headers.iter() {
+                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                    out.headers_mut().insert(name, value.clone());
+                }
+            }
+            out
+        }
+        let state = Proxy {
+            moto: moto.to_owned(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+            rules: rules.clone(),
+            refused: refused.clone(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url,
+            rules,
+            refused,
+        }
+    }
+
+    /// `service` (all its operations) fails as `fault`.
+    pub fn fail(&self, service: &str, fault: Fault) {
+        self.fail_only(service, None, None, fault);
+    }
+
+    /// Only `operation` of `service` fails, and only when the request mentions `mentions`.
+    pub fn fail_only(
+        &self,
+        service: &str,
+        operation: Option<&str>,
+        mentions: Option<&str>,
+        fault: Fault,
+    ) {
+        self.rules.lock().unwrap().push(FaultRule {
+            service: service.to_owned(),
+            operation: operation.map(str::to_owned),
+            mentions: mentions.map(str::to_owned),
+            fault,
+        });
+    }
+
+    /// Everything works again.
+    pub fn heal(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// How many requests the proxy refused.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 }

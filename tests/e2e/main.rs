@@ -16,6 +16,7 @@ mod bad_input;
 mod cli;
 mod console;
 mod credentials;
+mod faults;
 mod harness;
 mod lambda;
 mod notices;
