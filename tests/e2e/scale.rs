@@ -57,9 +57,17 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
         !large.iter().any(|op| op == "Scan"),
         "never a Scan: {large:?}"
     );
-    // API token, the user's partition and the target, the groups' grants, the audit record.
+    // API token, the user's partition and the target, the groups' grants, the audit record, the
+    // caller's request count.
     assert_eq!(
         large,
-        ["BatchGetItem", "GetItem", "GetItem", "PutItem", "Query"]
+        [
+            "BatchGetItem",
+            "GetItem",
+            "GetItem",
+            "PutItem",
+            "Query",
+            "UpdateItem"
+        ]
     );
 }

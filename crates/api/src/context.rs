@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cooper_core::audit::RequestMeta;
@@ -75,6 +75,30 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// The most a request line and its headers may take together: API Gateway's own limit for an
+/// HTTP API (10 KiB), enforced here too so that `cooper serve` answers as the deployment does.
+pub const HEADER_LIMIT_BYTES: usize = 10 * 1024;
+
+/// Refuses requests whose request line and headers exceed [`HEADER_LIMIT_BYTES`], with a 431
+/// before anything reads them.
+pub async fn limit_headers(req: Request, next: Next) -> Response {
+    let line = req.method().as_str().len() + req.uri().to_string().len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 2)
+        .sum();
+    if line + headers > HEADER_LIMIT_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request line and headers may take at most {HEADER_LIMIT_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// The request's id and source address, for audit records.

@@ -10,6 +10,7 @@ use cooper_core::factors::FactorError;
 use cooper_core::issue::IssueError;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{UpstreamError, UpstreamKind};
+use cooper_core::rate::RateError;
 use serde::Serialize;
 
 /// An error on its way to the client. The body is rendered by the request-context middleware,
@@ -258,6 +259,12 @@ impl From<IssueError> for ApiError {
             IssueError::Approval(a) => a.into(),
             IssueError::Invalid(v) => v.into(),
             IssueError::Upstream(u) => u.into(),
+            IssueError::Rate(RateError::Upstream(u)) => u.into(),
+            IssueError::Rate(RateError::Limited { retry_after, .. }) => {
+                tracing::warn!(retry_after, "credential requests rate-limited");
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+                    .retry_after(retry_after)
+            }
             IssueError::AuditUnavailable(u) => {
                 tracing::error!(service = %u.service, detail = %u.message, "audit write failed; credentials withheld");
                 Self::new(

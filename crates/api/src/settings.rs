@@ -24,6 +24,7 @@ pub mod env {
     pub const SIGNIN_ENDPOINT: &str = "COOPER_SIGNIN_ENDPOINT";
     pub const CONSOLE_ISSUER: &str = "COOPER_CONSOLE_ISSUER";
     pub const OIDC_PROVIDERS: &str = "COOPER_OIDC_PROVIDERS";
+    pub const CREDENTIAL_RATE_LIMIT: &str = "COOPER_CREDENTIAL_RATE_LIMIT";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -34,6 +35,8 @@ pub const DEFAULT_CONSOLE_ISSUER: &str = "cooper";
 /// A login lasts a working day by default; high-security targets still ask for a fresh code.
 pub const DEFAULT_SESSION_MINUTES: u32 = 480;
 pub const MAX_SESSION_MINUTES: u32 = 1440;
+/// Credential and console requests one user may make per minute (0: no limit).
+pub const DEFAULT_CREDENTIAL_RATE_LIMIT: u32 = 60;
 
 /// Which credentials sign AssumeRole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +83,8 @@ pub struct Settings {
     pub console_issuer: String,
     /// Identity providers whose ID tokens sign people in.
     pub oidc_providers: Vec<ProviderConfig>,
+    /// Credential and console requests one user may make per minute (0: no limit).
+    pub credential_rate_limit: u32,
 }
 
 impl Settings {
@@ -101,6 +106,7 @@ impl Settings {
             signin_endpoint: None,
             console_issuer: DEFAULT_CONSOLE_ISSUER.to_owned(),
             oidc_providers: Vec::new(),
+            credential_rate_limit: DEFAULT_CREDENTIAL_RATE_LIMIT,
         }
     }
 
@@ -144,6 +150,15 @@ impl Settings {
                 name: env::SESSION_MINUTES,
                 reason: format!("must be a number of minutes from 5 to {MAX_SESSION_MINUTES}"),
             })?;
+        let credential_rate_limit = optional(
+            env::CREDENTIAL_RATE_LIMIT,
+            &DEFAULT_CREDENTIAL_RATE_LIMIT.to_string(),
+        )
+        .parse::<u32>()
+        .map_err(|_| ConfigError::Invalid {
+            name: env::CREDENTIAL_RATE_LIMIT,
+            reason: "must be a number of requests per minute (0: no limit)".into(),
+        })?;
         let admin_groups = AdminGroups::parse(&optional(env::ADMIN_GROUPS, "")).map_err(|e| {
             ConfigError::Invalid {
                 name: env::ADMIN_GROUPS,
@@ -178,6 +193,7 @@ impl Settings {
                     reason: e.to_string(),
                 }
             })?,
+            credential_rate_limit,
         })
     }
 }

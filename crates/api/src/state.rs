@@ -10,6 +10,7 @@ use cooper_aws::audit::DynamoAuditLog;
 use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
+use cooper_aws::rate::DynamoRequestCounter;
 use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
@@ -22,6 +23,7 @@ use cooper_core::factors::{Enrollment, LocalLogin, PasswordChange, SecondFactor}
 use cooper_core::issue::CredentialIssuer;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{AuditLog, Directory, UpstreamError};
+use cooper_core::rate::{RateLimit, RateLimiter};
 use cooper_core::session::BrokerSigning;
 use cooper_core::totp::TotpIssuer;
 
@@ -243,6 +245,14 @@ impl IssueState {
                 &settings.console_issuer,
             )?),
             console_region: sdk.region().map(ToString::to_string),
+            rate: RateLimiter::new(
+                Arc::new(DynamoRequestCounter::new(
+                    aws_sdk_dynamodb::Client::new(sdk),
+                    &settings.directory_table,
+                )),
+                (settings.credential_rate_limit > 0)
+                    .then(|| RateLimit::per_minute(settings.credential_rate_limit)),
+            ),
         };
         Ok(Self {
             issuer: Arc::new(issuer),

@@ -14,6 +14,7 @@ pub mod kms;
 pub mod notify;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;
+pub mod rate;
 pub mod signin;
 pub mod ssm;
 #[cfg(feature = "stream")]

@@ -51,6 +51,9 @@ pub struct DeploymentArgs {
     /// Identity providers whose ID tokens sign people in (a JSON list; see the README).
     #[arg(long, env = env::OIDC_PROVIDERS, default_value = "")]
     pub oidc_providers: String,
+    /// Credential and console requests one user may make per minute (0: no limit).
+    #[arg(long, env = env::CREDENTIAL_RATE_LIMIT, default_value_t = settings::DEFAULT_CREDENTIAL_RATE_LIMIT)]
+    pub credential_rate_limit: u32,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -79,6 +82,7 @@ impl DeploymentArgs {
             console_issuer: self.console_issuer.clone(),
             oidc_providers: cooper_api::oidc::parse_providers(&self.oidc_providers)
                 .map_err(|e| InvalidValue::new("oidc_providers", e.to_string()))?,
+            credential_rate_limit: self.credential_rate_limit,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures_util::future::try_join;
+use futures_util::future::{join, try_join};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
@@ -21,6 +21,7 @@ use crate::ports::{
     AssumeRoleCall, AuditLog, CredentialBroker, Directory, FederationTokenCall, IssuedCredentials,
     KeyVault, UpstreamError,
 };
+use crate::rate::{RateError, RateLimiter};
 use crate::session::{BrokerSigning, DurationOutOfRange, SessionDuration};
 use crate::totp::TotpCode;
 
@@ -76,6 +77,10 @@ pub enum IssueError {
     Invalid(#[from] InvalidValue),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// Too many requests from this user in the current window (not audited: a flood must not
+    /// become a flood of audit writes).
+    #[error(transparent)]
+    Rate(#[from] RateError),
     /// STS answered, but the audit record could not be written: the credentials are withheld.
     #[error("the audit record could not be written: {0}")]
     AuditUnavailable(UpstreamError),
@@ -95,6 +100,7 @@ impl IssueError {
             Self::InvalidDuration(_)
             | Self::Invalid(_)
             | Self::Upstream(_)
+            | Self::Rate(_)
             | Self::AuditUnavailable(_) => None,
         }
     }
@@ -113,6 +119,8 @@ pub struct CredentialIssuer {
     pub console: Arc<dyn ConsoleSignin>,
     /// The region default console destinations open in (when the target's partition has it).
     pub console_region: Option<String>,
+    /// How often each user may ask, counted before anything else is looked at.
+    pub rate: RateLimiter,
 }
 
 /// Everything checked before STS is called.
@@ -135,8 +143,13 @@ impl CredentialIssuer {
         let now = self.clock.now();
         let auth = identity.method.to_string();
         let user = identity.user.clone();
-
-        let checked = self.checked(identity, request, now).await;
+        // The count and the checks run side by side: the count costs the caller no extra latency.
+        let (admitted, checked) = join(
+            self.rate.admit(&user, now),
+            self.checked(identity, request, now),
+        )
+        .await;
+        admitted?;
         let Checked {
             target,
             grant,

@@ -16,6 +16,7 @@ pub mod names;
 pub mod notify;
 pub mod password;
 pub mod ports;
+pub mod rate;
 pub mod session;
 pub mod token;
 pub mod totp;

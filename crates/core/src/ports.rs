@@ -218,6 +218,21 @@ pub enum StepClaim {
     Replayed,
 }
 
+/// Request counts in fixed windows, shared by every instance.
+#[async_trait]
+pub trait RequestCounter: Send + Sync {
+    /// Counts one request for `key` in the window starting at `window_start` (Unix seconds),
+    /// unless `limit` are counted there already: true when this request was counted. The count
+    /// may be forgotten once `window_end` (Unix seconds) has passed.
+    async fn count(
+        &self,
+        key: &str,
+        window_start: i64,
+        limit: u32,
+        window_end: i64,
+    ) -> Result<bool, UpstreamError>;
+}
+
 /// Where users' authentication factors live. Claims are atomic conditional writes, correct
 /// under concurrent requests.
 #[async_trait]
