@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use crate::harness::{FakeSignin, Moto, NoticeInbox, REGION, pyotp_code, sdk_for};
 
-fn cooper(moto: &Moto) -> Command {
+pub(crate) fn cooper(moto: &Moto) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cooper"));
     command
         .env_clear()
@@ -27,7 +27,7 @@ fn cooper(moto: &Moto) -> Command {
     command
 }
 
-fn run(command: &mut Command) -> Output {
+pub(crate) fn run(command: &mut Command) -> Output {
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
@@ -55,7 +55,7 @@ fn serve(moto: &Moto) -> (ServeGuard, String) {
     (ServeGuard(child), url)
 }
 
-struct ServeGuard(Child);
+pub(crate) struct ServeGuard(pub(crate) Child);
 
 impl Drop for ServeGuard {
     fn drop(&mut self) {
