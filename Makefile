@@ -12,7 +12,7 @@ FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fmt-check fmt clippy deps tools lint build deploy clean
+.PHONY: help run test fuzz openapi fmt-check fmt clippy deps tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,13 +20,20 @@ help: ## List the targets
 run: deps ## Run cooper locally: moto on loopback, `cooper setup`, `cooper serve` on 127.0.0.1:8080
 	scripts/run-local.sh
 
-test: deps fmt-check clippy lint ## Every test: formatting, clippy, template lint, unit and end-to-end tests against moto
+test: deps fmt-check clippy lint ## Every test: formatting, clippy, template lint, unit and end-to-end tests against moto, a short fuzz run
 	$(CARGO) build --quiet -p cooper-cli
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+	scripts/fuzz.sh quick
+
+fuzz: deps ## Fuzz every API operation from docs/openapi.json with schemathesis against `cooper serve` and moto (long run)
+	scripts/fuzz.sh long
+
+openapi: ## Regenerate docs/openapi.json from scripts/openapi.py
+	$(PYTHON) scripts/openapi.py
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -53,7 +60,8 @@ $(TOOLS_STAMP): requirements-tools.txt
 	@rm -f $(TOOLS)/.installed-*
 	@touch $@
 
-lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint)
+lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint); check docs/openapi.json is generated
+	$(PYTHON) scripts/openapi.py --check
 	$(TOOLS)/bin/cfn-lint template.yaml infra/*.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
 

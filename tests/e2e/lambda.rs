@@ -88,6 +88,7 @@ async fn every_event_fixture_drives_its_function() {
         ("issue-credentials/post-console.json", 200),
         ("issue-credentials/post-approvals.json", 409),
         ("issue-credentials/get-approval.json", 404),
+        ("issue-credentials/get-openapi.json", 200),
         ("issue-credentials/post-approve.json", 404),
         ("enroll-totp/post-totp-enrollment.json", 200),
         ("enroll-totp/post-totp-enrollment-confirm.json", 403),

@@ -1,46 +1,162 @@
 //! The routers. Each Lambda serves one; `cooper serve` merges them all. One code path, two hosts.
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::handler::Handler;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{self, MethodRouter};
+use axum::{Router, middleware};
 
-use crate::context::request_context;
+use crate::context::{limit_headers, request_context};
 use crate::error::ApiError;
 use crate::json::BODY_LIMIT_BYTES;
 use crate::routes::{admin, approvals, credentials, factors, targets};
 use crate::state::{AdminState, EnrollState, IssueState, States};
 
-/// The issue-credentials function's routes.
+/// One routed operation: a method and a path template (`{name}` for a parameter), as the
+/// OpenAPI document and the SAM template name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// A router that records what it routes, so that the operations it serves can be listed (and
+/// checked against the OpenAPI document and the SAM template) without a state to serve them.
+struct Table<S> {
+    router: Router<S>,
+    operations: Vec<Operation>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Table<S> {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            operations: Vec::new(),
+        }
+    }
+
+    fn route(mut self, method: &'static str, path: &'static str, route: MethodRouter<S>) -> Self {
+        self.router = self.router.route(path, route);
+        self.operations.push(Operation { method, path });
+        self
+    }
+
+    fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route("GET", path, routing::get(handler))
+    }
+
+    fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route("POST", path, routing::post(handler))
+    }
+
+    fn put<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route("PUT", path, routing::put(handler))
+    }
+
+    fn delete<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route("DELETE", path, routing::delete(handler))
+    }
+}
+
+fn issue_table() -> Table<IssueState> {
+    Table::new()
+        .post("/v1/credentials", credentials::issue_credentials)
+        .post("/v1/console", credentials::console)
+        .get("/v1/targets", targets::list_targets)
+        .get("/v1/whoami", targets::whoami)
+        .post("/v1/approvals", approvals::open)
+        .get("/v1/approvals/{id}", approvals::view)
+        .post("/v1/approvals/{id}/approve", approvals::approve)
+        .get(OPENAPI_PATH, openapi)
+}
+
+fn enroll_table() -> Table<EnrollState> {
+    Table::new()
+        .post("/v1/sessions", factors::login)
+        .post("/v1/sessions/oidc", factors::oidc_session)
+        .post("/v1/totp/enrollment", factors::start_enrollment)
+        .post("/v1/totp/enrollment/confirm", factors::confirm_enrollment)
+        .put("/v1/password", factors::set_password)
+}
+
+fn admin_table() -> Table<AdminState> {
+    use admin::*;
+    Table::new()
+        .get("/v1/admin/accounts", list_accounts)
+        .post("/v1/admin/accounts", create_account)
+        .get("/v1/admin/accounts/{id}", get_account)
+        .put("/v1/admin/accounts/{id}", update_account)
+        .delete("/v1/admin/accounts/{id}", delete_account)
+        .get("/v1/admin/targets", list_targets)
+        .post("/v1/admin/targets", create_target)
+        .get("/v1/admin/targets/{name}", get_target)
+        .put("/v1/admin/targets/{name}", update_target)
+        .delete("/v1/admin/targets/{name}", delete_target)
+        .get("/v1/admin/users", list_users)
+        .post("/v1/admin/users", create_user)
+        .get("/v1/admin/users/{name}", get_user)
+        .put("/v1/admin/users/{name}", update_user)
+        .delete("/v1/admin/users/{name}", delete_user)
+        .post("/v1/admin/users/{name}/totp/reset", reset_totp)
+        .get("/v1/admin/users/{name}/tokens", list_tokens)
+        .post("/v1/admin/users/{name}/tokens", issue_token)
+        .delete("/v1/admin/tokens/{id}", revoke_token)
+        .get("/v1/admin/groups", list_groups)
+        .post("/v1/admin/groups", create_group)
+        .get("/v1/admin/groups/{name}", get_group)
+        .put("/v1/admin/groups/{name}", update_group)
+        .delete("/v1/admin/groups/{name}", delete_group)
+        .put("/v1/admin/groups/{name}/members/{user}", add_member)
+        .delete("/v1/admin/groups/{name}/members/{user}", remove_member)
+        .get("/v1/admin/grants", list_grants)
+        .post("/v1/admin/grants", create_grant)
+        .delete("/v1/admin/grants", delete_grant)
+        .get("/v1/admin/admins", list_admins)
+        .post("/v1/admin/admins", create_admin)
+        .delete("/v1/admin/admins", delete_admin)
+        .get("/v1/admin/audit", audit)
+}
+
+/// Which function serves an operation: the three API functions, by name.
+pub fn operations() -> Vec<(&'static str, Operation)> {
+    let tagged = |function, table: Vec<Operation>| table.into_iter().map(move |op| (function, op));
+    tagged("issue-credentials", issue_table().operations)
+        .chain(tagged("enroll-totp", enroll_table().operations))
+        .chain(tagged("admin-targets", admin_table().operations))
+        .collect()
+}
+
+/// The issue-credentials function's routes (and the API's own description).
 pub fn issue_credentials(state: IssueState) -> Router {
-    Router::new()
-        .route("/v1/credentials", post(credentials::issue_credentials))
-        .route("/v1/console", post(credentials::console))
-        .route("/v1/targets", get(targets::list_targets))
-        .route("/v1/whoami", get(targets::whoami))
-        .route("/v1/approvals", post(approvals::open))
-        .route("/v1/approvals/{id}", get(approvals::view))
-        .route("/v1/approvals/{id}/approve", post(approvals::approve))
-        .with_state(state)
+    issue_table().router.with_state(state)
 }
 
 /// The enroll-totp function's routes.
 pub fn enroll_totp(state: EnrollState) -> Router {
-    Router::new()
-        .route("/v1/sessions", post(factors::login))
-        .route("/v1/sessions/oidc", post(factors::oidc_session))
-        .route("/v1/totp/enrollment", post(factors::start_enrollment))
-        .route(
-            "/v1/totp/enrollment/confirm",
-            post(factors::confirm_enrollment),
-        )
-        .route("/v1/password", put(factors::set_password))
-        .with_state(state)
+    enroll_table().router.with_state(state)
 }
 
 /// The admin-targets function's routes.
 pub fn admin_targets(state: AdminState) -> Router {
-    admin::routes().with_state(state)
+    admin_table().router.with_state(state)
+}
+
+/// Where the API serves its OpenAPI 3.1 description, without authentication.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+
+/// The OpenAPI 3.1 description of every operation, as committed in `docs/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 /// Every function's routes together, as `cooper serve` hosts them.
@@ -51,11 +167,120 @@ pub fn all(states: States) -> Router {
 }
 
 /// Wraps routes (one function's, or several merged) with what every response needs: a request
-/// id, errors as JSON, JSON 404/405s, and the body limit.
+/// id, errors as JSON, JSON 404/405s, and the header and body limits.
 pub fn edge(routes: Router) -> Router {
     routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(limit_headers))
         .layer(middleware::from_fn(request_context))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+    fn routed() -> BTreeSet<(String, String)> {
+        operations()
+            .into_iter()
+            .map(|(_, op)| (op.method.to_owned(), op.path.to_owned()))
+            .collect()
+    }
+
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        let paths = doc["paths"].as_object().expect("the document has paths");
+        paths
+            .iter()
+            .flat_map(|(path, item)| {
+                METHODS
+                    .iter()
+                    .filter(|m| item.get(**m).is_some())
+                    .map(|m| (m.to_uppercase(), path.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routed_operations() {
+        let routed = routed();
+        let documented = documented();
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty() && unrouted.is_empty(),
+            "routed but not in docs/openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_is_3_1_and_every_operation_answers_errors_in_the_one_error_shape() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+                let op = &item[*method];
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "{method} {path}: operationId {id:?} missing or repeated"
+                );
+                assert_eq!(
+                    op["responses"]["default"]["$ref"], "#/components/responses/Error",
+                    "{method} {path} must answer errors with the Error response"
+                );
+            }
+        }
+    }
+
+    /// The SAM template's HTTP API routes each function exactly the operations its router serves
+    /// (the admin function takes `/v1/admin/{proxy+}`, so it is checked by prefix).
+    #[test]
+    fn the_sam_template_routes_each_operation_to_the_function_that_serves_it() {
+        let template = include_str!("../../../template.yaml");
+        let mut binary = "";
+        let mut events: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for line in template.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix("Binary:") {
+                binary = name.trim();
+            }
+            if let Some(props) = line.split("Type: HttpApi, Properties: {").nth(1) {
+                let field = |key: &str| {
+                    props
+                        .split(',')
+                        .find_map(|part| part.trim().strip_prefix(key))
+                        .map(|v| {
+                            v.trim_end_matches(['}', ' '])
+                                .trim()
+                                .trim_matches('"')
+                                .to_owned()
+                        })
+                        .expect("an HttpApi event names its method and path")
+                };
+                events.insert((binary.to_owned(), field("Method:"), field("Path:")));
+            }
+        }
+        let mut expected: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for (function, op) in operations() {
+            if function == "admin-targets" {
+                assert!(
+                    op.path.starts_with("/v1/admin/"),
+                    "{op:?} is outside the admin function's route"
+                );
+                expected.insert((function.into(), "ANY".into(), "/v1/admin/{proxy+}".into()));
+            } else {
+                expected.insert((function.into(), op.method.into(), op.path.into()));
+            }
+        }
+        assert_eq!(events, expected);
+    }
 }

@@ -2,12 +2,11 @@
 //! admins, tokens and the audit trail. Every call is scoped per account; updates carry the
 //! version they read (If-Match); sensitive operations need a fresh code (`X-Cooper-TOTP`).
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use cooper_core::admin::scope::AdminGrant;
 use cooper_core::admin::service::{AdminCall, AdminContext, Removed, UserDetails};
 use cooper_core::admin::store::{AuditQuery, Page, PageRequest, Versioned};
@@ -32,52 +31,6 @@ use crate::json::JsonBody;
 use crate::state::AdminState;
 
 pub const TOTP_HEADER: &str = "x-cooper-totp";
-
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route(
-            "/v1/admin/accounts",
-            get(list_accounts).post(create_account),
-        )
-        .route(
-            "/v1/admin/accounts/{id}",
-            get(get_account).put(update_account).delete(delete_account),
-        )
-        .route("/v1/admin/targets", get(list_targets).post(create_target))
-        .route(
-            "/v1/admin/targets/{name}",
-            get(get_target).put(update_target).delete(delete_target),
-        )
-        .route("/v1/admin/users", get(list_users).post(create_user))
-        .route(
-            "/v1/admin/users/{name}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route("/v1/admin/users/{name}/totp/reset", post(reset_totp))
-        .route(
-            "/v1/admin/users/{name}/tokens",
-            get(list_tokens).post(issue_token),
-        )
-        .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
-        .route("/v1/admin/groups", get(list_groups).post(create_group))
-        .route(
-            "/v1/admin/groups/{name}",
-            get(get_group).put(update_group).delete(delete_group),
-        )
-        .route(
-            "/v1/admin/groups/{name}/members/{user}",
-            put(add_member).delete(remove_member),
-        )
-        .route(
-            "/v1/admin/grants",
-            get(list_grants).post(create_grant).delete(delete_grant),
-        )
-        .route(
-            "/v1/admin/admins",
-            get(list_admins).post(create_admin).delete(delete_admin),
-        )
-        .route("/v1/admin/audit", get(audit))
-}
 
 /// The calling admin, checked: authenticated, active, with an admin scope. A fresh code, when
 /// the operation needs one, comes in `X-Cooper-TOTP`.
@@ -228,7 +181,7 @@ fn parse_account(id: &str, body: &AccountBody) -> Result<Account, ApiError> {
     })
 }
 
-async fn list_accounts(
+pub async fn list_accounts(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
@@ -241,7 +194,7 @@ async fn list_accounts(
     ))
 }
 
-async fn get_account(
+pub async fn get_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Caller(ctx): Caller,
@@ -258,7 +211,7 @@ async fn get_account(
     ))
 }
 
-async fn create_account(
+pub async fn create_account(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<AccountBody>,
@@ -279,7 +232,7 @@ async fn create_account(
     ))
 }
 
-async fn update_account(
+pub async fn update_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Caller(ctx): Caller,
@@ -304,7 +257,7 @@ async fn update_account(
     ))
 }
 
-async fn delete_account(
+pub async fn delete_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     q: QueryResult<DeleteQuery>,
@@ -463,7 +416,7 @@ fn parse_target(
     Ok((target, keep_keys))
 }
 
-async fn list_targets(
+pub async fn list_targets(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
@@ -484,7 +437,7 @@ async fn list_targets(
     ))
 }
 
-async fn get_target(
+pub async fn get_target(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -501,7 +454,7 @@ async fn get_target(
     ))
 }
 
-async fn create_target(
+pub async fn create_target(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<TargetBody>,
@@ -536,7 +489,7 @@ async fn create_target(
     ))
 }
 
-async fn update_target(
+pub async fn update_target(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -572,7 +525,7 @@ async fn update_target(
     ))
 }
 
-async fn delete_target(
+pub async fn delete_target(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     q: QueryResult<DeleteQuery>,
@@ -634,7 +587,7 @@ fn parse_user(name: &str, body: &UserBody) -> Result<User, ApiError> {
     })
 }
 
-async fn list_users(
+pub async fn list_users(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
@@ -664,7 +617,7 @@ fn details_view(d: UserDetails) -> Response {
     versioned_response(StatusCode::OK, d.user.version, v)
 }
 
-async fn get_user(
+pub async fn get_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -674,7 +627,7 @@ async fn get_user(
     ))
 }
 
-async fn create_user(
+pub async fn create_user(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<UserBody>,
@@ -695,7 +648,7 @@ async fn create_user(
     ))
 }
 
-async fn update_user(
+pub async fn update_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -720,7 +673,7 @@ async fn update_user(
     ))
 }
 
-async fn delete_user(
+pub async fn delete_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     q: QueryResult<DeleteQuery>,
@@ -736,7 +689,7 @@ async fn delete_user(
     ))
 }
 
-async fn reset_totp(
+pub async fn reset_totp(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -757,7 +710,7 @@ fn token_view(t: &cooper_core::token::ApiTokenRecord) -> Value {
     })
 }
 
-async fn list_tokens(
+pub async fn list_tokens(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -781,7 +734,7 @@ pub struct TokenBody {
     days: Option<i64>,
 }
 
-async fn issue_token(
+pub async fn issue_token(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -808,7 +761,7 @@ async fn issue_token(
     Ok(response)
 }
 
-async fn revoke_token(
+pub async fn revoke_token(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Caller(ctx): Caller,
@@ -849,7 +802,7 @@ fn parse_group(name: &str, body: &GroupBody) -> Result<Group, ApiError> {
     })
 }
 
-async fn list_groups(
+pub async fn list_groups(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
@@ -862,7 +815,7 @@ async fn list_groups(
     ))
 }
 
-async fn get_group(
+pub async fn get_group(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -877,7 +830,7 @@ async fn get_group(
     Ok(versioned_response(StatusCode::OK, g.version, v))
 }
 
-async fn create_group(
+pub async fn create_group(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<GroupBody>,
@@ -898,7 +851,7 @@ async fn create_group(
     ))
 }
 
-async fn update_group(
+pub async fn update_group(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
@@ -923,7 +876,7 @@ async fn update_group(
     ))
 }
 
-async fn delete_group(
+pub async fn delete_group(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     q: QueryResult<DeleteQuery>,
@@ -939,7 +892,7 @@ async fn delete_group(
     ))
 }
 
-async fn add_member(
+pub async fn add_member(
     State(s): State<AdminState>,
     Path((group, user)): Path<(String, String)>,
     Caller(ctx): Caller,
@@ -949,7 +902,7 @@ async fn add_member(
     Ok(Json(json!({ "group": group, "member": user })))
 }
 
-async fn remove_member(
+pub async fn remove_member(
     State(s): State<AdminState>,
     Path((group, user)): Path<(String, String)>,
     Caller(ctx): Caller,
@@ -1020,7 +973,7 @@ fn grant_view(g: &Grant) -> Value {
     v
 }
 
-async fn list_grants(
+pub async fn list_grants(
     State(s): State<AdminState>,
     q: QueryResult<GrantQuery>,
     Caller(ctx): Caller,
@@ -1049,7 +1002,7 @@ async fn list_grants(
     }
 }
 
-async fn create_grant(
+pub async fn create_grant(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<GrantBody>,
@@ -1080,7 +1033,7 @@ async fn create_grant(
     Ok((StatusCode::CREATED, Json(grant_view(&grant))))
 }
 
-async fn delete_grant(
+pub async fn delete_grant(
     State(s): State<AdminState>,
     q: QueryResult<GrantQuery>,
     Caller(ctx): Caller,
@@ -1127,7 +1080,7 @@ fn admin_view(g: &AdminGrant) -> Value {
     json!({ "principal": g.principal, "account_id": g.account, "scope": g.account.as_ref().map_or("universal", |_| "account") })
 }
 
-async fn list_admins(
+pub async fn list_admins(
     State(s): State<AdminState>,
     q: QueryResult<GrantQuery>,
     Caller(ctx): Caller,
@@ -1140,7 +1093,7 @@ async fn list_admins(
     ))
 }
 
-async fn create_admin(
+pub async fn create_admin(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<AdminBody>,
@@ -1160,7 +1113,7 @@ async fn create_admin(
     Ok((StatusCode::CREATED, Json(admin_view(&grant))))
 }
 
-async fn delete_admin(
+pub async fn delete_admin(
     State(s): State<AdminState>,
     q: QueryResult<GrantQuery>,
     Caller(ctx): Caller,
@@ -1200,7 +1153,7 @@ pub struct AuditQueryParams {
 }
 
 /// Who holds this key, what did this user do, what happened in this account: in time order.
-async fn audit(
+pub async fn audit(
     State(s): State<AdminState>,
     q: QueryResult<AuditQueryParams>,
     Caller(ctx): Caller,
