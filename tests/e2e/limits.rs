@@ -84,17 +84,16 @@ async fn oversized_headers_get_a_431_and_large_but_allowed_ones_pass() {
     let alice = env.user("alice").await;
     let jwt = env.jwt(&alice);
 
-    let big = "x".repeat(10 * 1024);
-    let refused = env
-        .call_with(
-            Method::GET,
-            "/v1/whoami",
-            Some(&jwt),
-            None,
-            None,
-            &[("x-padding", &big)],
-        )
-        .await;
+    let padded = |bytes: usize| {
+        let padding = "x".repeat(bytes);
+        let (env, jwt) = (&env, &jwt);
+        async move {
+            let headers = [("x-padding", padding.as_str())];
+            env.call_with(Method::GET, "/v1/whoami", Some(jwt), None, None, &headers)
+                .await
+        }
+    };
+    let refused = padded(10 * 1024).await;
     assert_eq!(refused.status, 431, "{}", refused.text);
     assert_eq!(refused.error_code(), "headers_too_large");
 
@@ -103,16 +102,6 @@ async fn oversized_headers_get_a_431_and_large_but_allowed_ones_pass() {
     let refused = env.get(&path, &jwt).await;
     assert_eq!(refused.status, 431, "{}", refused.text);
 
-    let fits = "x".repeat(8 * 1024);
-    let answer = env
-        .call_with(
-            Method::GET,
-            "/v1/whoami",
-            Some(&jwt),
-            None,
-            None,
-            &[("x-padding", &fits)],
-        )
-        .await;
+    let answer = padded(8 * 1024).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 }
