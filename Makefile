@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-tools.txt | sha256sum | cut -c1-12)
 FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify
+BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | cut -c1-12)
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fuzz openapi fmt-check fmt clippy deps tools lint build deploy clean
+.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +32,16 @@ test: deps fmt-check clippy lint ## Every test: formatting, clippy, template lin
 
 fuzz: deps ## Fuzz every API operation from docs/openapi.json with schemathesis against `cooper serve` and moto (long run)
 	scripts/fuzz.sh long
+
+bench: deps $(BENCH_STAMP) ## Benchmarks (release build, moto): cold start vs Python, overhead vs the SDK floor, scale, size, memory -> docs/bench/
+	$(CARGO) build --quiet -p cooper-cli
+	$(CARGO) build --release $(addprefix -p cooper-,$(FUNCTIONS)) -p cooper-bench
+	$(VENV)/bin/python bench/run.py
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	@rm -f $(VENV)/.bench-*
+	@touch $@
 
 openapi: ## Regenerate docs/openapi.json from scripts/openapi.py
 	$(PYTHON) scripts/openapi.py
