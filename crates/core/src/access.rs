@@ -59,7 +59,7 @@ pub struct UserProfile {
     pub groups: Vec<GroupName>,
     pub grants: Vec<Grant>,
     /// Explicit admin grants of the user (group ones are read separately).
-    pub admin_grants: Vec<crate::admin::scope::AdminGrant>,
+    pub admin_grants: Vec<crate::model::AdminGrant>,
 }
 
 /// Why a request was refused. Every variant is a 403: the caller is known, the answer is no.

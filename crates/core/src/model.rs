@@ -294,6 +294,15 @@ impl fmt::Display for Principal {
     }
 }
 
+/// An explicit admin grant: `principal` administers `account`, or every account when `None`.
+/// (What that scope means is `admin::scope`'s business.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AdminGrant {
+    pub principal: Principal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+}
+
 /// What a grant covers: one target, or every target of an account up to a level (the cascade).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GrantScope {

@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use crate::access::Caller;
+pub use crate::model::AdminGrant;
 use crate::model::Principal;
 use crate::names::{AccountId, GroupName, InvalidValue};
 
@@ -75,14 +74,6 @@ impl fmt::Display for AdminScope {
             }
         }
     }
-}
-
-/// An explicit admin grant: `principal` administers `account`, or every account when `None`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AdminGrant {
-    pub principal: Principal,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<AccountId>,
 }
 
 impl AdminGrant {
