@@ -61,6 +61,8 @@ pub struct Shared {
     pub second_factor: Arc<SecondFactor>,
     pub approvals: Arc<Approvals>,
     pub admin: Arc<Admin>,
+    /// The one DynamoDB client every adapter of this process shares.
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Shared {
@@ -124,6 +126,7 @@ impl Shared {
             })
             .transpose()?;
         Ok(Self {
+            dynamodb: dynamodb.clone(),
             auth: Arc::new(Authenticator {
                 jwt: jwt.clone(),
                 directory: directory.clone(),
@@ -247,7 +250,7 @@ impl IssueState {
             console_region: sdk.region().map(ToString::to_string),
             rate: RateLimiter::new(
                 Arc::new(DynamoRequestCounter::new(
-                    aws_sdk_dynamodb::Client::new(sdk),
+                    shared.dynamodb.clone(),
                     &settings.directory_table,
                 )),
                 (settings.credential_rate_limit > 0)

@@ -181,6 +181,24 @@ fn parse_account(id: &str, body: &AccountBody) -> Result<Account, ApiError> {
     })
 }
 
+/// A body's key field, required when creating.
+fn required(field: &'static str, value: &Option<String>) -> Result<String, ApiError> {
+    value
+        .clone()
+        .ok_or_else(|| InvalidValue::new(field, "is required").into())
+}
+
+/// On update the key comes from the path; a body may repeat it but not change it.
+fn unchanged(field: &'static str, body: Option<&str>, path: &str) -> Result<(), ApiError> {
+    match body {
+        Some(given) if given != path => Err(ApiError::bad_request(
+            "immutable_field",
+            format!("{field} cannot be changed"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn list_accounts(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
@@ -216,10 +234,7 @@ pub async fn create_account(
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<AccountBody>,
 ) -> Result<Response, ApiError> {
-    let id = body
-        .id
-        .clone()
-        .ok_or_else(|| ApiError::from(InvalidValue::new("id", "is required")))?;
+    let id = required("id", &body.id)?;
     let a = s
         .shared
         .admin
@@ -239,12 +254,7 @@ pub async fn update_account(
     IfMatch(version): IfMatch,
     JsonBody(body): JsonBody<AccountBody>,
 ) -> Result<Response, ApiError> {
-    if body.id.as_deref().is_some_and(|b| b != id) {
-        return Err(ApiError::bad_request(
-            "immutable_field",
-            "id cannot be changed",
-        ));
-    }
+    unchanged("id", body.id.as_deref(), &id)?;
     let a = s
         .shared
         .admin
@@ -459,10 +469,7 @@ pub async fn create_target(
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<Response, ApiError> {
-    let name = body
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::from(InvalidValue::new("name", "is required")))?;
+    let name = required("name", &body.name)?;
     let account = match AccountId::parse(&body.account_id) {
         Ok(id) => s
             .shared
@@ -496,12 +503,7 @@ pub async fn update_target(
     IfMatch(version): IfMatch,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<Response, ApiError> {
-    if body.name.as_deref().is_some_and(|b| b != name) {
-        return Err(ApiError::bad_request(
-            "immutable_field",
-            "name cannot be changed",
-        ));
-    }
+    unchanged("name", body.name.as_deref(), &name)?;
     let account = match AccountId::parse(&body.account_id) {
         Ok(id) => s
             .shared
@@ -632,10 +634,7 @@ pub async fn create_user(
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Response, ApiError> {
-    let name = body
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::from(InvalidValue::new("name", "is required")))?;
+    let name = required("name", &body.name)?;
     let u = s
         .shared
         .admin
@@ -655,12 +654,7 @@ pub async fn update_user(
     IfMatch(version): IfMatch,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Response, ApiError> {
-    if body.name.as_deref().is_some_and(|b| b != name) {
-        return Err(ApiError::bad_request(
-            "immutable_field",
-            "name cannot be changed",
-        ));
-    }
+    unchanged("name", body.name.as_deref(), &name)?;
     let u = s
         .shared
         .admin
@@ -835,10 +829,7 @@ pub async fn create_group(
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
-    let name = body
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::from(InvalidValue::new("name", "is required")))?;
+    let name = required("name", &body.name)?;
     let g = s
         .shared
         .admin
@@ -858,12 +849,7 @@ pub async fn update_group(
     IfMatch(version): IfMatch,
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
-    if body.name.as_deref().is_some_and(|b| b != name) {
-        return Err(ApiError::bad_request(
-            "immutable_field",
-            "name cannot be changed",
-        ));
-    }
+    unchanged("name", body.name.as_deref(), &name)?;
     let g = s
         .shared
         .admin

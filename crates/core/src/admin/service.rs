@@ -429,6 +429,24 @@ impl Admin {
         }
     }
 
+    /// Creates what only a universal admin may create (accounts, users, groups): one put that
+    /// fails if the object exists, audited with its new state; the object starts at version 1.
+    async fn create_universal<T: serde::Serialize>(
+        &self,
+        ctx: &AdminContext,
+        resource: &str,
+        account: Option<&AccountId>,
+        value: T,
+        put: Mutation,
+    ) -> Result<Versioned<T>, AdminError> {
+        self.check(ctx, resource, "create", Self::universal(ctx))
+            .await?;
+        let after = Some(view(&value));
+        self.commit(ctx, resource, "create", account, None, after, vec![put])
+            .await?;
+        Ok(Versioned { value, version: 1 })
+    }
+
     fn require_version(version: Option<u64>) -> Result<u64, AdminError> {
         version.ok_or(AdminError::VersionRequired)
     }
@@ -465,22 +483,10 @@ impl Admin {
         account: Account,
     ) -> Result<Versioned<Account>, AdminError> {
         let resource = format!("account:{}", account.id);
-        self.check(ctx, &resource, "create", Self::universal(ctx))
-            .await?;
-        self.commit(
-            ctx,
-            &resource,
-            "create",
-            Some(&account.id),
-            None,
-            Some(view(&account)),
-            vec![Mutation::PutAccount(account.clone(), Expect::Absent)],
-        )
-        .await?;
-        Ok(Versioned {
-            value: account,
-            version: 1,
-        })
+        let put = Mutation::PutAccount(account.clone(), Expect::Absent);
+        let id = account.id.clone();
+        self.create_universal(ctx, &resource, Some(&id), account, put)
+            .await
     }
 
     pub async fn update_account(
@@ -853,22 +859,8 @@ impl Admin {
         user: User,
     ) -> Result<Versioned<User>, AdminError> {
         let resource = format!("user:{}", user.name);
-        self.check(ctx, &resource, "create", Self::universal(ctx))
-            .await?;
-        self.commit(
-            ctx,
-            &resource,
-            "create",
-            None,
-            None,
-            Some(view(&user)),
-            vec![Mutation::PutUser(user.clone(), Expect::Absent)],
-        )
-        .await?;
-        Ok(Versioned {
-            value: user,
-            version: 1,
-        })
+        let put = Mutation::PutUser(user.clone(), Expect::Absent);
+        self.create_universal(ctx, &resource, None, user, put).await
     }
 
     pub async fn update_user(
@@ -1110,22 +1102,9 @@ impl Admin {
         group: Group,
     ) -> Result<Versioned<Group>, AdminError> {
         let resource = format!("group:{}", group.name);
-        self.check(ctx, &resource, "create", Self::universal(ctx))
-            .await?;
-        self.commit(
-            ctx,
-            &resource,
-            "create",
-            None,
-            None,
-            Some(view(&group)),
-            vec![Mutation::PutGroup(group.clone(), Expect::Absent)],
-        )
-        .await?;
-        Ok(Versioned {
-            value: group,
-            version: 1,
-        })
+        let put = Mutation::PutGroup(group.clone(), Expect::Absent);
+        self.create_universal(ctx, &resource, None, group, put)
+            .await
     }
 
     pub async fn update_group(
