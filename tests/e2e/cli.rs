@@ -78,7 +78,46 @@ async fn setup_twice_then_serve_and_the_demo_token_gets_credentials() {
             .all(|s| s["created"] == true),
         "{first}"
     );
-    // Safe to re-run: everything is kept, and a fresh demo token is printed.
+    // The directory was seeded through the audited use cases, as the operator: one record per
+    // item created, each naming the AWS principal that ran setup.
+    let sdk = sdk_for(&moto.endpoint).await;
+    let operator_records = || async {
+        cooper_aws::aws_sdk_dynamodb::Client::new(&sdk)
+            .scan()
+            .table_name("cooper-audit")
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i["actor"].as_s().unwrap() == "operator")
+            .collect::<Vec<_>>()
+    };
+    let seeded = operator_records().await;
+    let created_items = first["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            ![
+                "directory table",
+                "audit table",
+                "KMS key",
+                "JWT signing key",
+                "broker keys",
+            ]
+            .contains(&s["what"].as_str().unwrap())
+        })
+        .count();
+    // Every seeded item, and the two tokens.
+    assert_eq!(seeded.len(), created_items + 2, "{seeded:?}");
+    assert!(seeded.iter().all(|i| {
+        i["event"].as_s().unwrap() == "admin.change"
+            && i["auth"].as_s().unwrap().starts_with("aws:arn:aws:")
+    }));
+
+    // Safe to re-run: everything is kept, nothing is written, and no token is minted again.
     let second: Value =
         serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
     assert!(
@@ -89,16 +128,19 @@ async fn setup_twice_then_serve_and_the_demo_token_gets_credentials() {
             .all(|s| s["created"] == false),
         "{second}"
     );
-    let demo = &second["demo"];
+    assert!(second.get("admin_token").is_none(), "{second}");
+    assert!(second["demo"].get("token").is_none(), "{second}");
+    assert_eq!(operator_records().await.len(), seeded.len());
+    let demo = &first["demo"];
     let token = demo["token"].as_str().unwrap();
-    assert_ne!(token, first["demo"]["token"].as_str().unwrap());
 
-    // The human-readable form shows the curl line.
+    // The human-readable form shows the curl line, and says the token is not shown again.
     let text = String::from_utf8(run(cooper(&moto).arg("setup")).stdout).unwrap();
     assert!(
-        text.contains("curl -s -H 'Authorization: Bearer cooper_"),
+        text.contains("curl -s -H 'Authorization: Bearer <token>'"),
         "{text}"
     );
+    assert!(text.contains("cooper token issue --user demo"), "{text}");
 
     let (_server, url) = serve(&moto);
     let http = reqwest::Client::new();
@@ -117,10 +159,10 @@ async fn setup_twice_then_serve_and_the_demo_token_gets_credentials() {
     let answer = ask(demo["denied_target"].as_str().unwrap()).await.unwrap();
     assert_eq!(answer.status(), 403);
 
-    // The first token still works: re-running setup does not sign anyone out.
+    // The admin's token works too: re-running setup signed nobody out.
     let answer = http
         .get(format!("{url}/v1/whoami"))
-        .bearer_auth(first["demo"]["token"].as_str().unwrap())
+        .bearer_auth(first["admin_token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
@@ -258,13 +300,42 @@ async fn tokens_are_issued_listed_and_revoked_at_once() {
         "listing never shows a token"
     );
 
+    // Both changes went through the admin use cases: audited, as the operator who ran them.
+    let records = cooper_aws::aws_sdk_dynamodb::Client::new(&sdk_for(&moto.endpoint).await)
+        .scan()
+        .table_name("cooper-audit")
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let by_operator = |action: &str, resource: &str| {
+        records
+            .iter()
+            .filter(|i| {
+                i["actor"].as_s().unwrap() == "operator"
+                    && i.get("action")
+                        .and_then(|a| a.as_s().ok())
+                        .map(String::as_str)
+                        == Some(action)
+                    && i.get("resource")
+                        .and_then(|a| a.as_s().ok())
+                        .map(String::as_str)
+                        == Some(resource)
+            })
+            .count()
+    };
+    assert_eq!(by_operator("revoke", &format!("token:{id}")), 1);
+    // setup's demo token, and this one.
+    assert_eq!(by_operator("issue_token", "user:demo"), 2);
+
     // Unknown users and tokens are refused with a clear message.
     let output = cooper(&moto)
         .args(["token", "issue", "--user", "nobody"])
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no user nobody"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("user nobody does not exist"));
     let output = cooper(&moto)
         .args(["token", "revoke", "0123456789abcdef"])
         .output()

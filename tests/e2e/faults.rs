@@ -202,9 +202,10 @@ async fn an_admin_change_is_all_or_nothing_when_dynamodb_fails() {
             &[("if-match", "1")],
         )
         .await;
+    // The change and its record are one write: neither happened, and the answer says so.
     assert_eq!(
         (failed.status.as_u16(), failed.error_code()),
-        (503, "upstream_unavailable")
+        (503, "audit_unavailable")
     );
     env.faults.heal();
     let unchanged = env

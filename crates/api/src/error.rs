@@ -11,6 +11,7 @@ use cooper_core::issue::IssueError;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{UpstreamError, UpstreamKind};
 use cooper_core::rate::RateError;
+use cooper_core::sessions::SessionError;
 use serde::Serialize;
 
 /// An error on its way to the client. The body is rendered by the request-context middleware,
@@ -91,10 +92,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A change that was allowed, but could not be written with its audit record: nothing was done,
+/// and the answer says so (the change did not happen, so a retry is safe).
+fn audit_unavailable(e: &UpstreamError, what: &str) -> ApiError {
+    tracing::error!(service = %e.service, detail = %e.message, "audit write failed; {what}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        format!("the audit record could not be written, so {what}; retry shortly"),
+    )
+}
+
 impl From<InvalidValue> for ApiError {
     fn from(e: InvalidValue) -> Self {
         let code = match e.field {
             "target" => "invalid_target",
+            "reason" => "invalid_reason",
             _ => "invalid_request",
         };
         Self::bad_request(code, e.to_string())
@@ -173,6 +186,7 @@ impl From<FactorError> for ApiError {
             FactorError::NotEnrolled | FactorError::InvalidCode => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }
+            FactorError::AuditUnavailable(u) => audit_unavailable(&u, "nothing was done"),
             FactorError::Entropy(_) | FactorError::Hashing => {
                 tracing::error!(error = %message, "cannot produce a secret");
                 Self::new(
@@ -191,6 +205,10 @@ impl From<ApprovalError> for ApiError {
         let code = e.code();
         let status = match e {
             ApprovalError::Upstream(u) => return u.into(),
+            ApprovalError::Denied(d) => return d.into(),
+            ApprovalError::AuditUnavailable(u) => {
+                return audit_unavailable(&u, "nothing was done");
+            }
             ApprovalError::ApproverFactor(FactorError::Upstream(u)) => return u.into(),
             ApprovalError::ApproverFactor(FactorError::LockedOut {
                 retry_after_seconds,
@@ -211,7 +229,6 @@ impl From<ApprovalError> for ApiError {
             | ApprovalError::Pending
             | ApprovalError::AlreadyDecided
             | ApprovalError::Used => StatusCode::CONFLICT,
-            ApprovalError::InvalidReason => StatusCode::BAD_REQUEST,
             ApprovalError::Entropy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, code, message)
@@ -227,6 +244,9 @@ impl From<AdminError> for ApiError {
             AdminError::Denied(d) => return d.into(),
             AdminError::Invalid(v) => return v.into(),
             AdminError::Upstream(u) => return u.into(),
+            AdminError::AuditUnavailable(u) => {
+                return audit_unavailable(&u, "nothing was changed");
+            }
             AdminError::NotAnAdmin
             | AdminError::OutOfScope
             | AdminError::UniversalOnly
@@ -259,20 +279,35 @@ impl From<IssueError> for ApiError {
             IssueError::Approval(a) => a.into(),
             IssueError::Invalid(v) => v.into(),
             IssueError::Upstream(u) => u.into(),
-            IssueError::Rate(RateError::Upstream(u)) => u.into(),
-            IssueError::Rate(RateError::Limited { retry_after, .. }) => {
-                tracing::warn!(retry_after, "credential requests rate-limited");
+            IssueError::Rate(r) => r.into(),
+            IssueError::AuditUnavailable(u) => audit_unavailable(&u, "no credentials were issued"),
+        }
+    }
+}
+
+impl From<RateError> for ApiError {
+    fn from(e: RateError) -> Self {
+        match e {
+            RateError::Upstream(u) => u.into(),
+            RateError::Limited { retry_after, .. } => {
+                tracing::warn!(retry_after, "requests rate-limited");
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
                     .retry_after(retry_after)
             }
-            IssueError::AuditUnavailable(u) => {
-                tracing::error!(service = %u.service, detail = %u.message, "audit write failed; credentials withheld");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "audit_unavailable",
-                    "the audit record could not be written, so no credentials were issued; retry shortly",
-                )
-            }
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Factor(f) => f.into(),
+            SessionError::Rate(r) => r.into(),
+            SessionError::Signing(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the session could not be signed; retry shortly",
+            ),
         }
     }
 }

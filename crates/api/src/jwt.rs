@@ -141,6 +141,24 @@ impl JwtAuthority {
     }
 }
 
+/// Sessions the use cases hand out are cooper JWTs.
+impl cooper_core::ports::SessionSigner for JwtAuthority {
+    fn sign(
+        &self,
+        session: &cooper_core::ports::SessionClaims,
+    ) -> Result<SecretString, cooper_core::ports::SigningUnavailable> {
+        let lifetime = session.expires_at - session.issued_at;
+        self.mint_for(
+            session.user.as_str(),
+            session.idp.as_deref(),
+            session.groups.iter().map(ToString::to_string).collect(),
+            session.issued_at,
+            lifetime,
+        )
+        .map_err(|_| cooper_core::ports::SigningUnavailable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

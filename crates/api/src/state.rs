@@ -10,6 +10,7 @@ use cooper_aws::audit::DynamoAuditLog;
 use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
+use cooper_aws::ledger::DynamoLedger;
 use cooper_aws::rate::DynamoRequestCounter;
 use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
@@ -19,18 +20,17 @@ use cooper_core::admin::service::{Admin, AdminConfig};
 use cooper_core::approval::Approvals;
 use cooper_core::catalog::Catalog;
 use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use cooper_core::factors::{Enrollment, LocalLogin, PasswordChange, SecondFactor};
+use cooper_core::factors::{Enrollment, PasswordChange, SecondFactor};
 use cooper_core::issue::CredentialIssuer;
+use cooper_core::ledger::Ledger;
 use cooper_core::names::InvalidValue;
-use cooper_core::ports::{AuditLog, Directory, UpstreamError};
+use cooper_core::ports::{Directory, Pacer, UpstreamError};
 use cooper_core::rate::{RateLimit, RateLimiter};
 use cooper_core::session::BrokerSigning;
+use cooper_core::sessions::{LocalLogin, SIGNIN_FAILURES, SessionExchange};
 use cooper_core::totp::TotpIssuer;
 
-use cooper_core::audit::AuditRecord;
-
 use crate::auth::Authenticator;
-use crate::error::ApiError;
 use crate::jwt::{JwtAuthority, JwtKeyError};
 use crate::oidc::OidcVerifier;
 use crate::settings::{BrokerCredentials, ConfigError, Settings, env};
@@ -49,13 +49,28 @@ pub enum StartupError {
     Oidc(#[from] crate::oidc::ConfigError),
 }
 
-/// What every router shares: authentication, the audit log, the clock, second factors.
+/// Holds refusals back on the runtime's timer (see `cooper_core::sessions::REFUSAL_FLOOR`).
+struct TokioPacer;
+
+#[async_trait::async_trait]
+impl Pacer for TokioPacer {
+    fn mark(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    async fn hold(&self, since: std::time::Instant, floor: std::time::Duration) {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(since + floor)).await;
+    }
+}
+
+/// What every router shares: authentication, the ledger, the clock, second factors.
 #[derive(Clone)]
 pub struct Shared {
     pub auth: Arc<Authenticator>,
     pub jwt: Arc<JwtAuthority>,
-    pub audit: Arc<dyn AuditLog>,
+    pub ledger: Arc<dyn Ledger>,
     pub directory: Arc<dyn Directory>,
+    pub catalog: Arc<Catalog>,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub second_factor: Arc<SecondFactor>,
@@ -65,30 +80,46 @@ pub struct Shared {
     dynamodb: aws_sdk_dynamodb::Client,
 }
 
-impl Shared {
-    fn build(
-        sdk: &SdkConfig,
-        settings: &Settings,
-        jwt: JwtAuthority,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, StartupError> {
+/// The adapters a process builds once, over one DynamoDB client, and the use cases every
+/// router shares.
+struct Core {
+    dynamodb: aws_sdk_dynamodb::Client,
+    directory: Arc<dyn Directory>,
+    ledger: Arc<dyn Ledger>,
+    catalog: Arc<Catalog>,
+    entropy: Arc<dyn Entropy>,
+    second_factor: Arc<SecondFactor>,
+    approvals: Arc<Approvals>,
+    admin: Arc<Admin>,
+}
+
+impl Core {
+    fn build(sdk: &SdkConfig, settings: &Settings, clock: &Arc<dyn Clock>) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let mut vault = KmsVault::new(aws_sdk_kms::Client::new(sdk));
         if let Some(key) = &settings.kms_key {
             vault = vault.with_key(key);
         }
-        let vault = Arc::new(vault);
         let directory: Arc<dyn Directory> = Arc::new(DynamoDirectory::new(
             dynamodb.clone(),
             &settings.directory_table,
         ));
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+        let ledger: Arc<dyn Ledger> = Arc::new(DynamoLedger::new(
+            dynamodb.clone(),
+            &settings.directory_table,
+            &settings.audit_table,
+        ));
+        let catalog = Arc::new(Catalog {
+            directory: directory.clone(),
+            clock: clock.clone(),
+        });
         let second_factor = Arc::new(SecondFactor {
             store: Arc::new(DynamoFactorStore::new(
                 dynamodb.clone(),
                 &settings.directory_table,
             )),
-            vault,
+            vault: Arc::new(vault),
             clock: clock.clone(),
         });
         let approvals = Arc::new(Approvals {
@@ -96,22 +127,23 @@ impl Shared {
                 dynamodb.clone(),
                 &settings.directory_table,
             )),
+            catalog: catalog.clone(),
             directory: directory.clone(),
             verifier: second_factor.clone(),
+            ledger: ledger.clone(),
             entropy: entropy.clone(),
             clock: clock.clone(),
         });
-        let audit_log = Arc::new(DynamoAuditLog::new(dynamodb.clone(), &settings.audit_table));
         let admin = Arc::new(Admin {
-            store: Arc::new(DynamoAdmin::new(
-                DynamoDirectory::new(dynamodb.clone(), &settings.directory_table),
-                &settings.audit_table,
-            )),
+            store: Arc::new(DynamoAdmin::new(DynamoDirectory::new(
+                dynamodb.clone(),
+                &settings.directory_table,
+            ))),
             directory: directory.clone(),
             factors: second_factor.store.clone(),
             second_factor: second_factor.clone(),
-            audit: audit_log.clone(),
-            search: audit_log.clone(),
+            ledger: ledger.clone(),
+            search: Arc::new(DynamoAuditLog::new(dynamodb.clone(), &settings.audit_table)),
             clock: clock.clone(),
             entropy: entropy.clone(),
             config: AdminConfig {
@@ -119,6 +151,43 @@ impl Shared {
                 sensitive: settings.admin_totp_operations.clone(),
             },
         });
+        Self {
+            dynamodb,
+            directory,
+            ledger,
+            catalog,
+            entropy,
+            second_factor,
+            approvals,
+            admin,
+        }
+    }
+}
+
+/// The admin use cases over a deployment's tables, for operators' commands (`cooper setup`,
+/// `cooper token`): the same code, and the same audit records, as the admin API.
+pub fn operator_admin(sdk: &SdkConfig, settings: &Settings) -> Arc<Admin> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Core::build(sdk, settings, &clock).admin
+}
+
+impl Shared {
+    fn build(
+        sdk: &SdkConfig,
+        settings: &Settings,
+        jwt: JwtAuthority,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let Core {
+            dynamodb,
+            directory,
+            ledger,
+            catalog,
+            entropy,
+            second_factor,
+            approvals,
+            admin,
+        } = Core::build(sdk, settings, &clock);
         let jwt = Arc::new(jwt);
         let oidc = (!settings.oidc_providers.is_empty())
             .then(|| {
@@ -134,8 +203,9 @@ impl Shared {
                 oidc,
             }),
             jwt,
-            audit: audit_log,
+            ledger,
             directory,
+            catalog,
             clock,
             entropy,
             second_factor,
@@ -164,27 +234,6 @@ impl Shared {
         })?;
         let jwt = JwtAuthority::new(&jwt_key, &settings.jwt_issuer, &settings.jwt_audience)?;
         Ok((Self::build(sdk, settings, jwt, clock)?, secrets))
-    }
-}
-
-impl Shared {
-    /// Appends `record`. What it records is answered only once it is stored: without it, 503.
-    pub async fn audit(&self, record: &AuditRecord) -> Result<(), ApiError> {
-        self.audit.append(record).await.map_err(|e| {
-            tracing::error!(error = %e, request_id = %record.id, "audit write failed; answer withheld");
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the audit record could not be written, so nothing was done for this request; retry shortly",
-            )
-        })
-    }
-
-    /// Appends a refusal's record; the refusal stands whether or not it could be written.
-    pub async fn audit_refusal(&self, record: &AuditRecord) {
-        if let Err(e) = self.audit.append(record).await {
-            tracing::warn!(error = %e, request_id = %record.id, "could not audit a refusal");
-        }
     }
 }
 
@@ -235,10 +284,10 @@ impl IssueState {
             BrokerCredentials::Ambient => BrokerSigning::RoleChain,
         };
         let issuer = CredentialIssuer {
-            directory: shared.directory.clone(),
+            catalog: shared.catalog.clone(),
             broker: Arc::new(StsBroker::new(sdk, broker_keys)),
             vault: shared.second_factor.vault.clone(),
-            audit: shared.audit.clone(),
+            ledger: shared.ledger.clone(),
             clock: shared.clock.clone(),
             signing,
             second_factor: shared.second_factor.clone(),
@@ -253,29 +302,27 @@ impl IssueState {
                     shared.dynamodb.clone(),
                     &settings.directory_table,
                 )),
+                "credentials",
                 (settings.credential_rate_limit > 0)
                     .then(|| RateLimit::per_minute(settings.credential_rate_limit)),
             ),
         };
         Ok(Self {
             issuer: Arc::new(issuer),
-            catalog: Arc::new(Catalog {
-                directory: shared.directory.clone(),
-                clock: shared.clock.clone(),
-            }),
+            catalog: shared.catalog.clone(),
             shared,
         })
     }
 }
 
-/// State of the enroll-totp routes: enrollment, local login, passwords.
+/// State of the enroll-totp routes: enrollment, sign-in, passwords.
 #[derive(Clone)]
 pub struct EnrollState {
     pub shared: Shared,
     pub enrollment: Arc<Enrollment>,
     pub login: Arc<LocalLogin>,
+    pub exchange: Arc<SessionExchange>,
     pub password: Arc<PasswordChange>,
-    pub session_lifetime: time::Duration,
 }
 
 impl FromRef<EnrollState> for Arc<Authenticator> {
@@ -300,21 +347,42 @@ impl EnrollState {
                 reason: e.reason,
             }
         })?;
+        let lifetime = time::Duration::minutes(i64::from(settings.session_minutes));
         Ok(Self {
             enrollment: Arc::new(Enrollment {
                 verifier: shared.second_factor.clone(),
+                ledger: shared.ledger.clone(),
                 entropy: shared.entropy.clone(),
                 issuer,
             }),
             login: Arc::new(LocalLogin {
                 directory: shared.directory.clone(),
                 verifier: shared.second_factor.clone(),
+                ledger: shared.ledger.clone(),
+                signer: shared.jwt.clone(),
+                lifetime,
+                failures: RateLimiter::new(
+                    Arc::new(DynamoRequestCounter::new(
+                        shared.dynamodb.clone(),
+                        &settings.directory_table,
+                    )),
+                    "signin-failures",
+                    Some(SIGNIN_FAILURES),
+                ),
+                pacer: Arc::new(TokioPacer),
+            }),
+            exchange: Arc::new(SessionExchange {
+                directory: shared.directory.clone(),
+                ledger: shared.ledger.clone(),
+                signer: shared.jwt.clone(),
+                clock: shared.clock.clone(),
+                lifetime,
             }),
             password: Arc::new(PasswordChange {
                 verifier: shared.second_factor.clone(),
+                ledger: shared.ledger.clone(),
                 entropy: shared.entropy.clone(),
             }),
-            session_lifetime: time::Duration::minutes(i64::from(settings.session_minutes)),
             shared,
         })
     }

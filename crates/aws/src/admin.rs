@@ -1,211 +1,30 @@
-//! The admin port over DynamoDB: versioned reads, paginated lists, and changes applied together
-//! with their audit record in one TransactWriteItems, so a change is never left unaudited nor an
-//! audit record left without its change.
+//! The admin reads over DynamoDB: versioned items and paginated lists (changes go through the
+//! ledger, `crate::ledger`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
-};
-use aws_smithy_runtime_api::client::result::SdkError;
-use cooper_core::admin::scope::AdminGrant;
-use cooper_core::admin::store::{
-    ChangeError, DirectoryAdmin, Expect, Mutation, Page, PageRequest, Reference, Versioned,
-};
-use cooper_core::audit::AuditRecord;
-use cooper_core::model::{Account, Grant, Group, Principal, Target, User};
+use aws_sdk_dynamodb::types::AttributeValue;
+use cooper_core::admin::store::{DirectoryAdmin, Page, PageRequest, Versioned};
+use cooper_core::model::{Account, AdminGrant, Grant, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError};
 use cooper_core::token::{ApiTokenRecord, TokenId};
 
-use crate::audit::record_item;
 use crate::directory::DynamoDirectory;
-use crate::error::{corrupt, upstream};
-use crate::items::{self, GSI1, Item, Keyed, MembershipBody, from_item, key, keys, versioned};
-
-/// DynamoDB's limit on the items of one transaction.
-const MAX_TRANSACTION_ITEMS: usize = 100;
-const FACTOR_ITEMS: [&str; 4] = ["TOTP", "TOTP_PENDING", "PASSWORD", "GUARD"];
+use crate::error::upstream;
+use crate::items::{self, GSI1, Item, Keyed, MembershipBody, from_item, keys, versioned};
 
 #[derive(Clone)]
 pub struct DynamoAdmin {
     directory: DynamoDirectory,
-    audit_table: String,
 }
 
 impl DynamoAdmin {
-    pub fn new(directory: DynamoDirectory, audit_table: impl Into<String>) -> Self {
-        Self {
-            directory,
-            audit_table: audit_table.into(),
-        }
+    pub fn new(directory: DynamoDirectory) -> Self {
+        Self { directory }
     }
 
     fn table(&self) -> &str {
         self.directory.table()
-    }
-
-    fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> ChangeError {
-        corrupt(Service::DynamoDb, e.to_string()).into()
-    }
-
-    fn put(
-        &self,
-        item: Item,
-        condition: Option<(&str, Option<u64>)>,
-    ) -> Result<TransactWriteItem, ChangeError> {
-        let mut put = Put::builder().table_name(self.table()).set_item(Some(item));
-        if let Some((expression, version)) = condition {
-            put = put.condition_expression(expression);
-            if let Some(v) = version {
-                put = put.expression_attribute_values(":v", AttributeValue::N(v.to_string()));
-            }
-        }
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(Self::build_error)?)
-            .build())
-    }
-
-    fn delete(
-        &self,
-        k: (String, String),
-        condition: Option<(&str, Option<u64>)>,
-    ) -> Result<TransactWriteItem, ChangeError> {
-        let mut delete = Delete::builder()
-            .table_name(self.table())
-            .set_key(Some(key(k)));
-        if let Some((expression, version)) = condition {
-            delete = delete.condition_expression(expression);
-            if let Some(v) = version {
-                delete = delete.expression_attribute_values(":v", AttributeValue::N(v.to_string()));
-            }
-        }
-        Ok(TransactWriteItem::builder()
-            .delete(delete.build().map_err(Self::build_error)?)
-            .build())
-    }
-
-    fn exists(&self, k: (String, String)) -> Result<TransactWriteItem, ChangeError> {
-        let check = ConditionCheck::builder()
-            .table_name(self.table())
-            .set_key(Some(key(k)))
-            .condition_expression("attribute_exists(PK)")
-            .build()
-            .map_err(Self::build_error)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
-
-    /// A put of a versioned item: new (version 1) or replacing the version it read.
-    fn put_versioned(
-        &self,
-        build: impl Fn(u64) -> Result<Item, UpstreamError>,
-        expect: Expect,
-    ) -> Result<TransactWriteItem, ChangeError> {
-        match expect {
-            Expect::Absent => self.put(build(1)?, Some(("attribute_not_exists(PK)", None))),
-            Expect::Version(v) => self.put(build(v + 1)?, Some(("version = :v", Some(v)))),
-            Expect::Present => Err(corrupt(
-                Service::DynamoDb,
-                "a replacing put must name the version it read",
-            )
-            .into()),
-        }
-    }
-
-    fn delete_versioned(
-        &self,
-        k: (String, String),
-        expect: Expect,
-    ) -> Result<TransactWriteItem, ChangeError> {
-        match expect {
-            Expect::Absent => self.delete(k, None),
-            Expect::Version(v) => self.delete(k, Some(("version = :v", Some(v)))),
-            Expect::Present => self.delete(k, Some(("attribute_exists(PK)", None))),
-        }
-    }
-
-    /// The transaction items of one change.
-    fn translate(&self, change: &Mutation) -> Result<Vec<TransactWriteItem>, ChangeError> {
-        const NEW: Option<(&str, Option<u64>)> = Some(("attribute_not_exists(PK)", None));
-        const EXISTING: Option<(&str, Option<u64>)> = Some(("attribute_exists(PK)", None));
-        let one = |t: Result<TransactWriteItem, ChangeError>| t.map(|t| vec![t]);
-        match change {
-            Mutation::Require(r) => one(self.exists(match r {
-                Reference::Account(a) => keys::account(a),
-                Reference::Target(t) => keys::target(t),
-                Reference::User(u) => keys::user(u),
-                Reference::Group(g) => keys::group(g),
-            })),
-            Mutation::PutAccount(a, expect) => {
-                one(self.put_versioned(|v| items::account_item(a, v), *expect))
-            }
-            Mutation::DeleteAccount(id, expect) => {
-                one(self.delete_versioned(keys::account(id), *expect))
-            }
-            Mutation::PutTarget(t, expect) => {
-                one(self.put_versioned(|v| items::target_item(t, v), *expect))
-            }
-            Mutation::DeleteTarget(name, expect) => {
-                one(self.delete_versioned(keys::target(name), *expect))
-            }
-            Mutation::PutUser(u, expect) => {
-                one(self.put_versioned(|v| items::user_item(u, v), *expect))
-            }
-            Mutation::DeleteUser(name, expect) => {
-                one(self.delete_versioned(keys::user(name), *expect))
-            }
-            Mutation::PutGroup(g, expect) => {
-                one(self.put_versioned(|v| items::group_item(g, v), *expect))
-            }
-            Mutation::DeleteGroup(name, expect) => {
-                one(self.delete_versioned(keys::group(name), *expect))
-            }
-            Mutation::AddMember(u, g) => one(self.put(items::membership_item(u, g)?, NEW)),
-            Mutation::RemoveMember(u, g) => one(self.delete(keys::membership(u, g), EXISTING)),
-            Mutation::PutGrant { grant, account } => {
-                one(self.put(items::grant_item(grant, account)?, NEW))
-            }
-            Mutation::DeleteGrant(g) => {
-                one(self.delete(keys::grant(&g.principal, &g.scope), EXISTING))
-            }
-            Mutation::PutAdminGrant(g) => one(self.put(items::admin_grant_item(g)?, NEW)),
-            Mutation::DeleteAdminGrant(g) => one(self.delete(keys::admin_grant(g), EXISTING)),
-            Mutation::PutToken(record) => one(self.put(items::token_item(record)?, NEW)),
-            Mutation::RevokeToken(id) => {
-                let update = Update::builder()
-                    .table_name(self.table())
-                    .set_key(Some(key(keys::token(id))))
-                    .update_expression("SET revoked = :yes")
-                    .condition_expression("attribute_exists(PK)")
-                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                    .build()
-                    .map_err(Self::build_error)?;
-                Ok(vec![TransactWriteItem::builder().update(update).build()])
-            }
-            Mutation::DeleteToken(id) => one(self.delete(keys::token(id), None)),
-            Mutation::DeleteFactors(user) => FACTOR_ITEMS
-                .iter()
-                .map(|sk| self.delete((format!("AUTH#{user}"), (*sk).to_owned()), None))
-                .collect(),
-        }
-    }
-
-    /// Which transaction item made DynamoDB cancel, from its cancellation reasons.
-    fn cancelled_at(
-        e: &SdkError<
-            TransactWriteItemsError,
-            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-        >,
-    ) -> Option<usize> {
-        let TransactWriteItemsError::TransactionCanceledException(cancelled) =
-            e.as_service_error()?
-        else {
-            return None;
-        };
-        cancelled
-            .cancellation_reasons()
-            .iter()
-            .position(|r| r.code().is_some_and(|c| c != "None"))
     }
 
     fn page<T>(
@@ -232,44 +51,6 @@ fn read_group(item: Item) -> Result<Versioned<Group>, UpstreamError> {
 
 #[async_trait]
 impl DirectoryAdmin for DynamoAdmin {
-    async fn apply(&self, changes: &[Mutation], audit: &AuditRecord) -> Result<(), ChangeError> {
-        let mut transaction = Vec::new();
-        let mut owner = Vec::new();
-        for (index, change) in changes.iter().enumerate() {
-            for item in self.translate(change)? {
-                transaction.push(item);
-                owner.push(index);
-            }
-        }
-        let record = Put::builder()
-            .table_name(&self.audit_table)
-            .set_item(Some(record_item(audit)?))
-            .condition_expression("attribute_not_exists(id)")
-            .build()
-            .map_err(Self::build_error)?;
-        transaction.push(TransactWriteItem::builder().put(record).build());
-        owner.push(changes.len());
-        if transaction.len() > MAX_TRANSACTION_ITEMS {
-            return Err(ChangeError::TooLarge);
-        }
-        match self
-            .directory
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(transaction))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match Self::cancelled_at(&e) {
-                Some(position) => Err(ChangeError::Conflict {
-                    index: owner.get(position).copied().unwrap_or(0),
-                }),
-                None => Err(upstream(Service::DynamoDb, e).into()),
-            },
-        }
-    }
-
     async fn account(&self, id: &AccountId) -> Result<Option<Versioned<Account>>, UpstreamError> {
         self.directory
             .get_item(keys::account(id))

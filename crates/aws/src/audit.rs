@@ -1,4 +1,5 @@
-//! The audit log in DynamoDB: one item per request, written once, with a stream for notifications.
+//! The audit log in DynamoDB: one item per request, written once (by the ledger), with a stream
+//! for notifications.
 //!
 //! Keyed by `id` (the request id). Secondary indexes answer "what did this user do", "who holds
 //! this access key" and "what happened in this account", in time order, without a scan:
@@ -11,9 +12,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cooper_core::admin::store::{AuditQuery, AuditSearch, Page, PageRequest};
 use cooper_core::audit::AuditRecord;
-use cooper_core::ports::{AuditLog, Service, UpstreamError, UpstreamKind};
+use cooper_core::ports::{Service, UpstreamError};
 
-use crate::error::{code_of, corrupt, upstream};
+use crate::error::{corrupt, upstream};
 use crate::items::{decode_cursor, encode_cursor};
 
 pub const BY_ACTOR: &str = "by_actor";
@@ -47,33 +48,6 @@ impl DynamoAuditLog {
             client,
             table: table.into(),
         }
-    }
-}
-
-#[async_trait]
-impl AuditLog for DynamoAuditLog {
-    async fn append(&self, record: &AuditRecord) -> Result<(), UpstreamError> {
-        // PutItem returns once the write is durable; the condition makes a record immutable
-        // (a replayed request id cannot overwrite what was recorded).
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(record_item(record)?))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await
-            .map_err(|e| {
-                if code_of(&e) == Some("ConditionalCheckFailedException") {
-                    UpstreamError::new(
-                        Service::DynamoDb,
-                        UpstreamKind::Refused,
-                        format!("an audit record with id {} already exists", record.id),
-                    )
-                } else {
-                    upstream(Service::DynamoDb, e)
-                }
-            })?;
-        Ok(())
     }
 }
 

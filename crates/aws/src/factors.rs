@@ -1,38 +1,35 @@
 //! Users' authentication factors in the directory table, apart from their profiles:
 //! partition `AUTH#<user>`, items `TOTP`, `TOTP_PENDING`, `PASSWORD` and `GUARD` (failures and
-//! lockout). One Query reads them all; each claim is one conditional write.
+//! lockout). One Query reads them all; a failure is one conditional UpdateItem; everything else
+//! is written by the ledger, under the conditions defined here.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use cooper_core::model::Sealed;
+use cooper_core::model::factors::{
+    AuthFactors, Guard, LOCKOUT, MAX_FAILURES, PendingTotp, TotpEnrollment,
+};
 use cooper_core::names::UserName;
 use cooper_core::password::PasswordHash;
-use cooper_core::ports::{
-    AuthFactors, FactorStore, PendingTotp, Service, StepClaim, TotpEnrollment, UpstreamError,
-};
+use cooper_core::ports::{FactorStore, Service, UpstreamError, UpstreamKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{code_of, corrupt, upstream};
+use crate::error::{code_of, upstream};
 use crate::items::{Item, Keyed, from_item, key, sort_key, to_item};
 
-const TOTP: &str = "TOTP";
-const PENDING: &str = "TOTP_PENDING";
-const PASSWORD: &str = "PASSWORD";
-const GUARD: &str = "GUARD";
+pub(crate) const TOTP: &str = "TOTP";
+pub(crate) const PENDING: &str = "TOTP_PENDING";
+pub(crate) const PASSWORD: &str = "PASSWORD";
+pub(crate) const GUARD: &str = "GUARD";
+pub(crate) const ITEMS: [&str; 4] = [TOTP, PENDING, PASSWORD, GUARD];
 
-fn partition(user: &UserName) -> String {
-    format!("AUTH#{user}")
-}
+/// The prefix of every factor partition (what a function's IAM policy may write).
+pub const PARTITION_PREFIX: &str = "AUTH#";
 
-fn item_key(user: &UserName, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
-    key((partition(user), sk.to_owned()))
+pub(crate) fn factor_key(user: &UserName, sk: &str) -> (String, String) {
+    (format!("{PARTITION_PREFIX}{user}"), sk.to_owned())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,6 +38,8 @@ struct TotpBody {
     last_step: u64,
     #[serde(with = "time::serde::rfc3339")]
     enrolled_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootstrapped_by: Option<UserName>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -48,6 +47,8 @@ struct PendingBody {
     sealed: Sealed,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootstrapped_by: Option<UserName>,
     /// DynamoDB's TTL removes forgotten enrollments.
     ttl: i64,
 }
@@ -59,24 +60,71 @@ struct PasswordBody {
     set_at: OffsetDateTime,
 }
 
-/// Claiming a step: only a later step than the last one claimed, and only for an enrollment.
-const CLAIM: &str = "SET last_step = :step";
-const CLAIM_CONDITION: &str = "attribute_exists(PK) AND last_step < :step";
-
+/// The lockout state. `until` is Unix seconds, so that conditions can compare it with now.
 #[derive(Serialize, Deserialize, Default)]
 struct GuardBody {
     #[serde(default)]
     failures: u32,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    locked_until: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
-/// A conditional check failed, alone or inside a transaction.
-fn condition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    matches!(
-        code_of(e),
-        Some("ConditionalCheckFailedException" | "TransactionCanceledException")
-    )
+/// Claiming a step: only a later step than the last one claimed, and only for an enrollment.
+pub(crate) const CLAIM: &str = "SET last_step = :step";
+pub(crate) const CLAIM_CONDITION: &str = "attribute_exists(PK) AND last_step < :step";
+
+/// Not locked out (the rule of `Guard::locked_until`): fewer than `:limit` failures, or the last
+/// one a lockout ago. Needs `#failures`, `#until`, `:limit` and `:now` (Unix seconds).
+pub(crate) const NOT_LOCKED: &str = "attribute_not_exists(#failures) OR #failures < :limit OR attribute_not_exists(#until) OR #until <= :now";
+
+pub(crate) fn totp_item(user: &UserName, e: &TotpEnrollment) -> Result<Item, UpstreamError> {
+    to_item(&Keyed::plain(
+        factor_key(user, TOTP),
+        "totp",
+        TotpBody {
+            sealed: e.sealed.clone(),
+            last_step: e.last_step,
+            enrolled_at: e.enrolled_at,
+            bootstrapped_by: e.bootstrapped_by.clone(),
+        },
+    ))
+}
+
+pub(crate) fn pending_item(user: &UserName, p: &PendingTotp) -> Result<Item, UpstreamError> {
+    to_item(&Keyed::plain(
+        factor_key(user, PENDING),
+        "totp_pending",
+        PendingBody {
+            sealed: p.sealed.clone(),
+            expires_at: p.expires_at,
+            bootstrapped_by: p.bootstrapped_by.clone(),
+            ttl: p.expires_at.unix_timestamp() + 86_400,
+        },
+    ))
+}
+
+pub(crate) fn password_item(
+    user: &UserName,
+    hash: &PasswordHash,
+    at: OffsetDateTime,
+) -> Result<Item, UpstreamError> {
+    to_item(&Keyed::plain(
+        factor_key(user, PASSWORD),
+        "password",
+        PasswordBody {
+            hash: hash.as_str().to_owned(),
+            set_at: at,
+        },
+    ))
+}
+
+fn guard_of(body: GuardBody) -> Guard {
+    Guard {
+        failures: body.failures,
+        until: body
+            .until
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+    }
 }
 
 #[derive(Clone)]
@@ -93,14 +141,48 @@ impl DynamoFactorStore {
         }
     }
 
-    fn update(
+    /// One failure, if the item is in the state `condition` names; `None` when it is not.
+    async fn count_failure(
         &self,
         user: &UserName,
-        sk: &str,
-    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        Update::builder()
+        update: &str,
+        condition: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Guard>, UpstreamError> {
+        let out = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(item_key(user, sk)))
+            .set_key(Some(key(factor_key(user, GUARD))))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#failures", "failures")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_names("#item", "item")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":item", AttributeValue::S("guard".into()))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .expression_attribute_values(
+                ":next",
+                AttributeValue::N((now + LOCKOUT).unix_timestamp().to_string()),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let body: GuardBody = serde_dynamo::from_item(item).map_err(|e| {
+                    crate::error::corrupt(Service::DynamoDb, format!("lockout state: {e}"))
+                })?;
+                Ok(Some(guard_of(body)))
+            }
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(e) => Err(upstream(Service::DynamoDb, e)),
+        }
     }
 }
 
@@ -113,7 +195,7 @@ impl FactorStore for DynamoFactorStore {
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(partition(user)))
+            .expression_attribute_values(":pk", AttributeValue::S(factor_key(user, "").0))
             .into_paginator()
             .items()
             .send()
@@ -129,6 +211,7 @@ impl FactorStore for DynamoFactorStore {
                         sealed: b.sealed,
                         last_step: b.last_step,
                         enrolled_at: b.enrolled_at,
+                        bootstrapped_by: b.bootstrapped_by,
                     });
                 }
                 PENDING => {
@@ -136,6 +219,7 @@ impl FactorStore for DynamoFactorStore {
                     factors.pending = Some(PendingTotp {
                         sealed: b.sealed,
                         expires_at: b.expires_at,
+                        bootstrapped_by: b.bootstrapped_by,
                     });
                 }
                 PASSWORD => {
@@ -143,9 +227,7 @@ impl FactorStore for DynamoFactorStore {
                     factors.password = Some(PasswordHash::from_stored(b.hash));
                 }
                 GUARD => {
-                    let b = from_item::<Keyed<GuardBody>>(item, "lockout state")?.body;
-                    factors.failures = b.failures;
-                    factors.locked_until = b.locked_until;
+                    factors.guard = guard_of(from_item::<Keyed<GuardBody>>(item, "lockout")?.body);
                 }
                 _ => {}
             }
@@ -153,225 +235,43 @@ impl FactorStore for DynamoFactorStore {
         Ok(factors)
     }
 
-    async fn put_pending_totp(
-        &self,
-        user: &UserName,
-        pending: &PendingTotp,
-    ) -> Result<(), UpstreamError> {
-        let body = PendingBody {
-            sealed: pending.sealed.clone(),
-            expires_at: pending.expires_at,
-            ttl: pending.expires_at.unix_timestamp() + 86_400,
-        };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&Keyed::plain(
-                (partition(user), PENDING.into()),
-                "totp_pending",
-                body,
-            ))?))
-            .send()
-            .await
-            .map_err(|e| upstream(Service::DynamoDb, e))?;
-        Ok(())
-    }
-
-    async fn activate_totp(
-        &self,
-        user: &UserName,
-        enrollment: &TotpEnrollment,
-    ) -> Result<StepClaim, UpstreamError> {
-        let body = TotpBody {
-            sealed: enrollment.sealed.clone(),
-            last_step: enrollment.last_step,
-            enrolled_at: enrollment.enrolled_at,
-        };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&Keyed::plain(
-                (partition(user), TOTP.into()),
-                "totp",
-                body,
-            ))?))
-            .build()
-            .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))?;
-        // Only the pending secret that was checked may become active: a second enrollment
-        // started meanwhile cancels this one.
-        let consume_pending = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(item_key(user, PENDING)))
-            .condition_expression("sealed = :sealed")
-            .expression_attribute_values(
-                ":sealed",
-                AttributeValue::S(enrollment.sealed.as_str().to_owned()),
-            )
-            .build()
-            .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().delete(consume_pending).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(StepClaim::Accepted),
-            Err(e) if condition_failed(&e) => Ok(StepClaim::Replayed),
-            Err(e) => Err(upstream(Service::DynamoDb, e)),
-        }
-    }
-
-    async fn claim_step(
-        &self,
-        user: &UserName,
-        step: u64,
-        clear_failures: bool,
-    ) -> Result<StepClaim, UpstreamError> {
-        let step = AttributeValue::N(step.to_string());
-        if clear_failures {
-            let built = |b: aws_sdk_dynamodb::types::builders::UpdateBuilder| {
-                b.build()
-                    .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))
-            };
-            let claim = built(
-                self.update(user, TOTP)
-                    .update_expression(CLAIM)
-                    .condition_expression(CLAIM_CONDITION)
-                    .expression_attribute_values(":step", step),
-            )?;
-            let clear = built(
-                self.update(user, GUARD)
-                    .update_expression("SET failures = :zero")
-                    .expression_attribute_values(":zero", AttributeValue::N("0".into())),
-            )?;
-            match self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(claim).build())
-                .transact_items(TransactWriteItem::builder().update(clear).build())
-                .send()
-                .await
-            {
-                Ok(_) => Ok(StepClaim::Accepted),
-                Err(e) if condition_failed(&e) => Ok(StepClaim::Replayed),
-                Err(e) => Err(upstream(Service::DynamoDb, e)),
-            }
-        } else {
-            match self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key(user, TOTP)))
-                .update_expression(CLAIM)
-                .condition_expression(CLAIM_CONDITION)
-                .expression_attribute_values(":step", step)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(StepClaim::Accepted),
-                Err(e) if condition_failed(&e) => Ok(StepClaim::Replayed),
-                Err(e) => Err(upstream(Service::DynamoDb, e)),
-            }
-        }
-    }
-
     async fn record_failure(
         &self,
         user: &UserName,
-        limit: u32,
-        until: OffsetDateTime,
-    ) -> Result<Option<OffsetDateTime>, UpstreamError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(user, GUARD)))
-            .update_expression("ADD failures :one SET #item = :item")
-            .expression_attribute_names("#item", "item")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":item", AttributeValue::S("guard".into()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::DynamoDb, e))?;
-        let failures = out
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("failures"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or(0);
-        if failures < limit {
-            return Ok(None);
+        now: OffsetDateTime,
+    ) -> Result<Guard, UpstreamError> {
+        // Within the window of the last failure: one more (an atomic ADD, so concurrent
+        // failures each count). Past it: the count starts again at one. Each try either
+        // counts or finds the other state, which a concurrent failure may just have made; a
+        // few rounds settle it.
+        for _ in 0..4 {
+            let counted = self
+                .count_failure(
+                    user,
+                    "ADD #failures :one SET #until = :next, #item = :item",
+                    "attribute_not_exists(#until) OR #until > :now",
+                    now,
+                )
+                .await?;
+            if let Some(guard) = counted {
+                return Ok(guard);
+            }
+            let restarted = self
+                .count_failure(
+                    user,
+                    "SET #failures = :one, #until = :next, #item = :item",
+                    "#until <= :now",
+                    now,
+                )
+                .await?;
+            if let Some(guard) = restarted {
+                return Ok(guard);
+            }
         }
-        let locked_until = until
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))?;
-        let lock = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(user, GUARD)))
-            .update_expression("SET locked_until = :until, failures = :zero")
-            .condition_expression("failures >= :limit")
-            .expression_attribute_values(":until", AttributeValue::S(locked_until))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            .send()
-            .await;
-        match lock {
-            Ok(_) => Ok(Some(until)),
-            // A concurrent failure set the lock first.
-            Err(e) if condition_failed(&e) => Ok(Some(until)),
-            Err(e) => Err(upstream(Service::DynamoDb, e)),
-        }
-    }
-
-    async fn set_password(
-        &self,
-        user: &UserName,
-        hash: &PasswordHash,
-        at: OffsetDateTime,
-    ) -> Result<(), UpstreamError> {
-        let body = PasswordBody {
-            hash: hash.as_str().to_owned(),
-            set_at: at,
-        };
-        let item = to_item(&Keyed::plain(
-            (partition(user), PASSWORD.into()),
-            "password",
-            body,
-        ))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| upstream(Service::DynamoDb, e))?;
-        Ok(())
-    }
-
-    async fn reset_totp(&self, user: &UserName) -> Result<(), UpstreamError> {
-        let delete = |sk: &str| {
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(item_key(user, sk)))
-                .build()
-                .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))
-        };
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete(TOTP)?).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(PENDING)?)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| upstream(Service::DynamoDb, e))?;
-        Ok(())
+        Err(UpstreamError::new(
+            Service::DynamoDb,
+            UpstreamKind::Throttled,
+            format!("could not count a failure for {user} (limit {MAX_FAILURES})"),
+        ))
     }
 }

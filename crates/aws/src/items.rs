@@ -193,7 +193,7 @@ pub(crate) struct MembershipBody {
 struct GroupBody {
     group: GroupName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
+    description: Option<cooper_core::names::Description>,
 }
 
 #[derive(Serialize, Deserialize)]

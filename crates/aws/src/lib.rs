@@ -11,6 +11,7 @@ mod error;
 pub mod factors;
 pub mod items;
 pub mod kms;
+pub mod ledger;
 pub mod notify;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;

@@ -112,3 +112,14 @@ impl CredentialBroker for StsBroker {
         issued(out.credentials, out.federated_user.map(|u| u.arn))
     }
 }
+
+/// The AWS principal the ambient credentials belong to (who an operator's command acts as).
+pub async fn caller_arn(base: &SdkConfig) -> Result<String, UpstreamError> {
+    let out = Client::new(base)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| upstream(Service::Sts, e))?;
+    out.arn
+        .ok_or_else(|| corrupt(Service::Sts, "GetCallerIdentity named no principal"))
+}

@@ -8,6 +8,7 @@ mod deployment;
 mod encrypt;
 mod factors;
 mod oidc_login;
+mod operator;
 mod serve;
 mod setup;
 mod token;

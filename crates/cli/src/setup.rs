@@ -1,28 +1,28 @@
 //! `cooper setup`: everything a deployment needs, created if missing, kept if present; then a demo
 //! directory (account, targets, group, cascade grant, user and API token) unless `--no-demo`.
+//! The directory is seeded through the admin use cases, as the operator running the command:
+//! each item is created only if absent, with its audit record, and a re-run changes nothing.
 
 use std::fmt::Write as _;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Args;
-use cooper_aws::directory::DynamoDirectory;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning::{self, Outcome};
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_iam, aws_sdk_kms, aws_sdk_ssm};
-use cooper_core::admin::scope::AdminGrant;
-use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
+use cooper_core::admin::service::AdminError;
+use cooper_core::clock::{Entropy, OsEntropy};
+use cooper_core::model::{Account, AdminGrant, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{
-    AccountId, AccountName, ExternalId, GroupName, Level, Partition, RoleArn, SessionPolicy,
-    TargetName, UserName,
+    AccountId, AccountName, Description, DisplayName, ExternalId, GroupName, Level, Partition,
+    RoleArn, SessionPolicy, TargetName, TokenLabel, UserName,
 };
-use cooper_core::ports::Directory;
-use cooper_core::token::{ApiToken, ApiTokenRecord};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::deployment::DeploymentArgs;
+use crate::operator::Operator;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -39,7 +39,7 @@ pub struct SetupArgs {
     /// Subscribe this address to the audit notices (AWS asks it to confirm).
     #[arg(long)]
     notify_email: Option<String>,
-    /// The first universal admin (created if missing; a new API token is printed each run).
+    /// The first universal admin (created if missing, with an API token printed once).
     #[arg(long, default_value = "admin")]
     admin_user: String,
     /// The API endpoint, for the example request printed at the end.
@@ -62,9 +62,11 @@ struct DemoReport {
     account_id: String,
     user: String,
     group: String,
-    /// The demo user's API token: shown once, stored only as a hash.
-    token: String,
-    token_expires_at: String,
+    /// The demo user's API token: shown once, when the user is created; stored only as a hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_expires_at: Option<String>,
     /// A role target the demo user may become.
     target: String,
     /// A federated-user target the demo user may become.
@@ -86,8 +88,9 @@ struct SetupReport {
     notify_topic_arn: String,
     /// The first universal admin.
     admin_user: String,
-    /// Their API token: shown once, stored only as a hash.
-    admin_token: String,
+    /// Their API token: shown once, when the admin is created; stored only as a hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     demo: Option<DemoReport>,
 }
@@ -159,14 +162,16 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
     let topic =
         provisioning::ensure_topic(&sns, NOTIFY_TOPIC, args.notify_email.as_deref()).await?;
 
-    let directory = DynamoDirectory::new(dynamodb.clone(), &settings.directory_table);
-    let (admin_user, admin_token) = first_admin(&directory, &args.admin_user).await?;
+    let operator = Operator::new(&sdk, &settings).await?;
+    let mut seeded = Seeded(Vec::new());
+    let (admin_user, admin_token) = first_admin(&operator, &mut seeded, &args.admin_user).await?;
     let demo = if args.no_demo {
         None
     } else {
         let vault = KmsVault::new(kms.clone());
-        Some(seed_demo(&directory, &vault, &iam, &kms_key).await?)
+        Some(seed_demo(&operator, &mut seeded, &vault, &iam, &kms_key).await?)
     };
+    steps.extend(seeded.0);
 
     let report = SetupReport {
         region: sdk.region().map(ToString::to_string).unwrap_or_default(),
@@ -189,30 +194,89 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// A universal admin, so that a fresh deployment can be administered at once.
-async fn first_admin(directory: &DynamoDirectory, name: &str) -> Result<(String, String), Error> {
-    let user = UserName::parse(name)?;
-    if directory.user_profile(&user).await?.is_none() {
-        let mut profile = User::new(user.clone());
-        profile.display_name = Some("First administrator".into());
-        directory.put_user(&profile).await?;
+/// What seeding created and kept, for the report.
+struct Seeded(Vec<Step>);
+
+impl Seeded {
+    /// Notes the outcome of creating `name`: created, or kept because it was there; true if
+    /// created.
+    fn note<T>(
+        &mut self,
+        what: &'static str,
+        name: impl std::fmt::Display,
+        result: Result<T, AdminError>,
+    ) -> Result<bool, Error> {
+        let created = match result {
+            Ok(_) => true,
+            Err(AdminError::AlreadyExists(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        self.0.push(Step {
+            what,
+            name: name.to_string(),
+            created,
+        });
+        Ok(created)
     }
-    directory
-        .put_admin_grant(&AdminGrant {
-            principal: Principal::User(user.clone()),
-            account: None,
-        })
+}
+
+/// An API token for a user just created (a kept user keeps the tokens they have).
+async fn first_token(
+    operator: &Operator,
+    user: &UserName,
+    label: &str,
+) -> Result<(String, String), Error> {
+    let (token, record) = operator
+        .admin
+        .issue_token(
+            &operator.context(),
+            user,
+            Some(TokenLabel::parse(label)?),
+            Some(DEMO_TOKEN_DAYS),
+        )
         .await?;
-    let token = ApiToken::generate(&OsEntropy)?;
-    let mut record = ApiTokenRecord::issue(
-        &token,
-        user.clone(),
-        SystemClock.now(),
-        time::Duration::days(DEMO_TOKEN_DAYS),
-    );
-    record.label = Some("cooper setup (first admin)".into());
-    directory.put_api_token(&record).await?;
-    Ok((user.to_string(), token.reveal().expose_secret().to_owned()))
+    Ok((
+        token.reveal().expose_secret().to_owned(),
+        record
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)?,
+    ))
+}
+
+/// A universal admin, so that a fresh deployment can be administered at once.
+async fn first_admin(
+    operator: &Operator,
+    seeded: &mut Seeded,
+    name: &str,
+) -> Result<(String, Option<String>), Error> {
+    let user = UserName::parse(name)?;
+    let mut profile = User::new(user.clone());
+    profile.display_name = Some(DisplayName::parse("First administrator")?);
+    let admin = &operator.admin;
+    let created = seeded.note(
+        "admin user",
+        &user,
+        admin.create_user(&operator.context(), profile).await,
+    )?;
+    let grant = AdminGrant {
+        principal: Principal::User(user.clone()),
+        account: None,
+    };
+    seeded.note(
+        "admin grant",
+        format!("{user} (universal)"),
+        admin.create_admin_grant(&operator.context(), grant).await,
+    )?;
+    let token = if created {
+        Some(
+            first_token(operator, &user, "cooper setup (first admin)")
+                .await?
+                .0,
+        )
+    } else {
+        None
+    };
+    Ok((user.to_string(), token))
 }
 
 /// The topic audit notices go to (`cooper serve` follows the stream into it).
@@ -225,18 +289,25 @@ const DEMO_GRANT_LEVEL: u32 = 50;
 const DEMO_TOKEN_DAYS: i64 = 30;
 
 async fn seed_demo(
-    directory: &DynamoDirectory,
+    operator: &Operator,
+    seeded: &mut Seeded,
     vault: &KmsVault,
     iam: &aws_sdk_iam::Client,
     kms_key: &str,
 ) -> Result<DemoReport, Error> {
-    let clock = SystemClock;
+    let admin = &operator.admin;
     let account = Account {
         id: AccountId::parse(DEMO_ACCOUNT)?,
         name: AccountName::parse("demo")?,
         partition: Partition::Aws,
     };
-    directory.put_account(&account).await?;
+    seeded.note(
+        "account",
+        &account.id,
+        admin
+            .create_account(&operator.context(), account.clone())
+            .await,
+    )?;
 
     let role = |name: &str,
                 level: u32,
@@ -252,7 +323,7 @@ async fn seed_demo(
             external_id.map(ExternalId::parse).transpose()?,
             Some(3600),
         )?;
-        target.description = Some(description.to_owned());
+        target.description = Some(Description::parse(description)?);
         Ok(target)
     };
     let readonly = role(
@@ -262,20 +333,38 @@ async fn seed_demo(
         Some("cooper-demo-external-id"),
         "Read-only access to the demo account",
     )?;
-    let admin = role(
+    let top = role(
         "demo-admin",
         100,
         "cooper-demo-admin",
         None,
         "Administrator of the demo account",
     )?;
-    directory.put_target(&readonly).await?;
-    directory.put_target(&admin).await?;
+    for target in [&readonly, &top] {
+        seeded.note(
+            "target",
+            &target.name,
+            admin
+                .create_target(&operator.context(), target.clone())
+                .await,
+        )?;
+    }
 
     // The federated-user target needs an IAM user's keys; keep the existing target on a re-run
     // rather than minting another access key each time (IAM allows two per user).
     let federated_name = TargetName::parse("demo-federated")?;
-    if directory.target(&federated_name).await?.is_none() {
+    let exists = match admin.target(&operator.context(), &federated_name).await {
+        Ok(_) => true,
+        Err(AdminError::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if exists {
+        seeded.note::<()>(
+            "target",
+            &federated_name,
+            Err(AdminError::AlreadyExists(federated_name.to_string())),
+        )?;
+    } else {
         let keys = provisioning::create_iam_user_keys(iam, "cooper-demo-federation").await?;
         let fed_keys = cooper_core::model::FederationKeys {
             access_key_id: keys.access_key_id,
@@ -293,56 +382,73 @@ async fn seed_demo(
             policy,
             Some(3600),
         )?;
-        federated.description =
-            Some("A federated user of the demo account, scoped by a session policy".into());
-        directory.put_target(&federated).await?;
+        federated.description = Some(Description::parse(
+            "A federated user of the demo account, scoped by a session policy",
+        )?);
+        seeded.note(
+            "target",
+            &federated_name,
+            admin.create_target(&operator.context(), federated).await,
+        )?;
     }
 
     let group = GroupName::parse(DEMO_GROUP)?;
-    directory
-        .put_group(&Group {
-            name: group.clone(),
-            description: Some("Engineers of the demo".into()),
-        })
-        .await?;
-    directory
-        .put_grant(&Grant {
-            principal: Principal::Group(group.clone()),
-            scope: GrantScope::Account {
-                account: account.id.clone(),
-                max_level: Level::new(DEMO_GRANT_LEVEL)?,
-            },
-            expires_at: None,
-        })
-        .await?;
+    seeded.note(
+        "group",
+        &group,
+        admin
+            .create_group(
+                &operator.context(),
+                Group {
+                    name: group.clone(),
+                    description: Some(Description::parse("Engineers of the demo")?),
+                },
+            )
+            .await,
+    )?;
+    let grant = Grant {
+        principal: Principal::Group(group.clone()),
+        scope: GrantScope::Account {
+            account: account.id.clone(),
+            max_level: Level::new(DEMO_GRANT_LEVEL)?,
+        },
+        expires_at: None,
+    };
+    seeded.note(
+        "grant",
+        &grant,
+        admin.create_grant(&operator.context(), grant.clone()).await,
+    )?;
 
     let user = UserName::parse(DEMO_USER)?;
     let mut profile = User::new(user.clone());
-    profile.display_name = Some("Demo User".into());
-    directory.put_user(&profile).await?;
-    directory.add_member(&user, &group).await?;
-
-    let token = ApiToken::generate(&OsEntropy)?;
-    let mut record = ApiTokenRecord::issue(
-        &token,
-        user.clone(),
-        clock.now(),
-        time::Duration::days(DEMO_TOKEN_DAYS),
-    );
-    record.label = Some("cooper setup (demo)".into());
-    directory.put_api_token(&record).await?;
+    profile.display_name = Some(DisplayName::parse("Demo User")?);
+    let created = seeded.note(
+        "user",
+        &user,
+        admin.create_user(&operator.context(), profile).await,
+    )?;
+    seeded.note(
+        "membership",
+        format!("{user} in {group}"),
+        admin.add_member(&operator.context(), &group, &user).await,
+    )?;
+    let (token, token_expires_at) = if created {
+        let (token, expires) = first_token(operator, &user, "cooper setup (demo)").await?;
+        (Some(token), Some(expires))
+    } else {
+        (None, None)
+    };
 
     Ok(DemoReport {
         account_id: account.id.to_string(),
         user: user.to_string(),
         group: group.to_string(),
-        token: token.reveal().expose_secret().to_owned(),
-        token_expires_at: record
-            .expires_at
-            .format(&time::format_description::well_known::Rfc3339)?,
+        token,
+        token_expires_at,
         target: readonly.name.to_string(),
         federated_target: federated_name.to_string(),
-        denied_target: admin.name.to_string(),
+        denied_target: top.name.to_string(),
     })
 }
 
@@ -354,11 +460,23 @@ fn human(report: &SetupReport) -> String {
         let _ = writeln!(out, "  {:<16} {:<40} {state}", step.what, step.name);
     }
     let _ = writeln!(out, "  {:<16} {}", "audit notices", report.notify_topic_arn);
-    let _ = writeln!(
-        out,
-        "\nfirst admin: {} (universal); API token (shown once):\n\n    {}",
-        report.admin_user, report.admin_token
-    );
+    match &report.admin_token {
+        Some(token) => {
+            let _ = writeln!(
+                out,
+                "\nfirst admin: {} (universal); API token (shown once):\n\n    {token}",
+                report.admin_user
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nfirst admin: {} (universal), kept; its token was shown when it was created \
+                 (`cooper token issue --user {}` issues another)",
+                report.admin_user, report.admin_user
+            );
+        }
+    }
     if let Some(demo) = &report.demo {
         let _ = writeln!(out, "\ndemo directory:");
         let _ = writeln!(out, "  account {} (demo)", demo.account_id);
@@ -372,17 +490,31 @@ fn human(report: &SetupReport) -> String {
             "  group {} may become demo targets up to level {DEMO_GRANT_LEVEL}",
             demo.group
         );
+        let (token, shown) = match (&demo.token, &demo.token_expires_at) {
+            (Some(token), Some(expires)) => {
+                let _ = writeln!(
+                    out,
+                    "  user {} is in {}; API token (shown once, expires {expires}):",
+                    demo.user, demo.group
+                );
+                let _ = writeln!(out, "\n    {token}\n");
+                (token.as_str(), true)
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "  user {} is in {}, kept; its token was shown when it was created \
+                     (`cooper token issue --user {}` issues another)\n",
+                    demo.user, demo.group, demo.user
+                );
+                ("<token>", false)
+            }
+        };
+        let _ = writeln!(out, "try{}:", if shown { "" } else { ", with a token" });
         let _ = writeln!(
             out,
-            "  user {} is in {}; API token (shown once, expires {}):",
-            demo.user, demo.group, demo.token_expires_at
-        );
-        let _ = writeln!(out, "\n    {}\n", demo.token);
-        let _ = writeln!(out, "try:");
-        let _ = writeln!(
-            out,
-            "  curl -s -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"target\":\"{}\"}}' {}/v1/credentials",
-            demo.token, demo.target, report.endpoint
+            "  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"target\":\"{}\"}}' {}/v1/credentials",
+            demo.target, report.endpoint
         );
         let _ = writeln!(
             out,

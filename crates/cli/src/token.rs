@@ -1,18 +1,15 @@
-//! `cooper token`: API tokens for scripts and CI, managed directly in the directory by an
-//! operator with AWS access (the admin API offers the same to cooper admins).
+//! `cooper token`: API tokens for scripts and CI, managed by an operator with AWS access through
+//! the same use cases the admin API runs (and audited the same way, as the operator).
 
 use clap::{Args, Subcommand};
-use cooper_aws::aws_sdk_dynamodb;
-use cooper_aws::directory::DynamoDirectory;
-use cooper_core::clock::{Clock, OsEntropy, SystemClock};
-use cooper_core::names::UserName;
-use cooper_core::ports::Directory;
-use cooper_core::token::{ApiToken, ApiTokenRecord, TokenId};
+use cooper_core::names::{TokenLabel, UserName};
+use cooper_core::token::TokenId;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::deployment::DeploymentArgs;
+use crate::operator::Operator;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -53,10 +50,8 @@ enum TokenCommand {
 pub async fn run(args: TokenArgs) -> Result<(), Error> {
     let settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
-    let directory = DynamoDirectory::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &settings.directory_table,
-    );
+    let operator = Operator::new(&sdk, &settings).await?;
+    let admin = &operator.admin;
     match args.command {
         TokenCommand::Issue {
             user,
@@ -65,18 +60,10 @@ pub async fn run(args: TokenArgs) -> Result<(), Error> {
             json,
         } => {
             let user = UserName::parse(&user)?;
-            if directory.user_profile(&user).await?.is_none() {
-                return Err(format!("there is no user {user}").into());
-            }
-            let token = ApiToken::generate(&OsEntropy)?;
-            let mut record = ApiTokenRecord::issue(
-                &token,
-                user,
-                SystemClock.now(),
-                time::Duration::days(i64::from(days)),
-            );
-            record.label = label;
-            directory.put_api_token(&record).await?;
+            let label = label.as_deref().map(TokenLabel::parse).transpose()?;
+            let (token, record) = admin
+                .issue_token(&operator.context(), &user, label, Some(i64::from(days)))
+                .await?;
             let expires_at = record.expires_at.format(&Rfc3339)?;
             if json {
                 println!(
@@ -93,7 +80,7 @@ pub async fn run(args: TokenArgs) -> Result<(), Error> {
         }
         TokenCommand::List { user, json } => {
             let user = UserName::parse(&user)?;
-            let mut tokens = directory.api_tokens_of(&user).await?;
+            let mut tokens = admin.tokens(&operator.context(), &user).await?;
             tokens.sort_by_key(|t| t.created_at);
             let rows: Vec<_> = tokens
                 .iter()
@@ -128,7 +115,7 @@ pub async fn run(args: TokenArgs) -> Result<(), Error> {
         }
         TokenCommand::Revoke { id } => {
             let id = TokenId::parse(&id)?;
-            directory.revoke_api_token(&id).await?;
+            admin.revoke_token(&operator.context(), &id).await?;
             eprintln!("token {id} revoked");
         }
     }

@@ -1,111 +1,26 @@
 //! Second-person approval: a target can require that someone on its approver list, not the
 //! requester, confirms a request with their own fresh code. Inline (the approver types their code
-//! into the requester's request) or asynchronous (a request the approver approves later, used once).
+//! into the requester's request) or asynchronous (a request the approver approves later, used
+//! once). Every step is committed with its audit record; refusals are audited too.
 
-use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::access::{AuthMethod, Caller, Identity};
+use crate::access::{AuthMethod, Caller, Denial, Identity};
+use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
+use crate::catalog::{AccessError, Catalog};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
+use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
+use crate::model::approvals::{ApprovalId, ApprovalRequest, ApprovalStatus};
 use crate::model::{Principal, Target};
-use crate::names::{InvalidValue, TargetName, UserName};
-use crate::ports::{Directory, UpstreamError};
+use crate::names::{Reason, TargetName, UserName};
+use crate::ports::{ApprovalStore, Directory, UpstreamError};
 use crate::totp::TotpCode;
 
 /// How long an approval request stays open, and then how long an approval stays usable.
 pub const APPROVAL_LIFETIME: Duration = Duration::hours(1);
-pub const MAX_REASON_CHARS: usize = 500;
-
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ApprovalId(String);
-
-impl ApprovalId {
-    pub fn generate(entropy: &dyn Entropy) -> Result<Self, EntropyUnavailable> {
-        let mut bytes = [0u8; 16];
-        entropy.fill(&mut bytes)?;
-        Ok(Self(hex::encode(bytes)))
-    }
-
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        if value.len() == 32
-            && value
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InvalidValue::new(
-                "approval_id",
-                "must be 32 lowercase hex digits",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for ApprovalId {
-    type Error = InvalidValue;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ApprovalId> for String {
-    fn from(value: ApprovalId) -> String {
-        value.0
-    }
-}
-
-impl fmt::Display for ApprovalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ApprovalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApprovalId({})", self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Used,
-}
-
-/// A request for a second person's approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalRequest {
-    pub id: ApprovalId,
-    pub requester: UserName,
-    pub target: TargetName,
-    pub reason: String,
-    pub status: ApprovalStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_by: Option<UserName>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub approved_at: Option<OffsetDateTime>,
-}
 
 /// How a credential request shows its approval.
 #[derive(Debug, Clone)]
@@ -140,14 +55,26 @@ pub enum ApprovalError {
     Used,
     #[error("the approval is for another user or target")]
     Mismatch,
-    #[error("the reason must be 1 to {MAX_REASON_CHARS} characters")]
-    InvalidReason,
     #[error("the approver's code was not accepted: {0}")]
     ApproverFactor(FactorError),
+    #[error(transparent)]
+    Denied(#[from] Denial),
     #[error(transparent)]
     Entropy(#[from] EntropyUnavailable),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// Allowed, but the audit record could not be written: nothing was done.
+    #[error("the audit record could not be written: {0}")]
+    AuditUnavailable(UpstreamError),
+}
+
+impl From<AccessError> for ApprovalError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Denied(d) => Self::Denied(d),
+            AccessError::Upstream(u) => Self::Upstream(u),
+        }
+    }
 }
 
 impl ApprovalError {
@@ -163,7 +90,6 @@ impl ApprovalError {
             Self::AlreadyDecided => "approval_decided",
             Self::Used => "approval_used",
             Self::Mismatch => "approval_mismatch",
-            Self::InvalidReason => "invalid_reason",
             Self::ApproverFactor(e) => match e {
                 FactorError::NotEnrolled => "approver_not_enrolled",
                 FactorError::InvalidCode => "approver_totp_invalid",
@@ -171,40 +97,54 @@ impl ApprovalError {
                 FactorError::LockedOut { .. } => "approver_locked_out",
                 other => other.code(),
             },
+            Self::Denied(d) => d.code(),
             Self::Entropy(_) => "internal",
             Self::Upstream(_) => "upstream",
+            Self::AuditUnavailable(_) => "audit_unavailable",
+        }
+    }
+
+    /// A refusal worth an audit record, as opposed to a failure of ours.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::ApproverFactor(f) => f.is_refusal(),
+            Self::Entropy(_) | Self::Upstream(_) | Self::AuditUnavailable(_) => false,
+            _ => true,
+        }
+    }
+
+    fn from_commit(error: ChangeError, changes: &[Change], at: OffsetDateTime) -> Self {
+        match error.conflicting(changes) {
+            Some(change) => explain_conflict(change, at).unwrap_or(Self::AlreadyDecided),
+            None => match error {
+                ChangeError::Upstream(e) => Self::AuditUnavailable(e),
+                other => Self::AuditUnavailable(UpstreamError::new(
+                    crate::ports::Service::DynamoDb,
+                    crate::ports::UpstreamKind::Refused,
+                    other.to_string(),
+                )),
+            },
         }
     }
 }
 
-/// The outcome of an atomic transition of an approval request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Done,
-    /// The request was not in the state the transition needs (read it to learn why).
-    Refused,
+/// What it means that one of an approval's changes was refused when it was written.
+pub fn explain_conflict(change: &Change, at: OffsetDateTime) -> Option<ApprovalError> {
+    match change {
+        Change::Approve { .. } => Some(ApprovalError::AlreadyDecided),
+        Change::ConsumeApproval { .. } => Some(ApprovalError::Used),
+        Change::OpenApproval(_) => Some(ApprovalError::AlreadyDecided),
+        other => crate::factors::explain_conflict(other, at).map(ApprovalError::ApproverFactor),
+    }
 }
 
-/// Where approval requests live.
-#[async_trait]
-pub trait ApprovalStore: Send + Sync {
-    async fn create(&self, request: &ApprovalRequest) -> Result<(), UpstreamError>;
-    async fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError>;
-    /// pending -> approved, if still pending and unexpired at `now`.
-    async fn approve(
-        &self,
-        id: &ApprovalId,
-        approver: &UserName,
-        now: OffsetDateTime,
-    ) -> Result<Transition, UpstreamError>;
-    /// approved -> used, if approved, for `requester` and `target`, and unexpired at `now`.
-    async fn consume(
-        &self,
-        id: &ApprovalId,
-        requester: &UserName,
-        target: &TargetName,
-        now: OffsetDateTime,
-    ) -> Result<Transition, UpstreamError>;
+/// A checked approval, ready to be committed with the issuance it allows.
+#[derive(Debug, Clone)]
+pub struct ApprovalCheck {
+    pub approved_by: UserName,
+    pub approval_id: Option<ApprovalId>,
+    /// The approver's code claim (inline), or using up the approved request.
+    pub changes: Vec<Change>,
 }
 
 /// Who may approve for `target`: the approver, or a group they are in, is on its list.
@@ -218,44 +158,79 @@ pub fn may_approve(target: &Target, approver: &Caller) -> bool {
 /// The approval use cases.
 pub struct Approvals {
     pub store: Arc<dyn ApprovalStore>,
+    pub catalog: Arc<Catalog>,
     pub directory: Arc<dyn Directory>,
     pub verifier: Arc<SecondFactor>,
+    pub ledger: Arc<dyn Ledger>,
     pub entropy: Arc<dyn Entropy>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Approvals {
-    /// Opens a request. The caller must already be granted the target (approval adds to a grant,
-    /// never replaces one); that check is the caller's, through the issuer.
+    async fn audited<T>(
+        &self,
+        result: Result<T, ApprovalError>,
+        record: AuditRecord,
+    ) -> Result<T, ApprovalError> {
+        if let Err(e) = &result {
+            if e.is_refusal() {
+                let record = record.refused(AuditEvent::ApprovalRefused, e.code());
+                record_refusal(self.ledger.as_ref(), &record).await;
+            }
+        }
+        result
+    }
+
+    /// Opens a request. Only someone granted the target may ask: approval adds a second person
+    /// to a grant, it never stands in for one.
     pub async fn open(
         &self,
-        requester: &UserName,
-        target: &Target,
-        reason: &str,
+        identity: Identity,
+        target: &TargetName,
+        reason: &Reason,
+        meta: &RequestMeta,
     ) -> Result<ApprovalRequest, ApprovalError> {
+        let now = self.clock.now();
+        let mut record = AuditRecord::by(&identity, meta, now, AuditEvent::ApprovalRequested);
+        record.target = Some(target.clone());
+        let result = self
+            .opened(identity, target, reason, now, &mut record)
+            .await;
+        self.audited(result, record).await
+    }
+
+    async fn opened(
+        &self,
+        identity: Identity,
+        target: &TargetName,
+        reason: &Reason,
+        now: OffsetDateTime,
+        record: &mut AuditRecord,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let (caller, target, _) = self.catalog.authorize(identity, target).await?;
+        record.account = Some(target.account.clone());
         if !target.requires_approval() {
             return Err(ApprovalError::NotRequired);
         }
-        let reason = reason.trim();
-        if reason.is_empty()
-            || reason.chars().count() > MAX_REASON_CHARS
-            || reason.chars().any(char::is_control)
-        {
-            return Err(ApprovalError::InvalidReason);
-        }
-        let now = self.clock.now();
         let request = ApprovalRequest {
             id: ApprovalId::generate(self.entropy.as_ref())?,
-            requester: requester.clone(),
+            requester: caller.user.name.clone(),
             target: target.name.clone(),
-            reason: reason.to_owned(),
+            reason: reason.clone(),
             status: ApprovalStatus::Pending,
             created_at: now,
             expires_at: now + APPROVAL_LIFETIME,
             approved_by: None,
             approved_at: None,
         };
-        self.store.create(&request).await?;
+        record.approval_id = Some(request.id.to_string());
+        record.reason = Some(reason.to_string());
+        let changes = [Change::OpenApproval(request.clone())];
+        self.ledger
+            .commit(&changes, record)
+            .await
+            .map_err(|e| ApprovalError::from_commit(e, &changes, now))?;
+        tracing::info!(user = %request.requester, target = %request.target, approval_id = %request.id, "approval requested");
         Ok(request)
     }
 
@@ -285,9 +260,29 @@ impl Approvals {
         id: &ApprovalId,
         approver: Identity,
         code: &TotpCode,
+        meta: &RequestMeta,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        let request = self.store.get(id).await?.ok_or(ApprovalError::NotFound)?;
         let now = self.clock.now();
+        let mut record = AuditRecord::by(&approver, meta, now, AuditEvent::ApprovalApproved);
+        record.approval_id = Some(id.to_string());
+        let result = self.approved(id, approver, code, now, &mut record).await;
+        self.audited(result, record).await
+    }
+
+    async fn approved(
+        &self,
+        id: &ApprovalId,
+        approver: Identity,
+        code: &TotpCode,
+        now: OffsetDateTime,
+        record: &mut AuditRecord,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let request = self
+            .store
+            .approval(id)
+            .await?
+            .ok_or(ApprovalError::NotFound)?;
+        record.target = Some(request.target.clone());
         if request.status != ApprovalStatus::Pending {
             return Err(ApprovalError::AlreadyDecided);
         }
@@ -299,21 +294,32 @@ impl Approvals {
             .target(&request.target)
             .await?
             .ok_or(ApprovalError::NotFound)?;
+        record.account = Some(target.account.clone());
         let caller = self.approver(approver, &request.requester, &target).await?;
-        self.verifier
-            .verify(&caller.user.name, code)
+        let proof = self
+            .verifier
+            .check(&caller.user.name, code)
             .await
             .map_err(ApprovalError::ApproverFactor)?;
-        match self.store.approve(id, &caller.user.name, now).await? {
-            Transition::Done => Ok(ApprovalRequest {
-                status: ApprovalStatus::Approved,
-                approved_by: Some(caller.user.name),
-                approved_at: Some(now),
-                ..request
-            }),
-            // Someone else decided it between our read and our write.
-            Transition::Refused => Err(ApprovalError::AlreadyDecided),
-        }
+        let mut changes = proof.changes().to_vec();
+        changes.push(Change::Approve {
+            id: id.clone(),
+            approver: caller.user.name.clone(),
+            now,
+        });
+        record.approved_by = Some(caller.user.name.to_string());
+        record.reason = Some(format!("approved {}'s request", request.requester));
+        self.ledger
+            .commit(&changes, record)
+            .await
+            .map_err(|e| ApprovalError::from_commit(e, &changes, now))?;
+        tracing::info!(approver = %caller.user.name, approval_id = %id, requester = %request.requester, "approval given");
+        Ok(ApprovalRequest {
+            status: ApprovalStatus::Approved,
+            approved_by: Some(caller.user.name),
+            approved_at: Some(now),
+            ..request
+        })
     }
 
     /// A request, for its requester or anyone who may approve it; to others it does not exist.
@@ -322,7 +328,11 @@ impl Approvals {
         id: &ApprovalId,
         viewer: Identity,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        let request = self.store.get(id).await?.ok_or(ApprovalError::NotFound)?;
+        let request = self
+            .store
+            .approval(id)
+            .await?
+            .ok_or(ApprovalError::NotFound)?;
         if viewer.user == request.requester {
             return Ok(request);
         }
@@ -338,56 +348,58 @@ impl Approvals {
         }
     }
 
-    /// Checks the proof a credential request carries; returns who approved. An approved request
-    /// is consumed here, atomically: it is good for one issuance.
+    /// Checks the proof a credential request carries: who approved, and the changes that spend
+    /// the approval (to be committed with the issuance, so an approval is good for exactly one).
     pub async fn check_proof(
         &self,
         requester: &UserName,
         target: &Target,
         proof: Option<&ApprovalProof>,
-    ) -> Result<(UserName, Option<ApprovalId>), ApprovalError> {
+    ) -> Result<ApprovalCheck, ApprovalError> {
         match proof.ok_or(ApprovalError::Required)? {
             ApprovalProof::Inline { approver, code } => {
                 let identity = Identity::new(approver.clone(), AuthMethod::ApproverCode);
                 let caller = self.approver(identity, requester, target).await?;
-                self.verifier
-                    .verify(&caller.user.name, code)
+                let proof = self
+                    .verifier
+                    .check(&caller.user.name, code)
                     .await
                     .map_err(ApprovalError::ApproverFactor)?;
-                Ok((caller.user.name, None))
+                Ok(ApprovalCheck {
+                    approved_by: caller.user.name,
+                    approval_id: None,
+                    changes: proof.changes().to_vec(),
+                })
             }
             ApprovalProof::Approved(id) => {
                 let now = self.clock.now();
-                match self.store.consume(id, requester, &target.name, now).await? {
-                    Transition::Done => {}
-                    Transition::Refused => {
-                        return Err(self.why_not_usable(id, requester, &target.name, now).await);
-                    }
+                let request = self
+                    .store
+                    .approval(id)
+                    .await?
+                    .filter(|r| r.requester == *requester)
+                    .ok_or(ApprovalError::NotFound)?;
+                if request.target != target.name {
+                    return Err(ApprovalError::Mismatch);
                 }
-                let request = self.store.get(id).await?.ok_or(ApprovalError::NotFound)?;
-                let approver = request.approved_by.ok_or(ApprovalError::Pending)?;
-                Ok((approver, Some(id.clone())))
+                match request.status {
+                    ApprovalStatus::Used => return Err(ApprovalError::Used),
+                    _ if request.expires_at <= now => return Err(ApprovalError::Expired),
+                    ApprovalStatus::Pending => return Err(ApprovalError::Pending),
+                    ApprovalStatus::Approved => {}
+                }
+                let approved_by = request.approved_by.ok_or(ApprovalError::Pending)?;
+                Ok(ApprovalCheck {
+                    approved_by,
+                    approval_id: Some(id.clone()),
+                    changes: vec![Change::ConsumeApproval {
+                        id: id.clone(),
+                        requester: requester.clone(),
+                        target: target.name.clone(),
+                        now,
+                    }],
+                })
             }
-        }
-    }
-
-    async fn why_not_usable(
-        &self,
-        id: &ApprovalId,
-        requester: &UserName,
-        target: &TargetName,
-        now: OffsetDateTime,
-    ) -> ApprovalError {
-        match self.store.get(id).await {
-            Err(e) => e.into(),
-            Ok(None) => ApprovalError::NotFound,
-            Ok(Some(r)) if r.requester != *requester => ApprovalError::NotFound,
-            Ok(Some(r)) if r.target != *target => ApprovalError::Mismatch,
-            Ok(Some(r)) => match r.status {
-                ApprovalStatus::Used => ApprovalError::Used,
-                ApprovalStatus::Pending if r.expires_at > now => ApprovalError::Pending,
-                _ => ApprovalError::Expired,
-            },
         }
     }
 }

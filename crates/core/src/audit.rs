@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::access::Identity;
 use crate::names::{AccountId, TargetName};
 
 /// What happened.
@@ -102,6 +103,29 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// A record of `event` by the authenticated `identity`.
+    pub fn by(
+        identity: &Identity,
+        meta: &RequestMeta,
+        at: OffsetDateTime,
+        event: AuditEvent,
+    ) -> Self {
+        Self::new(
+            meta,
+            at,
+            event,
+            identity.user.as_str(),
+            &identity.method.to_string(),
+        )
+    }
+
+    /// The same record as a refusal: `event`, for the stable code `reason`.
+    pub fn refused(mut self, event: AuditEvent, reason: &str) -> Self {
+        self.event = event;
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
     /// A record of `event` by `actor`, for the request `meta`; the details start empty.
     pub fn new(
         meta: &RequestMeta,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
-use crate::access::{Caller, Denial, Identity};
+use crate::access::{Caller, Denial, Identity, caller_group_grant};
 use crate::clock::Clock;
 use crate::model::{Grant, GrantScope, Principal, Target};
 use crate::names::{AccountId, Level, TargetName};
@@ -36,6 +36,39 @@ impl Catalog {
     pub async fn caller(&self, identity: Identity) -> Result<Caller, AccessError> {
         let profile = self.directory.user_profile(&identity.user).await?;
         Ok(Caller::admit(identity, profile, self.clock.now())?)
+    }
+
+    /// Deny by default: the caller must be an active user, the target must exist, and a grant
+    /// of the user or of one of their groups must cover it. Unknown targets and ungranted ones
+    /// are refused alike.
+    pub async fn authorize(
+        &self,
+        identity: Identity,
+        target_name: &TargetName,
+    ) -> Result<(Caller, Target, Grant), AccessError> {
+        let now = self.clock.now();
+        let (profile, target) = futures_util::future::try_join(
+            self.directory.user_profile(&identity.user),
+            self.directory.target(target_name),
+        )
+        .await?;
+        let caller = Caller::admit(identity, profile, now)?;
+        let target = target.ok_or(Denial::NotGranted)?;
+        if let Some(grant) = caller.direct_grant_for(&target, now) {
+            let grant = grant.clone();
+            return Ok((caller, target, grant));
+        }
+        if caller.groups.is_empty() {
+            return Err(Denial::NotGranted.into());
+        }
+        let group_grants = self
+            .directory
+            .group_grants_for(&caller.groups, &target)
+            .await?;
+        let grant = caller_group_grant(&caller, &group_grants, &target, now)
+            .ok_or(Denial::NotGranted)?
+            .clone();
+        Ok((caller, target, grant))
     }
 
     /// Every target some live grant of the caller (direct or through a group) covers, by name.

@@ -1,5 +1,6 @@
-//! Second factors: verifying a fresh TOTP code (once only, with lockout), enrolling an
-//! authenticator, local login with password and code, and changing a password.
+//! Second factors: checking a fresh TOTP code (it is claimed in the same write as what it
+//! allows, and a wrong one is counted towards a lockout), enrolling an authenticator, and setting
+//! a password with a fresh code.
 
 use std::sync::Arc;
 
@@ -7,20 +8,17 @@ use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 
 use crate::access::{Denial, Identity};
+use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
-use crate::model::{User, UserStatus};
+use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
+use crate::model::factors::{AuthFactors, LOCKOUT, PendingTotp, TotpEnrollment};
 use crate::names::UserName;
 use crate::password::{NewPassword, PasswordError, PasswordHash};
-use crate::ports::{
-    AuthFactors, Directory, FactorStore, KeyVault, PendingTotp, StepClaim, TotpEnrollment,
-    UpstreamError,
-};
+use crate::ports::{FactorStore, KeyVault, UpstreamError};
 use crate::totp::{TotpCode, TotpIssuer, TotpSecret};
 
-/// Failed attempts in a row that lock a user out.
-pub const MAX_FAILURES: u32 = 5;
-/// How long a lockout lasts.
-pub const LOCKOUT: Duration = Duration::minutes(15);
+pub use crate::model::factors::MAX_FAILURES;
+
 /// How long an enrollment may wait for its first code.
 pub const PENDING_ENROLLMENT: Duration = Duration::minutes(10);
 
@@ -52,6 +50,9 @@ pub enum FactorError {
     Hashing,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The change was allowed but its audit record could not be written: nothing was done.
+    #[error("the audit record could not be written: {0}")]
+    AuditUnavailable(UpstreamError),
 }
 
 impl From<PasswordError> for FactorError {
@@ -77,19 +78,86 @@ impl FactorError {
             Self::Denied(d) => d.code(),
             Self::Entropy(_) | Self::Hashing => "internal",
             Self::Upstream(_) => "upstream",
+            Self::AuditUnavailable(_) => "audit_unavailable",
+        }
+    }
+
+    /// A refusal worth an audit record (the caller was told no), as opposed to a failure of ours.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Upstream(_) | Self::Entropy(_) | Self::Hashing | Self::AuditUnavailable(_)
+        )
+    }
+
+    /// What a failed commit means, for the changes a use case built.
+    pub(crate) fn from_commit(error: ChangeError, changes: &[Change], at: OffsetDateTime) -> Self {
+        match error.conflicting(changes) {
+            Some(change) => explain_conflict(change, at).unwrap_or(Self::NoPendingEnrollment),
+            None => match error {
+                ChangeError::Upstream(e) => Self::AuditUnavailable(e),
+                ChangeError::Conflict { .. } | ChangeError::TooLarge => {
+                    Self::AuditUnavailable(UpstreamError::new(
+                        crate::ports::Service::DynamoDb,
+                        crate::ports::UpstreamKind::Refused,
+                        "the audit record could not be written",
+                    ))
+                }
+            },
         }
     }
 }
 
-fn locked(until: OffsetDateTime, now: OffsetDateTime) -> FactorError {
+pub(crate) fn locked(until: OffsetDateTime, now: OffsetDateTime) -> FactorError {
     FactorError::LockedOut {
         until,
         retry_after_seconds: (until - now).whole_seconds().max(1),
     }
 }
 
-/// Verifies fresh TOTP codes: RFC 6238 with one step of skew, each step accepted once per user
-/// (an atomic conditional write), failures counted towards a lockout.
+/// What it means that a code's claim was refused when the commit was written: the code was
+/// used meanwhile, or the user was locked out meanwhile.
+pub fn explain_conflict(change: &Change, at: OffsetDateTime) -> Option<FactorError> {
+    match change {
+        Change::ClaimStep { .. } => Some(FactorError::Replayed),
+        // The lock was set by failures that landed after our read: it runs a full window from
+        // about now.
+        Change::Unlocked { .. } => Some(locked(at + LOCKOUT, at)),
+        _ => None,
+    }
+}
+
+/// A fresh code that matched the user's authenticator: the changes that claim it, to be
+/// committed together with what the code allows (so a code that is used is claimed, and a code
+/// that is claimed was used for exactly that).
+#[derive(Debug, Clone)]
+pub struct CodeProof {
+    pub user: UserName,
+    pub step: u64,
+    at: OffsetDateTime,
+    clear_failures: bool,
+}
+
+impl CodeProof {
+    /// The claim: not locked out when written (failures landing meanwhile count), and the step
+    /// not used before.
+    pub fn changes(&self) -> [Change; 2] {
+        [
+            Change::Unlocked {
+                user: self.user.clone(),
+                now: self.at,
+                clear_failures: self.clear_failures,
+            },
+            Change::ClaimStep {
+                user: self.user.clone(),
+                step: self.step,
+            },
+        ]
+    }
+}
+
+/// Checks fresh TOTP codes: RFC 6238 with one step of skew; each step good once per user (the
+/// claim is a conditional write), failures counted towards a lockout.
 pub struct SecondFactor {
     pub store: Arc<dyn FactorStore>,
     pub vault: Arc<dyn KeyVault>,
@@ -97,39 +165,45 @@ pub struct SecondFactor {
 }
 
 impl SecondFactor {
-    fn check_lock(factors: &AuthFactors, now: OffsetDateTime) -> Result<(), FactorError> {
-        match factors.locked_until {
-            Some(until) if until > now => Err(locked(until, now)),
-            _ => Ok(()),
+    pub(crate) fn check_lock(
+        factors: &AuthFactors,
+        now: OffsetDateTime,
+    ) -> Result<(), FactorError> {
+        match factors.guard.locked_until(now) {
+            Some(until) => Err(locked(until, now)),
+            None => Ok(()),
         }
     }
 
-    /// Counts a failure; the error is the lockout if this failure started one.
-    async fn fail(&self, user: &UserName, now: OffsetDateTime, error: FactorError) -> FactorError {
-        match self
-            .store
-            .record_failure(user, MAX_FAILURES, now + LOCKOUT)
-            .await
-        {
-            Ok(Some(until)) => locked(until, now),
-            Ok(None) => error,
+    /// Counts a failure; the error is the lockout if the user is now locked out.
+    pub(crate) async fn fail(
+        &self,
+        user: &UserName,
+        now: OffsetDateTime,
+        error: FactorError,
+    ) -> FactorError {
+        match self.store.record_failure(user, now).await {
+            Ok(guard) => match guard.locked_until(now) {
+                Some(until) => locked(until, now),
+                None => error,
+            },
             Err(upstream) => upstream.into(),
         }
     }
 
-    /// Accepts `code` for `user` once; returns the step it claimed.
-    pub async fn verify(&self, user: &UserName, code: &TotpCode) -> Result<u64, FactorError> {
+    /// Checks `code` for `user`: the proof to commit with what it allows.
+    pub async fn check(&self, user: &UserName, code: &TotpCode) -> Result<CodeProof, FactorError> {
         let factors = self.store.factors(user).await?;
-        self.verify_with(user, &factors, code).await
+        self.check_with(user, &factors, code).await
     }
 
-    /// As `verify`, with the user's factors already read.
-    pub async fn verify_with(
+    /// As `check`, with the user's factors already read.
+    pub async fn check_with(
         &self,
         user: &UserName,
         factors: &AuthFactors,
         code: &TotpCode,
-    ) -> Result<u64, FactorError> {
+    ) -> Result<CodeProof, FactorError> {
         let now = self.clock.now();
         Self::check_lock(factors, now)?;
         let enrollment = factors.totp.as_ref().ok_or(FactorError::NotEnrolled)?;
@@ -145,14 +219,12 @@ impl SecondFactor {
         if step <= enrollment.last_step {
             return Err(FactorError::Replayed);
         }
-        match self
-            .store
-            .claim_step(user, step, factors.failures > 0)
-            .await?
-        {
-            StepClaim::Accepted => Ok(step),
-            StepClaim::Replayed => Err(FactorError::Replayed),
-        }
+        Ok(CodeProof {
+            user: user.clone(),
+            step,
+            at: now,
+            clear_failures: factors.guard.failures > 0,
+        })
     }
 }
 
@@ -163,9 +235,11 @@ pub struct StartedEnrollment {
     pub expires_at: OffsetDateTime,
 }
 
-/// Enrolling an authenticator app.
+/// Enrolling an authenticator app: start (a new secret, sealed, waiting), then confirm with the
+/// app's first code. Each step is committed with its audit record.
 pub struct Enrollment {
     pub verifier: Arc<SecondFactor>,
+    pub ledger: Arc<dyn Ledger>,
     pub entropy: Arc<dyn Entropy>,
     pub issuer: TotpIssuer,
 }
@@ -175,25 +249,55 @@ impl Enrollment {
     /// a stolen bearer token alone cannot move the second factor to the thief's phone.
     pub async fn start(
         &self,
+        identity: &Identity,
+        current_code: Option<&TotpCode>,
+        meta: &RequestMeta,
+    ) -> Result<StartedEnrollment, FactorError> {
+        let now = self.verifier.clock.now();
+        let record = AuditRecord::by(identity, meta, now, AuditEvent::TotpEnrollmentStarted);
+        let result = self
+            .started(&identity.user, current_code, now, &record)
+            .await;
+        self.refused(result, record).await
+    }
+
+    async fn started(
+        &self,
         user: &UserName,
         current_code: Option<&TotpCode>,
+        now: OffsetDateTime,
+        record: &AuditRecord,
     ) -> Result<StartedEnrollment, FactorError> {
         let v = &self.verifier;
         let factors = v.store.factors(user).await?;
-        SecondFactor::check_lock(&factors, v.clock.now())?;
-        if factors.totp.is_some() {
-            let code = current_code.ok_or(FactorError::CodeRequired)?;
-            v.verify_with(user, &factors, code).await?;
-        }
+        SecondFactor::check_lock(&factors, now)?;
+        let mut changes = Vec::new();
+        let bootstrapped_by = match &factors.totp {
+            Some(enrollment) => {
+                let code = current_code.ok_or(FactorError::CodeRequired)?;
+                changes.extend(v.check_with(user, &factors, code).await?.changes());
+                enrollment.bootstrapped_by.clone()
+            }
+            None => None,
+        };
         let secret = TotpSecret::generate(self.entropy.as_ref())?;
         let provisioning_uri = secret
             .provisioning_uri(&self.issuer, user)
             .ok_or(FactorError::Hashing)?;
         let sealed = v.vault.seal_totp_secret(user, &secret).await?;
-        let expires_at = v.clock.now() + PENDING_ENROLLMENT;
-        v.store
-            .put_pending_totp(user, &PendingTotp { sealed, expires_at })
-            .await?;
+        let expires_at = now + PENDING_ENROLLMENT;
+        changes.push(Change::PutPendingTotp {
+            user: user.clone(),
+            pending: PendingTotp {
+                sealed,
+                expires_at,
+                bootstrapped_by,
+            },
+        });
+        self.ledger
+            .commit(&changes, record)
+            .await
+            .map_err(|e| FactorError::from_commit(e, &changes, now))?;
         Ok(StartedEnrollment {
             provisioning_uri,
             secret_base32: secret.base32(),
@@ -203,9 +307,26 @@ impl Enrollment {
 
     /// Confirms the pending enrollment with a first code from the app; it then becomes the
     /// user's authenticator (replacing any earlier one).
-    pub async fn confirm(&self, user: &UserName, code: &TotpCode) -> Result<(), FactorError> {
+    pub async fn confirm(
+        &self,
+        identity: &Identity,
+        code: &TotpCode,
+        meta: &RequestMeta,
+    ) -> Result<(), FactorError> {
+        let now = self.verifier.clock.now();
+        let record = AuditRecord::by(identity, meta, now, AuditEvent::TotpEnrolled);
+        let result = self.confirmed(&identity.user, code, now, &record).await;
+        self.refused(result, record).await
+    }
+
+    async fn confirmed(
+        &self,
+        user: &UserName,
+        code: &TotpCode,
+        now: OffsetDateTime,
+        record: &AuditRecord,
+    ) -> Result<(), FactorError> {
         let v = &self.verifier;
-        let now = v.clock.now();
         let factors = v.store.factors(user).await?;
         SecondFactor::check_lock(&factors, now)?;
         let pending = factors
@@ -216,68 +337,49 @@ impl Enrollment {
         let Some(step) = secret.matching_step(code, now) else {
             return Err(v.fail(user, now, FactorError::InvalidCode).await);
         };
-        let enrollment = TotpEnrollment {
-            sealed: pending.sealed,
-            last_step: step,
-            enrolled_at: now,
-        };
-        match v.store.activate_totp(user, &enrollment).await? {
-            StepClaim::Accepted => Ok(()),
-            StepClaim::Replayed => Err(FactorError::NoPendingEnrollment),
-        }
-    }
-}
-
-/// Local login: an active user, their password and a fresh code.
-pub struct LocalLogin {
-    pub directory: Arc<dyn Directory>,
-    pub verifier: Arc<SecondFactor>,
-}
-
-impl LocalLogin {
-    /// Every refusal before the code is checked looks the same (`InvalidCredentials`), and takes
-    /// as long: the password is always hashed, against a decoy when there is nothing to compare.
-    pub async fn login(
-        &self,
-        user: &UserName,
-        password: &SecretString,
-        code: &TotpCode,
-    ) -> Result<User, FactorError> {
-        let v = &self.verifier;
-        let (profile, factors) = futures_util::future::try_join(
-            self.directory.user_profile(user),
-            v.store.factors(user),
-        )
-        .await?;
-        let now = v.clock.now();
-        SecondFactor::check_lock(&factors, now)?;
-        let password_ok = PasswordHash::verify(factors.password.as_ref(), password);
-        let active = profile
-            .as_ref()
-            .is_some_and(|p| p.user.status_at(now) == UserStatus::Active);
-        if !password_ok || !active {
-            if factors.totp.is_some() {
-                return Err(v.fail(user, now, FactorError::InvalidCredentials).await);
-            }
-            return Err(FactorError::InvalidCredentials);
-        }
-        v.verify_with(user, &factors, code)
+        let changes = [
+            Change::Unlocked {
+                user: user.clone(),
+                now,
+                clear_failures: factors.guard.failures > 0,
+            },
+            Change::ActivateTotp {
+                user: user.clone(),
+                enrollment: TotpEnrollment {
+                    sealed: pending.sealed,
+                    last_step: step,
+                    enrolled_at: now,
+                    bootstrapped_by: pending.bootstrapped_by,
+                },
+            },
+        ];
+        self.ledger
+            .commit(&changes, record)
             .await
-            .map_err(|e| match e {
-                FactorError::InvalidCode | FactorError::NotEnrolled => {
-                    FactorError::InvalidCredentials
-                }
-                other => other,
-            })?;
-        profile
-            .map(|p| p.user)
-            .ok_or(FactorError::InvalidCredentials)
+            .map_err(|e| FactorError::from_commit(e, &changes, now))?;
+        tracing::info!(%user, "authenticator enrolled");
+        Ok(())
+    }
+
+    async fn refused<T>(
+        &self,
+        result: Result<T, FactorError>,
+        record: AuditRecord,
+    ) -> Result<T, FactorError> {
+        if let Err(e) = &result {
+            if e.is_refusal() {
+                let record = record.refused(AuditEvent::TotpEnrollmentRefused, e.code());
+                record_refusal(self.ledger.as_ref(), &record).await;
+            }
+        }
+        result
     }
 }
 
 /// Setting or changing a password: the caller, with a fresh code.
 pub struct PasswordChange {
     pub verifier: Arc<SecondFactor>,
+    pub ledger: Arc<dyn Ledger>,
     pub entropy: Arc<dyn Entropy>,
 }
 
@@ -287,14 +389,43 @@ impl PasswordChange {
         identity: &Identity,
         password: &NewPassword,
         code: &TotpCode,
+        meta: &RequestMeta,
     ) -> Result<(), FactorError> {
-        self.verifier.verify(&identity.user, code).await?;
-        let hash = PasswordHash::create(password, self.entropy.as_ref())?;
         let now = self.verifier.clock.now();
-        self.verifier
-            .store
-            .set_password(&identity.user, &hash, now)
-            .await?;
+        let record = AuditRecord::by(identity, meta, now, AuditEvent::PasswordChanged);
+        let result = self
+            .changed(&identity.user, password, code, now, &record)
+            .await;
+        if let Err(e) = &result {
+            if e.is_refusal() {
+                let record = record.refused(AuditEvent::PasswordRefused, e.code());
+                record_refusal(self.ledger.as_ref(), &record).await;
+            }
+        }
+        result
+    }
+
+    async fn changed(
+        &self,
+        user: &UserName,
+        password: &NewPassword,
+        code: &TotpCode,
+        now: OffsetDateTime,
+        record: &AuditRecord,
+    ) -> Result<(), FactorError> {
+        let proof = self.verifier.check(user, code).await?;
+        let hash = PasswordHash::create(password, self.entropy.as_ref())?;
+        let mut changes = proof.changes().to_vec();
+        changes.push(Change::PutPassword {
+            user: user.clone(),
+            hash,
+            at: now,
+        });
+        self.ledger
+            .commit(&changes, record)
+            .await
+            .map_err(|e| FactorError::from_commit(e, &changes, now))?;
+        tracing::info!(%user, "password set");
         Ok(())
     }
 }

@@ -1,25 +1,29 @@
 //! Issuing credentials: decide by grants, check the second factors a target asks for, validate
-//! every STS input, call STS, audit durably, then answer.
+//! every STS input, call STS, then commit the record of who got what together with spending the
+//! codes and the approval that allowed it; only then answer.
 
 use std::sync::Arc;
 
-use futures_util::future::{join, try_join};
+use futures_util::future::join;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::access::{Caller, Denial, Identity, caller_group_grant};
-use crate::approval::{ApprovalError, ApprovalId, ApprovalProof, Approvals};
+use crate::access::{Denial, Identity};
+use crate::approval::{ApprovalError, ApprovalProof, Approvals};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
+use crate::catalog::{AccessError, Catalog};
 use crate::clock::Clock;
 use crate::console::{ConsoleSignin, Destination, SESSION_MAX, SESSION_MIN};
 use crate::factors::{FactorError, SecondFactor};
+use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
+use crate::model::approvals::ApprovalId;
 use crate::model::{Grant, Target, TargetKind};
 use crate::names::{
     FederatedUserName, InvalidValue, RoleSessionName, SourceIdentity, TargetName, UserName,
 };
 use crate::ports::{
-    AssumeRoleCall, AuditLog, CredentialBroker, Directory, FederationTokenCall, IssuedCredentials,
-    KeyVault, UpstreamError,
+    AssumeRoleCall, CredentialBroker, FederationTokenCall, IssuedCredentials, KeyVault,
+    UpstreamError,
 };
 use crate::rate::{RateError, RateLimiter};
 use crate::session::{BrokerSigning, DurationOutOfRange, SessionDuration};
@@ -86,6 +90,15 @@ pub enum IssueError {
     AuditUnavailable(UpstreamError),
 }
 
+impl From<AccessError> for IssueError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Denied(d) => Self::Denied(d),
+            AccessError::Upstream(u) => Self::Upstream(u),
+        }
+    }
+}
+
 impl IssueError {
     /// The code of a refusal worth an audit record (the caller was known and said no to), or
     /// `None` for bad input and failures of our own.
@@ -93,10 +106,8 @@ impl IssueError {
         match self {
             Self::Denied(d) => Some(d.code()),
             Self::TotpRequired => Some("totp_required"),
-            Self::SecondFactor(FactorError::Upstream(_))
-            | Self::Approval(ApprovalError::Upstream(_)) => None,
-            Self::SecondFactor(e) => Some(e.code()),
-            Self::Approval(e) => Some(e.code()),
+            Self::SecondFactor(e) => e.is_refusal().then(|| e.code()),
+            Self::Approval(e) => e.is_refusal().then(|| e.code()),
             Self::InvalidDuration(_)
             | Self::Invalid(_)
             | Self::Upstream(_)
@@ -108,10 +119,10 @@ impl IssueError {
 
 /// The credential-issuing use case, over the ports.
 pub struct CredentialIssuer {
-    pub directory: Arc<dyn Directory>,
+    pub catalog: Arc<Catalog>,
     pub broker: Arc<dyn CredentialBroker>,
     pub vault: Arc<dyn KeyVault>,
-    pub audit: Arc<dyn AuditLog>,
+    pub ledger: Arc<dyn Ledger>,
     pub clock: Arc<dyn Clock>,
     pub signing: BrokerSigning,
     pub second_factor: Arc<SecondFactor>,
@@ -131,6 +142,8 @@ struct Checked {
     approved_by: Option<UserName>,
     approval_id: Option<ApprovalId>,
     destination: Option<Destination>,
+    /// Spending the codes and the approval: committed with the record, after STS.
+    changes: Vec<Change>,
 }
 
 impl CredentialIssuer {
@@ -145,8 +158,8 @@ impl CredentialIssuer {
         let user = identity.user.clone();
         // The count and the checks run side by side: the count costs the caller no extra latency.
         let (admitted, checked) = join(
-            self.rate.admit(&user, now),
-            self.checked(identity, request, now),
+            self.rate.admit(user.as_str(), now),
+            self.checked(identity, request),
         )
         .await;
         admitted?;
@@ -157,6 +170,7 @@ impl CredentialIssuer {
             approved_by,
             approval_id,
             destination,
+            changes,
         } = match checked {
             Ok(found) => found,
             Err(error) => {
@@ -170,7 +184,7 @@ impl CredentialIssuer {
                     );
                     record.target = Some(request.target.clone());
                     record.reason = Some(code.to_owned());
-                    self.audit_refusal(&record).await;
+                    record_refusal(self.ledger.as_ref(), &record).await;
                 }
                 return Err(error);
             }
@@ -208,11 +222,20 @@ impl CredentialIssuer {
         record.approved_by = approved_by.as_ref().map(ToString::to_string);
         record.approval_id = approval_id.as_ref().map(ToString::to_string);
         // Fail closed: the credentials exist in AWS now, but nobody receives them unless the
-        // record of who got them is durably stored.
-        self.audit
-            .append(&record)
-            .await
-            .map_err(IssueError::AuditUnavailable)?;
+        // record of who got them is durably stored, and with it the codes and the approval that
+        // allowed them are spent (a code or an approval raced by another request is refused
+        // here, and its credentials are never handed out).
+        if let Err(e) = self.ledger.commit(&changes, &record).await {
+            let error = Self::refused_commit(e, &changes, &user, now);
+            if let Some(code) = error.refusal_code() {
+                // The credentials STS made are never handed out; the record says so, under
+                // their key id, for whoever later asks who holds it.
+                let mut denied = record.refused(AuditEvent::CredentialsDenied, code);
+                denied.expiration = None;
+                record_refusal(self.ledger.as_ref(), &denied).await;
+            }
+            return Err(error);
+        }
 
         Ok(Issuance {
             credentials,
@@ -229,10 +252,9 @@ impl CredentialIssuer {
         &self,
         identity: Identity,
         request: &CredentialRequest,
-        now: OffsetDateTime,
     ) -> Result<Checked, IssueError> {
         let user = identity.user.clone();
-        let (target, grant) = self.authorize(identity, &request.target, now).await?;
+        let (_, target, grant) = self.catalog.authorize(identity, &request.target).await?;
         let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?;
         let destination = match &request.console {
             None => None,
@@ -242,16 +264,18 @@ impl CredentialIssuer {
                 self.console_region.as_deref(),
             )),
         };
+        let mut changes = Vec::new();
         if target.high_security {
             let code = request.totp.as_ref().ok_or(IssueError::TotpRequired)?;
-            self.second_factor.verify(&user, code).await?;
+            changes.extend(self.second_factor.check(&user, code).await?.changes());
         }
         let (approved_by, approval_id) = if target.requires_approval() {
-            let (by, id) = self
+            let check = self
                 .approvals
                 .check_proof(&user, &target, request.approval.as_ref())
                 .await?;
-            (Some(by), id)
+            changes.extend(check.changes);
+            (Some(check.approved_by), check.approval_id)
         } else {
             (None, None)
         };
@@ -262,40 +286,41 @@ impl CredentialIssuer {
             approved_by,
             approval_id,
             destination,
+            changes,
         })
     }
 
-    /// Deny by default: the caller must be an active user, the target must exist, and a grant of
-    /// the user or of one of their groups must cover it.
-    pub async fn authorize(
-        &self,
-        identity: Identity,
-        target_name: &TargetName,
-        now: OffsetDateTime,
-    ) -> Result<(Target, Grant), IssueError> {
-        let (profile, target) = try_join(
-            self.directory.user_profile(&identity.user),
-            self.directory.target(target_name),
-        )
-        .await?;
-        let caller = Caller::admit(identity, profile, now)?;
-        let target = target.ok_or(Denial::NotGranted)?;
-
-        if let Some(grant) = caller.direct_grant_for(&target, now) {
-            let grant = grant.clone();
-            return Ok((target, grant));
+    /// What a refused commit means: one of the caller's codes, the approver's code or the
+    /// approval was spent (or a lock set) by a request that got there first.
+    fn refused_commit(
+        error: ChangeError,
+        changes: &[Change],
+        requester: &UserName,
+        at: OffsetDateTime,
+    ) -> IssueError {
+        let Some(change) = error.conflicting(changes) else {
+            return match error {
+                ChangeError::Upstream(e) => IssueError::AuditUnavailable(e),
+                other => IssueError::AuditUnavailable(UpstreamError::new(
+                    crate::ports::Service::DynamoDb,
+                    crate::ports::UpstreamKind::Refused,
+                    other.to_string(),
+                )),
+            };
+        };
+        let mine = match change {
+            Change::ClaimStep { user, .. } | Change::Unlocked { user, .. } => user == requester,
+            _ => false,
+        };
+        if mine {
+            if let Some(e) = crate::factors::explain_conflict(change, at) {
+                return IssueError::SecondFactor(e);
+            }
         }
-        if caller.groups.is_empty() {
-            return Err(Denial::NotGranted.into());
+        match crate::approval::explain_conflict(change, at) {
+            Some(e) => IssueError::Approval(e),
+            None => IssueError::Approval(ApprovalError::Used),
         }
-        let group_grants = self
-            .directory
-            .group_grants_for(&caller.groups, &target)
-            .await?;
-        let grant = caller_group_grant(&caller, &group_grants, &target, now)
-            .ok_or(Denial::NotGranted)?
-            .clone();
-        Ok((target, grant))
     }
 
     async fn call_sts(
@@ -335,14 +360,6 @@ impl CredentialIssuer {
                 };
                 self.broker.federation_token(&call).await
             }
-        }
-    }
-
-    /// Refusals are audited too, so that probing shows up; but a refusal stands whether or not
-    /// its record could be written.
-    async fn audit_refusal(&self, record: &AuditRecord) {
-        if let Err(error) = self.audit.append(record).await {
-            tracing::warn!(%error, request_id = %record.id, "could not audit a refusal");
         }
     }
 }

@@ -201,6 +201,68 @@ impl ExternalId {
     }
 }
 
+/// Declares a newtype of text for people (names, descriptions, reasons): trimmed, `$min` to `$max`
+/// characters, no control characters.
+macro_rules! text_newtype {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $min:literal, $max:literal) => {
+        string_newtype!($(#[$meta])* $name);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+
+            pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+                let value = value.trim();
+                let n = value.chars().count();
+                if !($min..=$max).contains(&n) || value.chars().any(char::is_control) {
+                    return Err(InvalidValue::new(
+                        $field,
+                        concat!("must be ", $min, " to ", $max, " printable characters"),
+                    ));
+                }
+                Ok(Self(value.to_owned()))
+            }
+        }
+    };
+}
+
+text_newtype!(
+    /// Why someone asks for access or refuses it: shown to approvers and kept in the audit trail.
+    Reason, "reason", 1, 500
+);
+
+text_newtype!(
+    /// What a target or group is for.
+    Description, "description", 0, 256
+);
+
+text_newtype!(
+    /// A user's name for people: `Alice Example`.
+    DisplayName, "display_name", 0, 128
+);
+
+text_newtype!(
+    /// What an API token is for, shown when listing tokens.
+    TokenLabel, "label", 0, 100
+);
+
+string_newtype!(
+    /// An AWS access key id (`AKIA...`, `ASIA...`): what an incident responder looks up.
+    AccessKeyId
+);
+
+impl AccessKeyId {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        if (16..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidValue::new(
+                "access_key_id",
+                "must be an AWS access key id (16 to 128 letters and digits)",
+            ))
+        }
+    }
+}
+
 /// The AWS partition an account lives in; it decides ARNs, the STS region and the console sign-in host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Partition {
@@ -555,6 +617,24 @@ mod tests {
         assert_eq!(fa.as_str().len(), 32);
         assert_ne!(fa, fb);
         assert!(fa.as_str().chars().all(is_sts_name_char));
+    }
+
+    #[test]
+    fn text_for_people_is_trimmed_bounded_and_printable() {
+        assert_eq!(
+            Reason::parse("  deploy fix  ").unwrap().as_str(),
+            "deploy fix"
+        );
+        assert!(Reason::parse("   ").is_err());
+        assert!(Reason::parse(&"x".repeat(501)).is_err());
+        assert!(Reason::parse("line\nbreak").is_err());
+        assert!(Description::parse("").is_ok());
+        assert!(Description::parse(&"é".repeat(256)).is_ok());
+        assert!(Description::parse(&"é".repeat(257)).is_err());
+        assert!(DisplayName::parse(&"x".repeat(129)).is_err());
+        assert!(TokenLabel::parse("ci\u{7}").is_err());
+        assert!(AccessKeyId::parse("ASIAIOSFODNN7EXAMPLE").is_ok());
+        assert!(AccessKeyId::parse("ASIA-short").is_err());
     }
 
     #[test]

@@ -7,13 +7,13 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::access::UserProfile;
-use crate::audit::AuditRecord;
-use crate::model::{FederationKeys, Grant, Sealed, Target};
+use crate::model::approvals::{ApprovalId, ApprovalRequest};
+use crate::model::factors::{AuthFactors, Guard};
+use crate::model::{AdminGrant, FederationKeys, Grant, Sealed, Target};
 use crate::names::{
     AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
 };
-use crate::password::PasswordHash;
 use crate::session::SessionDuration;
 use crate::token::{ApiTokenRecord, TokenId};
 use crate::totp::TotpSecret;
@@ -101,7 +101,7 @@ pub trait Directory: Send + Sync {
     async fn group_admin_grants(
         &self,
         groups: &[GroupName],
-    ) -> Result<Vec<crate::admin::scope::AdminGrant>, UpstreamError>;
+    ) -> Result<Vec<AdminGrant>, UpstreamError>;
 
     /// Every grant held by `groups`.
     async fn group_grants(&self, groups: &[GroupName]) -> Result<Vec<Grant>, UpstreamError>;
@@ -114,13 +114,6 @@ pub trait Directory: Send + Sync {
         account: &AccountId,
         max_level: Level,
     ) -> Result<Vec<Target>, UpstreamError>;
-}
-
-/// The durable audit trail.
-#[async_trait]
-pub trait AuditLog: Send + Sync {
-    /// Returns only once the record is durably stored; a record with the same id is never overwritten.
-    async fn append(&self, record: &AuditRecord) -> Result<(), UpstreamError>;
 }
 
 /// An AssumeRole call, every input already validated.
@@ -183,101 +176,75 @@ pub trait KeyVault: Send + Sync {
     ) -> Result<TotpSecret, UpstreamError>;
 }
 
-/// A user's active TOTP enrollment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TotpEnrollment {
-    pub sealed: Sealed,
-    /// The last step whose code was accepted: no code of it, or of an earlier step, is accepted again.
-    pub last_step: u64,
-    pub enrolled_at: OffsetDateTime,
-}
-
-/// A TOTP secret handed out but not yet confirmed with a first code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingTotp {
-    pub sealed: Sealed,
-    pub expires_at: OffsetDateTime,
-}
-
-/// Everything cooper keeps to authenticate one user locally, read in one go.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthFactors {
-    pub totp: Option<TotpEnrollment>,
-    pub pending: Option<PendingTotp>,
-    pub password: Option<PasswordHash>,
-    /// Failed attempts (codes, passwords) since the last success.
-    pub failures: u32,
-    pub locked_until: Option<OffsetDateTime>,
-}
-
-/// The result of claiming a TOTP step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepClaim {
-    Accepted,
-    /// This step, or a later one, was already used.
-    Replayed,
-}
-
 /// Request counts in fixed windows, shared by every instance.
 #[async_trait]
 pub trait RequestCounter: Send + Sync {
-    /// Counts one request for `key` in the window starting at `window_start` (Unix seconds),
-    /// unless `limit` are counted there already: true when this request was counted. The count
-    /// may be forgotten once `window_end` (Unix seconds) has passed.
+    /// Counts one for `key` in the window starting at `window_start` (Unix seconds), unless
+    /// `limit` are counted there already: the count with this one, or `None` when it was not
+    /// counted. The count may be forgotten once `window_end` (Unix seconds) has passed.
     async fn count(
         &self,
         key: &str,
         window_start: i64,
         limit: u32,
         window_end: i64,
-    ) -> Result<bool, UpstreamError>;
+    ) -> Result<Option<u32>, UpstreamError>;
+
+    /// How many are counted for `key` in the window starting at `window_start`.
+    async fn counted(&self, key: &str, window_start: i64) -> Result<u32, UpstreamError>;
 }
 
-/// Where users' authentication factors live. Claims are atomic conditional writes, correct
-/// under concurrent requests.
+/// Where users' authentication factors are read, and failures counted. Everything else about
+/// them is written through the [`Ledger`](crate::ledger::Ledger), with its audit record.
 #[async_trait]
 pub trait FactorStore: Send + Sync {
     async fn factors(&self, user: &UserName) -> Result<AuthFactors, UpstreamError>;
 
-    async fn put_pending_totp(
-        &self,
-        user: &UserName,
-        pending: &PendingTotp,
-    ) -> Result<(), UpstreamError>;
-
-    /// Makes the pending secret the active one (replacing any other), with `enrollment.last_step`
-    /// claimed; refused (`Replayed`) if the pending secret changed meanwhile.
-    async fn activate_totp(
-        &self,
-        user: &UserName,
-        enrollment: &TotpEnrollment,
-    ) -> Result<StepClaim, UpstreamError>;
-
-    /// Claims `step` for the user's active enrollment, if no step at or after it was claimed;
-    /// clears the failure count when `clear_failures`.
-    async fn claim_step(
-        &self,
-        user: &UserName,
-        step: u64,
-        clear_failures: bool,
-    ) -> Result<StepClaim, UpstreamError>;
-
-    /// Counts one failure. When the count reaches `limit`, the user is locked until `until` and
-    /// the count starts again; returns the lock if this failure set one.
+    /// Counts one failure at `now`, forgetting the earlier ones first if the last was longer ago
+    /// than the lockout; returns the guard as it stands after this failure. Each call counts
+    /// exactly once, whatever runs at the same time; a failure is counted even when no change is
+    /// written (that is the point), so it is not part of a ledger commit.
     async fn record_failure(
         &self,
         user: &UserName,
-        limit: u32,
-        until: OffsetDateTime,
-    ) -> Result<Option<OffsetDateTime>, UpstreamError>;
+        now: OffsetDateTime,
+    ) -> Result<Guard, UpstreamError>;
+}
 
-    async fn set_password(
-        &self,
-        user: &UserName,
-        hash: &PasswordHash,
-        at: OffsetDateTime,
-    ) -> Result<(), UpstreamError>;
+/// Where approval requests are read (they are written through the ledger).
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError>;
+}
 
-    /// Removes the user's TOTP enrollment (an audited administrator's reset).
-    async fn reset_totp(&self, user: &UserName) -> Result<(), UpstreamError>;
+/// A cooper session to sign: who, how they signed in, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClaims {
+    pub user: UserName,
+    /// The identity provider that vouched for the user, for a session made from its token.
+    pub idp: Option<String>,
+    /// Groups the identity provider asserted (cooper checked them when it signed).
+    pub groups: Vec<GroupName>,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The session could not be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session could not be signed")]
+pub struct SigningUnavailable;
+
+/// Signs cooper sessions (bearer tokens the API accepts).
+pub trait SessionSigner: Send + Sync {
+    fn sign(&self, claims: &SessionClaims) -> Result<SecretString, SigningUnavailable>;
+}
+
+/// Holds an answer back, so that refusals take as long whatever their reason (timing must not
+/// tell an unknown user from a wrong password or a wrong code).
+#[async_trait]
+pub trait Pacer: Send + Sync {
+    /// A point on a monotonic clock.
+    fn mark(&self) -> std::time::Instant;
+    /// Returns once `floor` has passed since `since`.
+    async fn hold(&self, since: std::time::Instant, floor: std::time::Duration);
 }

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::clock::{Entropy, EntropyUnavailable};
-use crate::names::{InvalidValue, UserName};
+use crate::names::{InvalidValue, TokenLabel, UserName};
 
 const PREFIX: &str = "cooper_";
 const ID_BYTES: usize = 8;
@@ -165,7 +165,7 @@ pub struct ApiTokenRecord {
     #[serde(default)]
     pub revoked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub label: Option<TokenLabel>,
 }
 
 /// Why a presented API token was not accepted.

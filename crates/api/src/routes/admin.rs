@@ -11,11 +11,12 @@ use cooper_core::admin::scope::AdminGrant;
 use cooper_core::admin::service::{AdminCall, AdminContext, Removed, UserDetails};
 use cooper_core::admin::store::{AuditQuery, Page, PageRequest, Versioned};
 use cooper_core::model::{
-    Account, Grant, GrantScope, Group, Principal, Sealed, Target, TargetKind, User,
+    Account, Grant, GrantKey, GrantOn, GrantScope, Group, Principal, Sealed, Target, TargetKind,
+    User,
 };
 use cooper_core::names::{
-    AccountId, AccountName, ExternalId, GroupName, InvalidValue, Level, Partition, RoleArn,
-    SessionPolicy, TargetName, UserName,
+    AccountId, AccountName, Description, DisplayName, ExternalId, GroupName, InvalidValue, Level,
+    Partition, RoleArn, SessionPolicy, TargetName, TokenLabel, UserName,
 };
 use cooper_core::token::TokenId;
 use cooper_core::totp::TotpCode;
@@ -422,7 +423,11 @@ fn parse_target(
     };
     target.high_security = body.high_security;
     target.approvers = body.approvers;
-    target.description = body.description;
+    target.description = body
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .transpose()?;
     Ok((target, keep_keys))
 }
 
@@ -572,20 +577,15 @@ fn user_view(u: &User) -> Value {
 }
 
 fn parse_user(name: &str, body: &UserBody) -> Result<User, ApiError> {
-    if body
-        .display_name
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 128 || d.chars().any(char::is_control))
-    {
-        return Err(
-            InvalidValue::new("display_name", "must be at most 128 printable characters").into(),
-        );
-    }
     Ok(User {
         name: UserName::parse(name)?,
         enabled: body.enabled,
         expires_at: time_opt(body.expires_at.as_deref(), "expires_at")?,
-        display_name: body.display_name.clone(),
+        display_name: body
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()?,
     })
 }
 
@@ -734,17 +734,11 @@ pub async fn issue_token(
     Caller(ctx): Caller,
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<Response, ApiError> {
-    if body
-        .label
-        .as_ref()
-        .is_some_and(|l| l.chars().count() > 100 || l.chars().any(char::is_control))
-    {
-        return Err(InvalidValue::new("label", "must be at most 100 printable characters").into());
-    }
+    let label = body.label.as_deref().map(TokenLabel::parse).transpose()?;
     let (token, record) = s
         .shared
         .admin
-        .issue_token(&ctx, &UserName::parse(&name)?, body.label, body.days)
+        .issue_token(&ctx, &UserName::parse(&name)?, label, body.days)
         .await?;
     let mut view = token_view(&record);
     view["token"] = json!(token.reveal().expose_secret());
@@ -781,18 +775,13 @@ fn group_view(g: &Group) -> Value {
 }
 
 fn parse_group(name: &str, body: &GroupBody) -> Result<Group, ApiError> {
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 256 || d.chars().any(char::is_control))
-    {
-        return Err(
-            InvalidValue::new("description", "must be at most 256 printable characters").into(),
-        );
-    }
     Ok(Group {
         name: GroupName::parse(name)?,
-        description: body.description.clone(),
+        description: body
+            .description
+            .as_deref()
+            .map(Description::parse)
+            .transpose()?,
     })
 }
 
@@ -1028,13 +1017,9 @@ pub async fn delete_grant(
     let principal = q.principal()?.ok_or_else(|| {
         ApiError::bad_request("invalid_request", "name the grant's user or group")
     })?;
-    let scope = match (&q.target, &q.account) {
-        (Some(t), None) => GrantScope::Target(TargetName::parse(t)?),
-        // The level is not part of a cascade grant's identity.
-        (None, Some(a)) => GrantScope::Account {
-            account: AccountId::parse(a)?,
-            max_level: Level::new(0)?,
-        },
+    let on = match (&q.target, &q.account) {
+        (Some(t), None) => GrantOn::Target(TargetName::parse(t)?),
+        (None, Some(a)) => GrantOn::Account(AccountId::parse(a)?),
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -1042,11 +1027,7 @@ pub async fn delete_grant(
             ));
         }
     };
-    let grant = Grant {
-        principal,
-        scope,
-        expires_at: None,
-    };
+    let grant = GrantKey { principal, on };
     s.shared.admin.delete_grant(&ctx, grant.clone()).await?;
     Ok(Json(json!({ "deleted": grant.to_string() })))
 }

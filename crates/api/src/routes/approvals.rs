@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cooper_core::approval::{ApprovalError, ApprovalId, ApprovalRequest, ApprovalStatus};
-use cooper_core::audit::{AuditEvent, AuditRecord};
-use cooper_core::names::TargetName;
+use cooper_core::approval::ApprovalError;
+use cooper_core::model::approvals::{ApprovalId, ApprovalRequest, ApprovalStatus};
+use cooper_core::names::{Reason, TargetName};
 use cooper_core::totp::TotpCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -62,7 +62,7 @@ impl ApprovalView {
             id: r.id.to_string(),
             target: r.target.to_string(),
             requester: r.requester.to_string(),
-            reason: r.reason,
+            reason: r.reason.to_string(),
             status,
             created_at: r.created_at,
             expires_at: r.expires_at,
@@ -85,38 +85,14 @@ pub async fn open(
     Authenticated(identity): Authenticated,
     JsonBody(body): JsonBody<OpenBody>,
 ) -> Result<(StatusCode, Json<ApprovalView>), ApiError> {
-    let target_name = TargetName::parse(&body.target)?;
-    let shared = &state.shared;
-    let now = shared.clock.now();
-    let user = identity.user.clone();
-    let auth = identity.method.to_string();
-    let mut record = AuditRecord::new(
-        &meta,
-        now,
-        AuditEvent::ApprovalRequested,
-        user.as_str(),
-        &auth,
-    );
-    record.target = Some(target_name.clone());
-
-    let (target, _) = match state.issuer.authorize(identity, &target_name, now).await {
-        Ok(found) => found,
-        Err(e) => {
-            let e = ApiError::from(e);
-            if e.status == StatusCode::FORBIDDEN {
-                record.event = AuditEvent::ApprovalRefused;
-                record.reason = Some(e.code.to_owned());
-                shared.audit_refusal(&record).await;
-            }
-            return Err(e);
-        }
-    };
-    let request = shared.approvals.open(&user, &target, &body.reason).await?;
-    record.account = Some(target.account.clone());
-    record.approval_id = Some(request.id.to_string());
-    record.reason = Some(request.reason.clone());
-    shared.audit(&record).await?;
-    tracing::info!(%user, target = %target.name, approval_id = %request.id, "approval requested");
+    let target = TargetName::parse(&body.target)?;
+    let reason = Reason::parse(&body.reason)?;
+    let request = state
+        .shared
+        .approvals
+        .open(identity, &target, &reason, &meta)
+        .await?;
+    let now = state.shared.clock.now();
     Ok((StatusCode::CREATED, Json(ApprovalView::of(request, now))))
 }
 
@@ -130,36 +106,12 @@ pub async fn approve(
 ) -> Result<Json<ApprovalView>, ApiError> {
     let id = approval_id(&id)?;
     let code = TotpCode::parse(&body.totp)?;
-    let shared = &state.shared;
-    let now = shared.clock.now();
-    let approver = identity.user.clone();
-    let mut record = AuditRecord::new(
-        &meta,
-        now,
-        AuditEvent::ApprovalApproved,
-        approver.as_str(),
-        &identity.method.to_string(),
-    );
-    record.approval_id = Some(id.to_string());
-
-    match shared.approvals.approve(&id, identity, &code).await {
-        Ok(request) => {
-            record.target = Some(request.target.clone());
-            record.approved_by = Some(approver.to_string());
-            record.reason = Some(format!("approved {}'s request", request.requester));
-            shared.audit(&record).await?;
-            tracing::info!(%approver, approval_id = %id, requester = %request.requester, "approval given");
-            Ok(Json(ApprovalView::of(request, now)))
-        }
-        Err(e) => {
-            record.event = AuditEvent::ApprovalRefused;
-            record.reason = Some(e.code().to_owned());
-            if !matches!(e, ApprovalError::Upstream(_)) {
-                shared.audit_refusal(&record).await;
-            }
-            Err(e.into())
-        }
-    }
+    let request = state
+        .shared
+        .approvals
+        .approve(&id, identity, &code, &meta)
+        .await?;
+    Ok(Json(ApprovalView::of(request, state.shared.clock.now())))
 }
 
 /// A request, to its requester and to those who may approve it.

@@ -3,8 +3,9 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cooper_core::approval::{ApprovalId, ApprovalProof};
+use cooper_core::approval::ApprovalProof;
 use cooper_core::issue::{CredentialRequest, Issuance};
+use cooper_core::model::approvals::ApprovalId;
 use cooper_core::names::{TargetName, UserName};
 use cooper_core::totp::TotpCode;
 use secrecy::ExposeSecret;

@@ -8,11 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cooper_core::access::Identity;
-use cooper_core::audit::{AuditEvent, AuditRecord};
 use cooper_core::factors::FactorError;
 use cooper_core::names::UserName;
 use cooper_core::password::NewPassword;
+use cooper_core::sessions::Session;
 use cooper_core::totp::TotpCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -30,33 +29,6 @@ fn no_store(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// Audits a refused factor operation (not failures of our own), then returns the error.
-async fn refused(state: &EnrollState, mut record: AuditRecord, error: FactorError) -> ApiError {
-    if !matches!(
-        error,
-        FactorError::Upstream(_) | FactorError::Entropy(_) | FactorError::Hashing
-    ) {
-        record.reason = Some(error.code().to_owned());
-        state.shared.audit_refusal(&record).await;
-    }
-    error.into()
-}
-
-fn record(
-    meta: &crate::context::Meta,
-    state: &EnrollState,
-    event: AuditEvent,
-    identity: &Identity,
-) -> AuditRecord {
-    AuditRecord::new(
-        &meta.0,
-        state.shared.clock.now(),
-        event,
-        identity.user.as_str(),
-        &identity.method.to_string(),
-    )
 }
 
 #[derive(Deserialize, Default)]
@@ -82,7 +54,7 @@ struct Started<'a> {
 /// Starts an enrollment: a new secret, sealed with KMS, waiting for its first code.
 pub async fn start_enrollment(
     State(state): State<EnrollState>,
-    meta: Meta,
+    Meta(meta): Meta,
     Authenticated(identity): Authenticated,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -90,14 +62,10 @@ pub async fn start_enrollment(
     // The body is optional: a first enrollment needs none.
     let body: StartBody = crate::json::parse_optional_secret(&headers, &body)?;
     let code = body.totp.as_deref().map(TotpCode::parse).transpose()?;
-    let mut audit = record(&meta, &state, AuditEvent::TotpEnrollmentStarted, &identity);
-    let started = match state.enrollment.start(&identity.user, code.as_ref()).await {
-        Ok(started) => started,
-        Err(e) => {
-            audit.event = AuditEvent::TotpEnrollmentRefused;
-            return Err(refused(&state, audit, e).await);
-        }
-    };
+    let started = state
+        .enrollment
+        .start(&identity, code.as_ref(), &meta)
+        .await?;
     let uri = started.provisioning_uri.expose_secret();
     let png = qr::png(uri).ok_or_else(|| {
         ApiError::new(
@@ -106,7 +74,6 @@ pub async fn start_enrollment(
             "the QR code could not be drawn",
         )
     })?;
-    state.shared.audit(&audit).await?;
     Ok(no_store(
         Json(Started {
             user: identity.user.as_str(),
@@ -134,18 +101,12 @@ struct Enrolled<'a> {
 /// Confirms the pending enrollment with the app's first code.
 pub async fn confirm_enrollment(
     State(state): State<EnrollState>,
-    meta: Meta,
+    Meta(meta): Meta,
     Authenticated(identity): Authenticated,
     SecretJsonBody(body): SecretJsonBody<CodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = TotpCode::parse(&body.totp)?;
-    let mut audit = record(&meta, &state, AuditEvent::TotpEnrolled, &identity);
-    if let Err(e) = state.enrollment.confirm(&identity.user, &code).await {
-        audit.event = AuditEvent::TotpEnrollmentRefused;
-        return Err(refused(&state, audit, e).await);
-    }
-    state.shared.audit(&audit).await?;
-    tracing::info!(user = %identity.user, "authenticator enrolled");
+    state.enrollment.confirm(&identity, &code, &meta).await?;
     Ok(Json(serde_json::json!(Enrolled {
         user: identity.user.as_str(),
         enrolled: true,
@@ -161,12 +122,26 @@ pub struct LoginBody {
 }
 
 #[derive(Serialize)]
-struct Session<'a> {
+struct SessionView<'a> {
     token: &'a str,
     token_type: &'static str,
     user: &'a str,
+    groups: Vec<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+}
+
+fn session_response(session: &Session) -> Response {
+    no_store(
+        Json(SessionView {
+            token: session.token.expose_secret(),
+            token_type: "Bearer",
+            user: session.user.as_str(),
+            groups: session.groups.iter().map(|g| g.as_str()).collect(),
+            expires_at: session.expires_at,
+        })
+        .into_response(),
+    )
 }
 
 /// Local login: user, password and a fresh code give a short-lived cooper JWT.
@@ -175,47 +150,13 @@ pub async fn login(
     Meta(meta): Meta,
     SecretJsonBody(body): SecretJsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
+    // A malformed name or code is refused like a wrong one.
     let invalid = || ApiError::from(FactorError::InvalidCredentials);
     let user = UserName::parse(&body.user).map_err(|_| invalid())?;
     let code = TotpCode::parse(&body.totp).map_err(|_| invalid())?;
     let password = SecretString::from(body.password);
-    let now = state.shared.clock.now();
-    let mut audit = AuditRecord::new(
-        &meta,
-        now,
-        AuditEvent::SessionCreated,
-        user.as_str(),
-        "password+totp",
-    );
-
-    if let Err(e) = state.login.login(&user, &password, &code).await {
-        audit.event = AuditEvent::SessionRefused;
-        return Err(refused(&state, audit, e).await);
-    }
-    let expires_at = now + state.session_lifetime;
-    let token = state
-        .shared
-        .jwt
-        .mint(user.as_str(), now, state.session_lifetime)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the session could not be signed",
-            )
-        })?;
-    audit.expiration = Some(expires_at);
-    state.shared.audit(&audit).await?;
-    tracing::info!(%user, "session created");
-    Ok(no_store(
-        Json(Session {
-            token: token.expose_secret(),
-            token_type: "Bearer",
-            user: user.as_str(),
-            expires_at,
-        })
-        .into_response(),
-    ))
+    let session = state.login.login(&user, &password, &code, &meta).await?;
+    Ok(session_response(&session))
 }
 
 #[derive(Deserialize)]
@@ -228,19 +169,16 @@ pub struct PasswordBody {
 /// Sets or changes the caller's password; a fresh code proves it is really them.
 pub async fn set_password(
     State(state): State<EnrollState>,
-    meta: Meta,
+    Meta(meta): Meta,
     Authenticated(identity): Authenticated,
     SecretJsonBody(body): SecretJsonBody<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
     let password = NewPassword::parse(SecretString::from(body.password), &identity.user)?;
     let code = TotpCode::parse(&body.totp)?;
-    let mut audit = record(&meta, &state, AuditEvent::PasswordChanged, &identity);
-    if let Err(e) = state.password.set(&identity, &password, &code).await {
-        audit.event = AuditEvent::PasswordRefused;
-        return Err(refused(&state, audit, e).await);
-    }
-    state.shared.audit(&audit).await?;
-    tracing::info!(user = %identity.user, "password set");
+    state
+        .password
+        .set(&identity, &password, &code, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,61 +205,6 @@ pub async fn oidc_session(
         .verify(&body.id_token)
         .await
         .map_err(|e| ApiError::from(crate::auth::AuthError::from(e)))?;
-    let now = state.shared.clock.now();
-    let auth = identity.method.to_string();
-    let user = identity.user.clone();
-    let mut audit = AuditRecord::new(&meta, now, AuditEvent::SessionCreated, user.as_str(), &auth);
-    // The directory still has its say: a user disabled or expired there is refused.
-    let (caller, _) = match state.shared.admin.scope(identity).await {
-        Ok(found) => found,
-        Err(e) => {
-            audit.event = AuditEvent::SessionRefused;
-            audit.reason = Some(e.code().to_owned());
-            state.shared.audit_refusal(&audit).await;
-            return Err(e.into());
-        }
-    };
-    let issuer = match &caller.identity.method {
-        cooper_core::access::AuthMethod::Oidc(issuer) => issuer.clone(),
-        _ => String::new(),
-    };
-    let mut groups: Vec<String> = caller
-        .identity
-        .asserted_groups
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    groups.sort();
-    groups.dedup();
-    let expires_at = now + state.session_lifetime;
-    let token = state
-        .shared
-        .jwt
-        .mint_for(
-            user.as_str(),
-            Some(&issuer),
-            groups.clone(),
-            now,
-            state.session_lifetime,
-        )
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the session could not be signed",
-            )
-        })?;
-    audit.expiration = Some(expires_at);
-    state.shared.audit(&audit).await?;
-    tracing::info!(%user, %issuer, "session created from the identity provider");
-    Ok(no_store(
-        Json(serde_json::json!({
-            "token": token.expose_secret(),
-            "token_type": "Bearer",
-            "user": user,
-            "groups": groups,
-            "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        }))
-        .into_response(),
-    ))
+    let session = state.exchange.exchange(identity, &meta).await?;
+    Ok(session_response(&session))
 }

@@ -58,7 +58,7 @@ pub async fn list_targets(
                 high_security: t.high_security,
                 requires_approval: t.requires_approval(),
                 approvers: t.approvers.iter().map(ToString::to_string).collect(),
-                description: t.description,
+                description: t.description.map(String::from),
                 granted_by: r.grants.iter().map(ToString::to_string).collect(),
             }
         })
@@ -98,7 +98,7 @@ pub async fn whoami(
     };
     Ok(Json(WhoAmI {
         user: caller.user.name.to_string(),
-        display_name: caller.user.display_name,
+        display_name: caller.user.display_name.map(String::from),
         groups: caller.groups.iter().map(ToString::to_string).collect(),
         authenticated_by,
         token_id,

@@ -8,16 +8,16 @@ use serde_json::{Value, json};
 
 use crate::access::{Caller, Denial, Identity};
 use crate::admin::scope::{AdminGrant, AdminGroups, AdminScope, scope_of};
-use crate::admin::store::{
-    AuditQuery, AuditSearch, ChangeError, DirectoryAdmin, Expect, MAX_CHANGES, Mutation, Page,
-    PageRequest, Reference, Versioned,
-};
+use crate::admin::store::{AuditQuery, AuditSearch, DirectoryAdmin, Page, PageRequest, Versioned};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
-use crate::model::{Account, Grant, GrantScope, Group, Principal, Target, TargetKind, User};
-use crate::names::{AccountId, GroupName, InvalidValue, Level, TargetName, UserName};
-use crate::ports::{AuditLog, Directory, FactorStore, UpstreamError};
+use crate::ledger::{Change, ChangeError, Expect, Ledger, MAX_CHANGES, Reference, record_refusal};
+use crate::model::{
+    Account, Grant, GrantKey, GrantOn, GrantScope, Group, Principal, Target, TargetKind, User,
+};
+use crate::names::{AccountId, GroupName, InvalidValue, Level, TargetName, TokenLabel, UserName};
+use crate::ports::{Directory, FactorStore, UpstreamError};
 use crate::token::{ApiToken, ApiTokenRecord, TokenId};
 use crate::totp::TotpCode;
 
@@ -133,6 +133,9 @@ pub enum AdminError {
     Entropy(#[from] EntropyUnavailable),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The change could not be written with its audit record: nothing was done.
+    #[error("the change and its audit record could not be written: {0}")]
+    AuditUnavailable(UpstreamError),
 }
 
 impl AdminError {
@@ -155,6 +158,7 @@ impl AdminError {
             Self::Invalid(_) => "invalid_request",
             Self::Entropy(_) => "internal",
             Self::Upstream(_) => "upstream",
+            Self::AuditUnavailable(_) => "audit_unavailable",
         }
     }
 
@@ -179,12 +183,68 @@ pub struct AdminCall {
     pub meta: RequestMeta,
 }
 
-/// An admin checked against the directory: active, with their scope.
+/// Who acts in an admin call.
+pub enum Actor {
+    /// A user checked against the directory: active, with some admin scope.
+    Admin(Caller),
+    /// An operator with AWS access to the deployment (`cooper setup`, `cooper token`): they
+    /// could write the tables directly, so cooper's scope and step-up rules add nothing for
+    /// them, but their changes go through the same use cases and are audited the same way.
+    Operator {
+        /// The AWS principal the operator's credentials belong to.
+        principal: String,
+    },
+}
+
+/// An admin call, checked: who acts, their scope, the code they sent, and the code claims that
+/// step-up checks produced (committed with the change they allowed).
 pub struct AdminContext {
-    pub caller: Caller,
+    pub actor: Actor,
     pub scope: AdminScope,
     totp: Option<TotpCode>,
     meta: RequestMeta,
+    proofs: std::sync::Mutex<Vec<Change>>,
+}
+
+/// What audit records name an operator by.
+pub const OPERATOR: &str = "operator";
+
+impl AdminContext {
+    /// The actor's name, as audit records name them.
+    pub fn actor_name(&self) -> &str {
+        match &self.actor {
+            Actor::Admin(caller) => caller.user.name.as_str(),
+            Actor::Operator { .. } => OPERATOR,
+        }
+    }
+
+    fn auth(&self) -> String {
+        match &self.actor {
+            Actor::Admin(caller) => caller.identity.method.to_string(),
+            Actor::Operator { principal } => format!("aws:{principal}"),
+        }
+    }
+
+    /// The admin user, for an admin (operators have no user).
+    pub fn admin(&self) -> Option<&Caller> {
+        match &self.actor {
+            Actor::Admin(caller) => Some(caller),
+            Actor::Operator { .. } => None,
+        }
+    }
+
+    fn take_proofs(&self) -> Vec<Change> {
+        self.proofs
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+
+    fn add_proof(&self, changes: impl IntoIterator<Item = Change>) {
+        if let Ok(mut p) = self.proofs.lock() {
+            p.extend(changes);
+        }
+    }
 }
 
 /// A user as admins see them.
@@ -209,7 +269,7 @@ pub struct Admin {
     pub directory: Arc<dyn Directory>,
     pub factors: Arc<dyn FactorStore>,
     pub second_factor: Arc<SecondFactor>,
-    pub audit: Arc<dyn AuditLog>,
+    pub ledger: Arc<dyn Ledger>,
     pub search: Arc<dyn AuditSearch>,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
@@ -259,27 +319,27 @@ fn admin_grant_name(g: &AdminGrant) -> String {
 }
 
 /// What a failed atomic write means, from the change that failed.
-fn conflict_error(change: Option<&Mutation>, resource: &str) -> AdminError {
+fn conflict_error(change: Option<&Change>, resource: &str) -> AdminError {
     match change {
-        Some(Mutation::Require(r)) => AdminError::NotFound(r.to_string()),
+        Some(Change::Require(r)) => AdminError::NotFound(r.to_string()),
         Some(
-            Mutation::PutAccount(_, Expect::Absent)
-            | Mutation::PutTarget(_, Expect::Absent)
-            | Mutation::PutUser(_, Expect::Absent)
-            | Mutation::PutGroup(_, Expect::Absent)
-            | Mutation::AddMember(..)
-            | Mutation::PutGrant { .. }
-            | Mutation::PutAdminGrant(_),
+            Change::PutAccount(_, Expect::Absent)
+            | Change::PutTarget(_, Expect::Absent)
+            | Change::PutUser(_, Expect::Absent)
+            | Change::PutGroup(_, Expect::Absent)
+            | Change::AddMember(..)
+            | Change::PutGrant { .. }
+            | Change::PutAdminGrant(_),
         ) => AdminError::AlreadyExists(resource.to_owned()),
         Some(
-            Mutation::PutAccount(_, Expect::Version(_))
-            | Mutation::DeleteAccount(_, Expect::Version(_))
-            | Mutation::PutTarget(_, Expect::Version(_))
-            | Mutation::DeleteTarget(_, Expect::Version(_))
-            | Mutation::PutUser(_, Expect::Version(_))
-            | Mutation::DeleteUser(_, Expect::Version(_))
-            | Mutation::PutGroup(_, Expect::Version(_))
-            | Mutation::DeleteGroup(_, Expect::Version(_)),
+            Change::PutAccount(_, Expect::Version(_))
+            | Change::DeleteAccount(_, Expect::Version(_))
+            | Change::PutTarget(_, Expect::Version(_))
+            | Change::DeleteTarget(_, Expect::Version(_))
+            | Change::PutUser(_, Expect::Version(_))
+            | Change::DeleteUser(_, Expect::Version(_))
+            | Change::PutGroup(_, Expect::Version(_))
+            | Change::DeleteGroup(_, Expect::Version(_)),
         ) => AdminError::VersionConflict(resource.to_owned()),
         Some(_) => AdminError::NotFound(resource.to_owned()),
         None => AdminError::Upstream(UpstreamError::new(
@@ -310,10 +370,11 @@ impl Admin {
     pub async fn context(&self, call: AdminCall) -> Result<AdminContext, AdminError> {
         let (caller, scope) = self.scope(call.identity).await?;
         let ctx = AdminContext {
-            caller,
+            actor: Actor::Admin(caller),
             scope,
             totp: call.totp,
             meta: call.meta,
+            proofs: std::sync::Mutex::default(),
         };
         if !ctx.scope.is_admin() {
             self.refused(&ctx, "admin", "access", &AdminError::NotAnAdmin)
@@ -321,6 +382,17 @@ impl Admin {
             return Err(AdminError::NotAnAdmin);
         }
         Ok(ctx)
+    }
+
+    /// An operator's context: universal, without step-up (see [`Actor::Operator`]).
+    pub fn operator(&self, principal: String, meta: RequestMeta) -> AdminContext {
+        AdminContext {
+            actor: Actor::Operator { principal },
+            scope: AdminScope::Universal,
+            totp: None,
+            meta,
+            proofs: std::sync::Mutex::default(),
+        }
     }
 
     fn record(
@@ -334,8 +406,8 @@ impl Admin {
             &ctx.meta,
             self.clock.now(),
             event,
-            ctx.caller.user.name.as_str(),
-            &ctx.caller.identity.method.to_string(),
+            ctx.actor_name(),
+            &ctx.auth(),
         );
         r.resource = Some(resource.to_owned());
         r.action = Some(action.to_owned());
@@ -345,9 +417,7 @@ impl Admin {
     async fn refused(&self, ctx: &AdminContext, resource: &str, action: &str, error: &AdminError) {
         let mut r = self.record(ctx, AuditEvent::AdminRefused, resource, action);
         r.reason = Some(error.code().to_owned());
-        if let Err(e) = self.audit.append(&r).await {
-            tracing::warn!(error = %e, "could not audit an admin refusal");
-        }
+        record_refusal(self.ledger.as_ref(), &r).await;
     }
 
     /// Runs a check; a refusal is audited before it is returned.
@@ -382,22 +452,26 @@ impl Admin {
         }
     }
 
-    /// A fresh code from the admin, when the configuration calls `op` sensitive.
+    /// A fresh code from the admin, when the configuration calls `op` sensitive. The code's
+    /// claim is committed with the change it allows.
     async fn step_up(&self, ctx: &AdminContext, op: Sensitive) -> Result<(), AdminError> {
         if !self.config.sensitive.contains(&op) {
             return Ok(());
         }
+        let Actor::Admin(caller) = &ctx.actor else {
+            return Ok(());
+        };
         let code = ctx
             .totp
             .as_ref()
             .ok_or(AdminError::TotpRequired(op.name()))?;
-        self.second_factor
-            .verify(&ctx.caller.user.name, code)
-            .await?;
+        let proof = self.second_factor.check(&caller.user.name, code).await?;
+        ctx.add_proof(proof.changes());
         Ok(())
     }
 
-    /// Applies `changes` with an audit record of them, atomically.
+    /// Applies `changes` with an audit record of them, atomically (with the claims of the codes
+    /// step-up checked).
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
@@ -407,25 +481,36 @@ impl Admin {
         account: Option<&AccountId>,
         before: Option<Value>,
         after: Option<Value>,
-        changes: Vec<Mutation>,
+        changes: Vec<Change>,
     ) -> Result<(), AdminError> {
-        if changes.len() > MAX_CHANGES {
+        let mut all = ctx.take_proofs();
+        let proofs = all.len();
+        all.extend(changes);
+        if all.len() > MAX_CHANGES {
             return Err(AdminError::TooMuch);
         }
         let mut record = self.record(ctx, AuditEvent::AdminChange, resource, action);
         record.account = account.cloned();
         record.before = before;
         record.after = after;
-        match self.store.apply(&changes, &record).await {
+        match self.ledger.commit(&all, &record).await {
             Ok(()) => {
-                tracing::info!(admin = %ctx.caller.user.name, %resource, %action, "admin change");
+                tracing::info!(admin = %ctx.actor_name(), %resource, %action, "admin change");
                 Ok(())
             }
-            Err(ChangeError::Conflict { index }) => {
-                Err(conflict_error(changes.get(index), resource))
+            Err(ChangeError::Conflict { index }) if index < proofs => {
+                let now = self.clock.now();
+                Err(all
+                    .get(index)
+                    .and_then(|c| crate::factors::explain_conflict(c, now))
+                    .map_or(
+                        AdminError::VersionConflict(resource.to_owned()),
+                        AdminError::Factor,
+                    ))
             }
+            Err(ChangeError::Conflict { index }) => Err(conflict_error(all.get(index), resource)),
             Err(ChangeError::TooLarge) => Err(AdminError::TooMuch),
-            Err(ChangeError::Upstream(e)) => Err(e.into()),
+            Err(ChangeError::Upstream(e)) => Err(AdminError::AuditUnavailable(e)),
         }
     }
 
@@ -437,7 +522,7 @@ impl Admin {
         resource: &str,
         account: Option<&AccountId>,
         value: T,
-        put: Mutation,
+        put: Change,
     ) -> Result<Versioned<T>, AdminError> {
         self.check(ctx, resource, "create", Self::universal(ctx))
             .await?;
@@ -483,7 +568,7 @@ impl Admin {
         account: Account,
     ) -> Result<Versioned<Account>, AdminError> {
         let resource = format!("account:{}", account.id);
-        let put = Mutation::PutAccount(account.clone(), Expect::Absent);
+        let put = Change::PutAccount(account.clone(), Expect::Absent);
         let id = account.id.clone();
         self.create_universal(ctx, &resource, Some(&id), account, put)
             .await
@@ -510,7 +595,7 @@ impl Admin {
             Some(&account.id),
             Some(view(&before.value)),
             Some(view(&account)),
-            vec![Mutation::PutAccount(
+            vec![Change::PutAccount(
                 account.clone(),
                 Expect::Version(version),
             )],
@@ -540,17 +625,17 @@ impl Admin {
             self.store.admin_grants(Some(id)),
         )
         .await?;
-        let mut dependents: Vec<(String, Mutation)> = Vec::new();
+        let mut dependents: Vec<(String, Change)> = Vec::new();
         for g in grants.items {
-            dependents.push((grant_name(&g), Mutation::DeleteGrant(g)));
+            dependents.push((grant_name(&g), Change::DeleteGrant(g.key())));
         }
         for a in admins {
-            dependents.push((admin_grant_name(&a), Mutation::DeleteAdminGrant(a)));
+            dependents.push((admin_grant_name(&a), Change::DeleteAdminGrant(a)));
         }
         for t in targets.items {
             dependents.push((
                 format!("target {}", t.value.name),
-                Mutation::DeleteTarget(t.value.name, Expect::Present),
+                Change::DeleteTarget(t.value.name, Expect::Present),
             ));
         }
         let more = targets.cursor.is_some() || grants.cursor.is_some();
@@ -566,7 +651,7 @@ impl Admin {
             &resource,
             Some(id),
             view(&before.value),
-            Mutation::DeleteAccount(id.clone(), version.map_or(Expect::Present, Expect::Version)),
+            Change::DeleteAccount(id.clone(), version.map_or(Expect::Present, Expect::Version)),
             dependents,
             more,
             cascade,
@@ -582,8 +667,8 @@ impl Admin {
         resource: &str,
         account: Option<&AccountId>,
         before: Value,
-        delete: Mutation,
-        dependents: Vec<(String, Mutation)>,
+        delete: Change,
+        dependents: Vec<(String, Change)>,
         more: bool,
         cascade: bool,
     ) -> Result<Removed, AdminError> {
@@ -601,7 +686,7 @@ impl Admin {
             });
         }
         let cascaded: Vec<String> = dependents.iter().map(|(name, _)| name.clone()).collect();
-        let mut changes: Vec<Mutation> = dependents.into_iter().map(|(_, m)| m).collect();
+        let mut changes: Vec<Change> = dependents.into_iter().map(|(_, m)| m).collect();
         changes.push(delete);
         let after = (!cascaded.is_empty()).then(|| json!({ "cascaded": cascaded }));
         self.commit(
@@ -658,13 +743,13 @@ impl Admin {
         Ok(found)
     }
 
-    fn approver_refs(target: &Target) -> Vec<Mutation> {
+    fn approver_refs(target: &Target) -> Vec<Change> {
         target
             .approvers
             .iter()
             .map(|p| match p {
-                Principal::User(u) => Mutation::Require(Reference::User(u.clone())),
-                Principal::Group(g) => Mutation::Require(Reference::Group(g.clone())),
+                Principal::User(u) => Change::Require(Reference::User(u.clone())),
+                Principal::Group(g) => Change::Require(Reference::Group(g.clone())),
             })
             .collect()
     }
@@ -691,11 +776,9 @@ impl Admin {
             )
             .await?;
         }
-        let mut changes = vec![Mutation::Require(Reference::Account(
-            target.account.clone(),
-        ))];
+        let mut changes = vec![Change::Require(Reference::Account(target.account.clone()))];
         changes.extend(Self::approver_refs(&target));
-        changes.push(Mutation::PutTarget(target.clone(), Expect::Absent));
+        changes.push(Change::PutTarget(target.clone(), Expect::Absent));
         self.commit(
             ctx,
             &resource,
@@ -759,10 +842,7 @@ impl Admin {
             .await?;
         }
         let mut changes = Self::approver_refs(&target);
-        changes.push(Mutation::PutTarget(
-            target.clone(),
-            Expect::Version(version),
-        ));
+        changes.push(Change::PutTarget(target.clone(), Expect::Version(version)));
         self.commit(
             ctx,
             &resource,
@@ -799,14 +879,14 @@ impl Admin {
             .items
             .into_iter()
             .filter(|g| matches!(&g.scope, GrantScope::Target(t) if t == name))
-            .map(|g| (grant_name(&g), Mutation::DeleteGrant(g)))
+            .map(|g| (grant_name(&g), Change::DeleteGrant(g.key())))
             .collect();
         self.remove(
             ctx,
             &resource,
             Some(&account),
             target_view(&before.value),
-            Mutation::DeleteTarget(
+            Change::DeleteTarget(
                 name.clone(),
                 version.map_or(Expect::Present, Expect::Version),
             ),
@@ -859,7 +939,7 @@ impl Admin {
         user: User,
     ) -> Result<Versioned<User>, AdminError> {
         let resource = format!("user:{}", user.name);
-        let put = Mutation::PutUser(user.clone(), Expect::Absent);
+        let put = Change::PutUser(user.clone(), Expect::Absent);
         self.create_universal(ctx, &resource, None, user, put).await
     }
 
@@ -885,7 +965,7 @@ impl Admin {
             None,
             Some(view(&before.value)),
             Some(view(&user)),
-            vec![Mutation::PutUser(user.clone(), Expect::Version(version))],
+            vec![Change::PutUser(user.clone(), Expect::Version(version))],
         )
         .await?;
         Ok(Versioned {
@@ -911,20 +991,20 @@ impl Admin {
             self.store.tokens_of(name),
         )
         .await?;
-        let mut dependents: Vec<(String, Mutation)> = grants
+        let mut dependents: Vec<(String, Change)> = grants
             .into_iter()
-            .map(|g| (grant_name(&g), Mutation::DeleteGrant(g)))
+            .map(|g| (grant_name(&g), Change::DeleteGrant(g.key())))
             .collect();
         dependents.extend(
             details
                 .admin_grants
                 .into_iter()
-                .map(|a| (admin_grant_name(&a), Mutation::DeleteAdminGrant(a))),
+                .map(|a| (admin_grant_name(&a), Change::DeleteAdminGrant(a))),
         );
         dependents.extend(details.groups.into_iter().map(|g| {
             (
                 format!("membership of {g}"),
-                Mutation::RemoveMember(name.clone(), g),
+                Change::RemoveMember(name.clone(), g),
             )
         }));
         self.check(
@@ -944,18 +1024,18 @@ impl Admin {
         dependents.extend(
             tokens
                 .into_iter()
-                .map(|t| (format!("token {}", t.id), Mutation::DeleteToken(t.id))),
+                .map(|t| (format!("token {}", t.id), Change::DeleteToken(t.id))),
         );
         dependents.push((
             "authentication factors".into(),
-            Mutation::DeleteFactors(name.clone()),
+            Change::DeleteFactors(name.clone()),
         ));
         self.remove(
             ctx,
             &resource,
             None,
             view(&details.user.value),
-            Mutation::DeleteUser(
+            Change::DeleteUser(
                 name.clone(),
                 version.map_or(Expect::Present, Expect::Version),
             ),
@@ -986,8 +1066,8 @@ impl Admin {
             None,
             None,
             vec![
-                Mutation::Require(Reference::User(name.clone())),
-                Mutation::DeleteFactors(name.clone()),
+                Change::Require(Reference::User(name.clone())),
+                Change::DeleteFactors(name.clone()),
             ],
         )
         .await
@@ -1013,7 +1093,7 @@ impl Admin {
         &self,
         ctx: &AdminContext,
         user: &UserName,
-        label: Option<String>,
+        label: Option<TokenLabel>,
         days: Option<i64>,
     ) -> Result<(ApiToken, ApiTokenRecord), AdminError> {
         let resource = format!("user:{user}");
@@ -1045,7 +1125,7 @@ impl Admin {
             None,
             None,
             Some(json!({"token_id": record.id, "expires_at": record.expires_at.unix_timestamp(), "label": record.label})),
-            vec![Mutation::Require(Reference::User(user.clone())), Mutation::PutToken(record.clone())],
+            vec![Change::Require(Reference::User(user.clone())), Change::PutToken(record.clone())],
         )
         .await?;
         Ok((token, record))
@@ -1067,7 +1147,7 @@ impl Admin {
             None,
             Some(json!({"user": record.user, "revoked": record.revoked})),
             Some(json!({"user": record.user, "revoked": true})),
-            vec![Mutation::RevokeToken(id.clone())],
+            vec![Change::RevokeToken(id.clone())],
         )
         .await
     }
@@ -1102,7 +1182,7 @@ impl Admin {
         group: Group,
     ) -> Result<Versioned<Group>, AdminError> {
         let resource = format!("group:{}", group.name);
-        let put = Mutation::PutGroup(group.clone(), Expect::Absent);
+        let put = Change::PutGroup(group.clone(), Expect::Absent);
         self.create_universal(ctx, &resource, None, group, put)
             .await
     }
@@ -1125,7 +1205,7 @@ impl Admin {
             None,
             Some(view(&before.value)),
             Some(view(&group)),
-            vec![Mutation::PutGroup(group.clone(), Expect::Version(version))],
+            vec![Change::PutGroup(group.clone(), Expect::Version(version))],
         )
         .await?;
         Ok(Versioned {
@@ -1151,27 +1231,26 @@ impl Admin {
             self.store.admin_grants_of(&principal),
         )
         .await?;
-        let mut dependents: Vec<(String, Mutation)> = grants
+        let mut dependents: Vec<(String, Change)> = grants
             .into_iter()
-            .map(|g| (grant_name(&g), Mutation::DeleteGrant(g)))
+            .map(|g| (grant_name(&g), Change::DeleteGrant(g.key())))
             .collect();
         dependents.extend(
             admins
                 .into_iter()
-                .map(|a| (admin_grant_name(&a), Mutation::DeleteAdminGrant(a))),
+                .map(|a| (admin_grant_name(&a), Change::DeleteAdminGrant(a))),
         );
-        dependents.extend(members.into_iter().map(|u| {
-            (
-                format!("member {u}"),
-                Mutation::RemoveMember(u, name.clone()),
-            )
-        }));
+        dependents.extend(
+            members
+                .into_iter()
+                .map(|u| (format!("member {u}"), Change::RemoveMember(u, name.clone()))),
+        );
         self.remove(
             ctx,
             &resource,
             None,
             view(&before.value),
-            Mutation::DeleteGroup(
+            Change::DeleteGroup(
                 name.clone(),
                 version.map_or(Expect::Present, Expect::Version),
             ),
@@ -1199,9 +1278,9 @@ impl Admin {
             None,
             Some(json!({"member": user})),
             vec![
-                Mutation::Require(Reference::User(user.clone())),
-                Mutation::Require(Reference::Group(group.clone())),
-                Mutation::AddMember(user.clone(), group.clone()),
+                Change::Require(Reference::User(user.clone())),
+                Change::Require(Reference::Group(group.clone())),
+                Change::AddMember(user.clone(), group.clone()),
             ],
         )
         .await
@@ -1223,7 +1302,7 @@ impl Admin {
             None,
             Some(json!({"member": user})),
             None,
-            vec![Mutation::RemoveMember(user.clone(), group.clone())],
+            vec![Change::RemoveMember(user.clone(), group.clone())],
         )
         .await
     }
@@ -1309,14 +1388,14 @@ impl Admin {
             Principal::User(u) => Reference::User(u.clone()),
             Principal::Group(g) => Reference::Group(g.clone()),
         };
-        let mut changes = vec![Mutation::Require(principal)];
+        let mut changes = vec![Change::Require(principal)];
         match &grant.scope {
             GrantScope::Account { account, .. } => {
-                changes.push(Mutation::Require(Reference::Account(account.clone())))
+                changes.push(Change::Require(Reference::Account(account.clone())))
             }
-            GrantScope::Target(t) => changes.push(Mutation::Require(Reference::Target(t.clone()))),
+            GrantScope::Target(t) => changes.push(Change::Require(Reference::Target(t.clone()))),
         }
-        changes.push(Mutation::PutGrant {
+        changes.push(Change::PutGrant {
             grant: grant.clone(),
             account: account.clone(),
         });
@@ -1332,23 +1411,32 @@ impl Admin {
         .await
     }
 
-    pub async fn delete_grant(&self, ctx: &AdminContext, grant: Grant) -> Result<(), AdminError> {
-        let resource = grant_name(&grant);
-        let account = match self.grant_account(&grant).await {
-            Ok((account, _)) => account,
-            Err(AdminError::NotFound(_)) => return Err(AdminError::NotFound(resource)),
-            Err(e) => return Err(e),
+    pub async fn delete_grant(&self, ctx: &AdminContext, key: GrantKey) -> Result<(), AdminError> {
+        let resource = format!("grant {key}");
+        let account = match &key.on {
+            GrantOn::Account(account) => account.clone(),
+            GrantOn::Target(name) => match self.store.target(name).await? {
+                Some(target) => target.value.account,
+                None => return Err(AdminError::NotFound(resource)),
+            },
         };
         self.check(ctx, &resource, "delete", Self::in_scope(ctx, &account))
             .await?;
+        let before = self
+            .store
+            .grants_of(&key.principal)
+            .await?
+            .into_iter()
+            .find(|g| g.key() == key)
+            .ok_or_else(|| AdminError::NotFound(resource.clone()))?;
         self.commit(
             ctx,
             &resource,
             "delete",
             Some(&account),
-            Some(grant_view(&grant)),
+            Some(grant_view(&before)),
             None,
-            vec![Mutation::DeleteGrant(grant)],
+            vec![Change::DeleteGrant(key)],
         )
         .await
     }
@@ -1397,14 +1485,14 @@ impl Admin {
             self.step_up(ctx, Sensitive::AdminScope).await,
         )
         .await?;
-        let mut changes = vec![Mutation::Require(match &grant.principal {
+        let mut changes = vec![Change::Require(match &grant.principal {
             Principal::User(u) => Reference::User(u.clone()),
             Principal::Group(g) => Reference::Group(g.clone()),
         })];
         if let Some(a) = &grant.account {
-            changes.push(Mutation::Require(Reference::Account(a.clone())));
+            changes.push(Change::Require(Reference::Account(a.clone())));
         }
-        changes.push(Mutation::PutAdminGrant(grant.clone()));
+        changes.push(Change::PutAdminGrant(grant.clone()));
         self.commit(
             ctx,
             &resource,
@@ -1444,7 +1532,7 @@ impl Admin {
             account.as_ref(),
             Some(view(&grant)),
             None,
-            vec![Mutation::DeleteAdminGrant(grant)],
+            vec![Change::DeleteAdminGrant(grant)],
         )
         .await
     }

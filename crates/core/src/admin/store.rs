@@ -1,12 +1,11 @@
-//! The admin ports: versioned reads, paginated lists, atomic changes (audited in the same
-//! write), and audit searches.
+//! The admin ports: versioned reads, paginated lists, and audit searches (changes are written
+//! through the ledger).
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::admin::scope::AdminGrant;
 use crate::audit::AuditRecord;
-use crate::model::{Account, Grant, Group, Principal, Target, User};
+use crate::model::{Account, AdminGrant, Grant, Group, Principal, Target, User};
 use crate::names::{AccountId, GroupName, InvalidValue, Level, TargetName, UserName};
 use crate::ports::UpstreamError;
 use crate::token::{ApiTokenRecord, TokenId};
@@ -56,86 +55,8 @@ pub struct Page<T> {
     pub cursor: Option<String>,
 }
 
-/// What a change expects of what it changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// It must not exist yet (created at version 1).
-    Absent,
-    /// It must be at this version (and becomes the next).
-    Version(u64),
-    /// It must exist, at whatever version.
-    Present,
-}
-
-/// Something a change needs to exist, without changing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    Account(AccountId),
-    Target(TargetName),
-    User(UserName),
-    Group(GroupName),
-}
-
-impl std::fmt::Display for Reference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Account(a) => write!(f, "account {a}"),
-            Self::Target(t) => write!(f, "target {t}"),
-            Self::User(u) => write!(f, "user {u}"),
-            Self::Group(g) => write!(f, "group {g}"),
-        }
-    }
-}
-
-/// One change to the directory. A list of them is applied atomically, with its audit record.
-#[derive(Debug, Clone)]
-pub enum Mutation {
-    Require(Reference),
-    PutAccount(Account, Expect),
-    DeleteAccount(AccountId, Expect),
-    PutTarget(Target, Expect),
-    DeleteTarget(TargetName, Expect),
-    PutUser(User, Expect),
-    DeleteUser(UserName, Expect),
-    PutGroup(Group, Expect),
-    DeleteGroup(GroupName, Expect),
-    AddMember(UserName, GroupName),
-    RemoveMember(UserName, GroupName),
-    /// A new grant; `account` is the account it reaches (the target's, for a target grant).
-    PutGrant {
-        grant: Grant,
-        account: AccountId,
-    },
-    DeleteGrant(Grant),
-    PutAdminGrant(AdminGrant),
-    DeleteAdminGrant(AdminGrant),
-    PutToken(ApiTokenRecord),
-    RevokeToken(TokenId),
-    DeleteToken(TokenId),
-    /// A user's TOTP enrollment, password and lockout state.
-    DeleteFactors(UserName),
-}
-
-/// Why a set of changes was not applied (none of it was).
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    /// The change at `index` found its item not as it expected.
-    #[error("change {index} did not find what it expected")]
-    Conflict { index: usize },
-    #[error("too many changes for one atomic write")]
-    TooLarge,
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-}
-
-/// Most changes one atomic write can hold, besides its audit record.
-pub const MAX_CHANGES: usize = 99;
-
 #[async_trait]
 pub trait DirectoryAdmin: Send + Sync {
-    /// Applies every change and appends `audit`, all or nothing.
-    async fn apply(&self, changes: &[Mutation], audit: &AuditRecord) -> Result<(), ChangeError>;
-
     async fn account(&self, id: &AccountId) -> Result<Option<Versioned<Account>>, UpstreamError>;
     async fn accounts(&self, page: &PageRequest)
     -> Result<Page<Versioned<Account>>, UpstreamError>;

@@ -1,4 +1,8 @@
-//! The directory's things: accounts, targets, users, groups and grants.
+//! What cooper keeps: the directory's accounts, targets, users, groups and grants; users'
+//! authentication factors; approval requests.
+
+pub mod approvals;
+pub mod factors;
 
 use std::fmt;
 
@@ -8,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::limits::SessionLimits;
 use crate::names::{
-    AccountId, AccountName, ExternalId, GroupName, InvalidValue, Level, Partition, RoleArn,
-    SessionPolicy, TargetName, UserName,
+    AccountId, AccountName, Description, DisplayName, ExternalId, GroupName, InvalidValue, Level,
+    Partition, RoleArn, SessionPolicy, TargetName, UserName,
 };
 
 /// An AWS account cooper brokers into.
@@ -32,7 +36,7 @@ pub struct Target {
     #[serde(default)]
     pub high_security: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// Who may approve a request for this target. Not empty: every issuance needs a second
     /// person's approval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -238,7 +242,7 @@ pub struct User {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
+    pub display_name: Option<DisplayName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +278,7 @@ impl User {
 pub struct Group {
     pub name: GroupName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Description>,
 }
 
 /// Who a grant is given to (or who may approve): `{"user": "alice"}`, `{"group": "ops"}`.
@@ -324,6 +328,29 @@ impl fmt::Display for GrantScope {
     }
 }
 
+/// What a grant is on, as far as naming it goes: a cascade's level is a property, not its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GrantOn {
+    Target(TargetName),
+    Account(AccountId),
+}
+
+/// What names a grant: who holds it, and what it is on. At most one grant has a given key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GrantKey {
+    pub principal: Principal,
+    pub on: GrantOn,
+}
+
+impl fmt::Display for GrantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.on {
+            GrantOn::Target(t) => write!(f, "{} -> target {t}", self.principal),
+            GrantOn::Account(a) => write!(f, "{} -> account {a}", self.principal),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub principal: Principal,
@@ -333,6 +360,16 @@ pub struct Grant {
 }
 
 impl Grant {
+    pub fn key(&self) -> GrantKey {
+        GrantKey {
+            principal: self.principal.clone(),
+            on: match &self.scope {
+                GrantScope::Target(t) => GrantOn::Target(t.clone()),
+                GrantScope::Account { account, .. } => GrantOn::Account(account.clone()),
+            },
+        }
+    }
+
     /// Does this grant, at `now`, let its principal become `target`?
     pub fn covers(&self, target: &Target, now: OffsetDateTime) -> bool {
         if self.expires_at.is_some_and(|at| at <= now) {

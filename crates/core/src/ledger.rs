@@ -1,0 +1,168 @@
+//! The write side: every change cooper makes is a list of [`Change`]s handed to the [`Ledger`]
+//! together with the audit record that describes it, and written all or nothing. A use case
+//! decides, builds its record, and commits both in one call; nothing else writes.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::audit::AuditRecord;
+use crate::model::approvals::{ApprovalId, ApprovalRequest};
+use crate::model::factors::{PendingTotp, TotpEnrollment};
+use crate::model::{Account, AdminGrant, Grant, GrantKey, Group, Target, User};
+use crate::names::{AccountId, GroupName, TargetName, UserName};
+use crate::password::PasswordHash;
+use crate::ports::UpstreamError;
+use crate::token::{ApiTokenRecord, TokenId};
+
+/// What a change expects of what it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// It must not exist yet (created at version 1).
+    Absent,
+    /// It must be at this version (and becomes the next).
+    Version(u64),
+    /// It must exist, at whatever version.
+    Present,
+}
+
+/// Something a change needs to exist, without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Account(AccountId),
+    Target(TargetName),
+    User(UserName),
+    Group(GroupName),
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Account(a) => write!(f, "account {a}"),
+            Self::Target(t) => write!(f, "target {t}"),
+            Self::User(u) => write!(f, "user {u}"),
+            Self::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// One change, with the condition it is written under. A list of them is applied atomically,
+/// with its audit record; when a condition fails, nothing is written and [`ChangeError::Conflict`]
+/// names the change whose condition failed.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Require(Reference),
+    PutAccount(Account, Expect),
+    DeleteAccount(AccountId, Expect),
+    PutTarget(Target, Expect),
+    DeleteTarget(TargetName, Expect),
+    PutUser(User, Expect),
+    DeleteUser(UserName, Expect),
+    PutGroup(Group, Expect),
+    DeleteGroup(GroupName, Expect),
+    /// Refused if the membership exists.
+    AddMember(UserName, GroupName),
+    RemoveMember(UserName, GroupName),
+    /// A new grant (refused if one with its key exists); `account` is the account it reaches
+    /// (the target's, for a target grant).
+    PutGrant {
+        grant: Grant,
+        account: AccountId,
+    },
+    /// Refused if there is no such grant.
+    DeleteGrant(GrantKey),
+    PutAdminGrant(AdminGrant),
+    DeleteAdminGrant(AdminGrant),
+    PutToken(ApiTokenRecord),
+    RevokeToken(TokenId),
+    DeleteToken(TokenId),
+    /// A user's TOTP enrollment, pending enrollment, password and lockout state.
+    DeleteFactors(UserName),
+    /// Refused while `user` is locked out at `now` (the rule of
+    /// [`Guard::locked_until`](crate::model::factors::Guard::locked_until)); with
+    /// `clear_failures`, the failure count starts again.
+    Unlocked {
+        user: UserName,
+        now: OffsetDateTime,
+        clear_failures: bool,
+    },
+    /// Claims `step` of the user's enrollment: refused if there is none, or if this step or a
+    /// later one was claimed already. A code is good once.
+    ClaimStep {
+        user: UserName,
+        step: u64,
+    },
+    /// An enrollment waiting for its first code (replacing any other waiting one).
+    PutPendingTotp {
+        user: UserName,
+        pending: PendingTotp,
+    },
+    /// The pending secret becomes the user's authenticator (replacing any earlier one): refused
+    /// unless the pending one is still the one sealed in `enrollment`.
+    ActivateTotp {
+        user: UserName,
+        enrollment: TotpEnrollment,
+    },
+    PutPassword {
+        user: UserName,
+        hash: PasswordHash,
+        at: OffsetDateTime,
+    },
+    /// A new approval request (refused if its id is taken).
+    OpenApproval(ApprovalRequest),
+    /// pending -> approved, refused unless pending and unexpired at `now`.
+    Approve {
+        id: ApprovalId,
+        approver: UserName,
+        now: OffsetDateTime,
+    },
+    /// approved -> used, refused unless approved, for `requester` and `target`, and unexpired.
+    ConsumeApproval {
+        id: ApprovalId,
+        requester: UserName,
+        target: TargetName,
+        now: OffsetDateTime,
+    },
+}
+
+/// Why a set of changes was not applied (none of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The change at `index` found its item not as it expected; `index == changes.len()` is the
+    /// audit record itself (its id was taken).
+    #[error("change {index} did not find what it expected")]
+    Conflict { index: usize },
+    #[error("too many changes for one atomic write")]
+    TooLarge,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl ChangeError {
+    /// The change whose condition failed, if one did.
+    pub fn conflicting<'a>(&self, changes: &'a [Change]) -> Option<&'a Change> {
+        match self {
+            Self::Conflict { index } => changes.get(*index),
+            _ => None,
+        }
+    }
+}
+
+/// Most changes one atomic write can hold, besides its audit record.
+pub const MAX_CHANGES: usize = 99;
+
+/// Where changes are written, each list with its audit record, all or nothing.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Applies every change and appends `record`, atomically; returns once both are durable.
+    /// With no changes, appends the record alone (a refusal, or an issuance whose effect lives
+    /// outside the directory). A record's id is never reused.
+    async fn commit(&self, changes: &[Change], record: &AuditRecord) -> Result<(), ChangeError>;
+}
+
+/// Writes a refusal's record. A refusal stands whether or not its record could be written (the
+/// caller was told no, and nothing changed); a failure to write it is logged for operators.
+pub async fn record_refusal(ledger: &dyn Ledger, record: &AuditRecord) {
+    if let Err(error) = ledger.commit(&[], record).await {
+        tracing::warn!(%error, request_id = %record.id, event = ?record.event, "could not audit a refusal");
+    }
+}
