@@ -7,9 +7,8 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, ClientError, ask};
-
-type Error = Box<dyn std::error::Error>;
+use crate::client::{Client, ClientArgs, ask};
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -33,10 +32,13 @@ struct Body {
 impl Body {
     fn value(&self) -> Result<Value, Error> {
         let text = match self.json.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path)?,
+            Some(path) => std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+                path: path.into(),
+                source,
+            })?,
             None => self.json.clone(),
         };
-        Ok(serde_json::from_str(&text).map_err(|e| format!("--json is not JSON: {e}"))?)
+        serde_json::from_str(&text).map_err(Error::BadJson)
     }
 }
 
@@ -232,9 +234,9 @@ impl Session<'_> {
                 let code = ask("Your code: ", false)?;
                 self.totp = Some(code.expose_secret().to_owned());
                 headers.push(("x-cooper-totp", code.expose_secret().to_owned()));
-                Ok(self.client.call_with(method, path, body, &headers).await?)
+                self.client.call_with(method, path, body, &headers).await
             }
-            other => Ok(other?),
+            other => other,
         }
     }
 
@@ -272,11 +274,7 @@ impl Session<'_> {
                         .send(Method::GET, &path, None, vec![])
                         .await?
                         .1
-                        .ok_or_else(|| {
-                            ClientError::Input(
-                                "the server sent no version to update against".into(),
-                            )
-                        })?,
+                        .ok_or(Error::NoVersion)?,
                 };
                 self.send(
                     Method::PUT,

@@ -5,8 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::client::{Client, ClientArgs, ask};
-
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
@@ -54,8 +53,7 @@ pub async fn run(args: ConsoleArgs) -> Result<(), Error> {
     if args.print {
         println!("{url}");
     } else {
-        open::that_detached(url)
-            .map_err(|e| format!("cannot open a browser ({e}); use --print"))?;
+        open::that_detached(url).map_err(|e| Error::Browser(e.kind()))?;
         eprintln!(
             "Opened the console as {} (until {}).",
             args.target,

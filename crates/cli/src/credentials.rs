@@ -12,9 +12,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::client::{Client, ClientArgs, ClientError, ask, config_dir, write_private};
-
-type Error = Box<dyn std::error::Error>;
+use crate::client::{Client, ClientArgs, ask, config_dir, write_private};
+use crate::error::Error;
 
 /// A cached `credential_process` answer is used until this close to its expiry.
 const CACHE_MARGIN_SECONDS: i64 = 300;
@@ -47,11 +46,11 @@ async fn fetch(client: &Client, target: &TargetArgs, interactive: bool) -> Resul
         Err(e) if e.code() == Some("totp_required") && interactive => {
             let code = ask(&format!("Code for {}: ", target.target), false)?;
             body["totp"] = json!(code.expose_secret());
-            Ok(client
+            client
                 .call(Method::POST, "/v1/credentials", Some(&body))
-                .await?)
+                .await
         }
-        other => Ok(other?),
+        other => other,
     }
 }
 
@@ -182,16 +181,14 @@ pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
             }
         }
     }
-    let c = fetch(&client, &args.target, false).await.map_err(|e| {
-        match e.downcast_ref::<ClientError>() {
-            Some(ClientError::Api { code, .. }) if code == "totp_required" => format!(
-                "{} needs a fresh code: use `cooper get` or `cooper exec` on a terminal",
-                args.target.target
-            )
-            .into(),
+    let c = fetch(&client, &args.target, false)
+        .await
+        .map_err(|e| match e.code() {
+            Some("totp_required") => Error::NeedsCode {
+                target: args.target.target.clone(),
+            },
             _ => e,
-        }
-    })?;
+        })?;
     let out = process_json(&c);
     if let Some(path) = cache {
         if let Err(e) = write_private(&path, out.to_string().as_bytes()) {
@@ -217,10 +214,7 @@ pub struct ExecArgs {
 pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
     let client = Client::new(&args.client)?;
     let c = fetch(&client, &args.target, true).await?;
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or("give the command to run after --")?;
+    let (program, rest) = args.command.split_first().ok_or(Error::NoCommand)?;
     let mut command = std::process::Command::new(program);
     command.args(rest);
     // Other credentials in the environment would take precedence in some tools: remove them.
@@ -231,9 +225,10 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
         command.env(k, v);
     }
     command.env("COOPER_TARGET", &args.target.target);
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let status = command.status().map_err(|source| Error::Run {
+        program: program.clone(),
+        source,
+    })?;
     Ok(ExitCode::from(
         status
             .code()

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct OidcArgs {
@@ -69,36 +69,43 @@ pub async fn id_token(
     };
     let args = &with_profile;
     if args.client_id.is_none() {
-        return Err("no client id: give --client-id, or oidc_client_id in the profile".into());
+        return Err(Error::NoClientId);
     }
     let issuer = args
         .issuer
         .as_deref()
-        .ok_or("no identity provider: give --issuer, or oidc_issuer in the profile")?
+        .ok_or(Error::NoIssuer)?
         .trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .build()?;
+        .build()
+        .map_err(Error::HttpClient)?;
     let discovery: Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()
-        .await?
-        .error_for_status()?
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(Error::ProviderUnreachable)?
         .json()
-        .await?;
+        .await
+        .map_err(Error::ProviderUnreachable)?;
+    let missing = |what: &str| Error::Discovery {
+        issuer: issuer.to_owned(),
+        reason: format!("it names no {what}"),
+    };
     let token_endpoint = discovery["token_endpoint"]
         .as_str()
-        .ok_or("the provider names no token endpoint")?;
+        .ok_or_else(|| missing("token endpoint"))?;
     let device = discovery["device_authorization_endpoint"].as_str();
     match (args.flow.as_deref(), device) {
-        (Some("device"), None) => Err("the provider offers no device authorization".into()),
+        (Some("device"), None) => Err(Error::NoDeviceFlow),
         (Some("device") | None, Some(device)) => {
             device_flow(args, &http, device, token_endpoint).await
         }
         _ => {
             let authorize = discovery["authorization_endpoint"]
                 .as_str()
-                .ok_or("the provider names no authorization endpoint")?;
+                .ok_or_else(|| missing("authorization endpoint"))?;
             code_flow(args, &http, authorize, token_endpoint).await
         }
     }
@@ -117,9 +124,7 @@ fn id_token_of(answer: &Value) -> Result<SecretString, Error> {
     answer["id_token"]
         .as_str()
         .map(|t| SecretString::from(t.to_owned()))
-        .ok_or_else(|| {
-            "the provider answered without an ID token (is the openid scope allowed?)".into()
-        })
+        .ok_or(Error::NoIdToken)
 }
 
 async fn device_flow(
@@ -134,13 +139,15 @@ async fn device_flow(
         .post(device)
         .form(&params)
         .send()
-        .await?
-        .error_for_status()?
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(Error::ProviderUnreachable)?
         .json()
-        .await?;
+        .await
+        .map_err(Error::ProviderUnreachable)?;
     let device_code = start["device_code"]
         .as_str()
-        .ok_or("no device_code")?
+        .ok_or_else(|| Error::ProviderAnswer("no device_code".into()))?
         .to_owned();
     let user_code = start["user_code"].as_str().unwrap_or_default();
     let url = start["verification_uri_complete"]
@@ -155,24 +162,38 @@ async fn device_flow(
     loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
         if tokio::time::Instant::now() > deadline {
-            return Err("the sign-in was not completed in time".into());
+            return Err(Error::SignInTimedOut);
         }
         let mut params = vec![
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("device_code", device_code.as_str()),
         ];
         client_params(args, &mut params);
-        let response = http.post(token_endpoint).form(&params).send().await?;
+        let response = http
+            .post(token_endpoint)
+            .form(&params)
+            .send()
+            .await
+            .map_err(Error::ProviderUnreachable)?;
         let success = response.status().is_success();
-        let answer: Value = response.json().await?;
+        let answer: Value = response.json().await.map_err(Error::ProviderUnreachable)?;
         if success {
             return id_token_of(&answer);
         }
         match answer["error"].as_str() {
             Some("authorization_pending") => {}
             Some("slow_down") => interval += 5,
-            Some(other) => return Err(format!("the provider refused the sign-in: {other}").into()),
-            None => return Err("the provider answered with an error".into()),
+            Some(other) => {
+                return Err(Error::ProviderRefused {
+                    error: other.to_owned(),
+                    description: answer["error_description"].as_str().map(str::to_owned),
+                });
+            }
+            None => {
+                return Err(Error::ProviderAnswer(
+                    "an error without an error code".into(),
+                ));
+            }
         }
     }
 }
@@ -186,10 +207,12 @@ async fn code_flow(
     let verifier = random(32)?;
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let state = random(16)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(Error::Loopback)?;
     let redirect = format!(
         "http://127.0.0.1:{}/callback",
-        listener.local_addr()?.port()
+        listener.local_addr().map_err(Error::Loopback)?.port()
     );
     let mut params = vec![
         ("response_type", "code"),
@@ -202,7 +225,11 @@ async fn code_flow(
     if let Some(id) = &args.client_id {
         params.push(("client_id", id));
     }
-    let url = reqwest::Url::parse_with_params(authorize, &params)?;
+    let url =
+        reqwest::Url::parse_with_params(authorize, &params).map_err(|_| Error::Discovery {
+            issuer: authorize.to_owned(),
+            reason: "its authorization endpoint is not a URL".into(),
+        })?;
     show(args, url.as_str(), "Sign in at");
 
     // One request comes back to the loopback address: the provider's redirect with the code.
@@ -225,15 +252,27 @@ async fn code_flow(
         ),
     );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let query = tokio::time::timeout(Duration::from_secs(600), rx).await??;
+    let query = tokio::time::timeout(Duration::from_secs(600), rx).await;
     server.abort();
+    let query = match query {
+        Err(_elapsed) => return Err(Error::SignInTimedOut),
+        Ok(Err(_closed)) => {
+            return Err(Error::Loopback(std::io::Error::other(
+                "the listener stopped before the provider's redirect",
+            )));
+        }
+        Ok(Ok(query)) => query,
+    };
     if let Some(error) = query.get("error") {
-        return Err(format!("the provider refused the sign-in: {error}").into());
+        return Err(Error::ProviderRefused {
+            error: error.clone(),
+            description: query.get("error_description").cloned(),
+        });
     }
     if query.get("state") != Some(&state) {
-        return Err("the sign-in came back with another state: refused".into());
+        return Err(Error::StateMismatch);
     }
-    let code = query.get("code").ok_or("the provider sent no code")?;
+    let code = query.get("code").ok_or(Error::NoCode)?;
     let mut params = vec![
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -241,13 +280,19 @@ async fn code_flow(
         ("code_verifier", verifier.as_str()),
     ];
     client_params(args, &mut params);
-    let answer: Value = http
+    let response = http
         .post(token_endpoint)
         .form(&params)
         .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    id_token_of(&answer)
+        .await
+        .map_err(Error::ProviderUnreachable)?;
+    let success = response.status().is_success();
+    let answer: Value = response.json().await.map_err(Error::ProviderUnreachable)?;
+    match answer["error"].as_str() {
+        Some(error) if !success => Err(Error::ProviderRefused {
+            error: error.to_owned(),
+            description: answer["error_description"].as_str().map(str::to_owned),
+        }),
+        _ => id_token_of(&answer),
+    }
 }

@@ -23,8 +23,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::deployment::DeploymentArgs;
-
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {

@@ -13,8 +13,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::deployment::DeploymentArgs;
-
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -66,7 +65,7 @@ pub async fn run(args: TokenArgs) -> Result<(), Error> {
         } => {
             let user = UserName::parse(&user)?;
             if directory.user_profile(&user).await?.is_none() {
-                return Err(format!("there is no user {user}").into());
+                return Err(Error::NoSuchUser(user));
             }
             let token = ApiToken::generate(&OsEntropy)?;
             let mut record = ApiTokenRecord::issue(
