@@ -312,6 +312,35 @@ impl Client {
     }
 }
 
+/// The characters a path segment keeps as they are (RFC 3986's unreserved ones); every other
+/// byte is percent-encoded, `/` included, so that a name stays one segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `value` as one path segment: `/v1/admin/users/{segment}`.
+pub fn segment(value: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(value, SEGMENT)
+}
+
+/// The pairs that have a value, as a query string (`?a=1&b=x+y`), or nothing.
+pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
+    }
+}
+
 /// Asks for a line: on a terminal with a prompt (hidden when `secret`), else read from stdin.
 pub fn ask(prompt: &str, secret: bool) -> Result<SecretString, Error> {
     let stdin = std::io::stdin();
@@ -353,6 +382,34 @@ mod tests {
         assert!(shown.contains("token"), "{shown}");
         assert!(!shown.contains("cooper_secret_value"), "{shown}");
         assert!(!format!("{error:?}").contains("cooper_secret_value"));
+    }
+
+    #[test]
+    fn names_stay_one_segment_and_queries_keep_their_values() {
+        assert_eq!(segment("alice").to_string(), "alice");
+        assert_eq!(
+            segment("a/b c?d#e%f.g~h_i-j").to_string(),
+            "a%2Fb%20c%3Fd%23e%25f.g~h_i-j"
+        );
+        assert_eq!(segment("..").to_string(), "..");
+        assert_eq!(segment("é").to_string(), "%C3%A9");
+        assert_eq!(query(&[("a", None), ("b", None)]), "");
+        let q = query(&[
+            ("user", Some("a&b=c".into())),
+            ("skip", None),
+            ("cursor", Some("x y+z".into())),
+        ]);
+        assert_eq!(q, "?user=a%26b%3Dc&cursor=x+y%2Bz");
+        let parsed: Vec<(String, String)> = form_urlencoded::parse(&q.as_bytes()[1..])
+            .into_owned()
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                ("user".to_owned(), "a&b=c".to_owned()),
+                ("cursor".to_owned(), "x y+z".to_owned())
+            ]
+        );
     }
 
     #[test]

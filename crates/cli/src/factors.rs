@@ -5,7 +5,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::client::{ClientArgs, SavedSession, ask, save_session};
+use crate::client::{ClientArgs, SavedSession, ask, save_session, segment};
 use crate::error::Error;
 
 #[derive(Debug, Args)]
@@ -163,7 +163,7 @@ pub struct ApproveArgs {
 /// Shows a request, then approves it with your code.
 pub async fn approve(args: ApproveArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
-    let path = format!("/v1/approvals/{}", args.id);
+    let path = format!("/v1/approvals/{}", segment(&args.id));
     let request: Value = client.call(Method::GET, &path, None).await?;
     eprintln!(
         "{} asks for {}: {:?} (status {}, expires {})",
