@@ -120,6 +120,16 @@ pub enum Error {
     ProviderUnreachable(#[source] reqwest::Error),
     #[error("{issuer} has no usable OpenID configuration: {reason}")]
     Discovery { issuer: String, reason: String },
+    #[error("{issuer} has no usable OpenID configuration: it is not JSON")]
+    DiscoveryJson {
+        issuer: String,
+        source: serde_json::Error,
+    },
+    #[error("the {what} is not a URL")]
+    BadUrl {
+        what: &'static str,
+        source: oauth2::url::ParseError,
+    },
     #[error("the provider offers no device authorization")]
     NoDeviceFlow,
     /// The provider's OAuth error code, and its description when it gave one.
