@@ -49,7 +49,9 @@ pub async fn run(args: ConsoleArgs) -> Result<(), Error> {
         }
         other => other?,
     };
-    let url = answer["console_url"].as_str().unwrap_or_default();
+    let url = answer["console_url"]
+        .as_str()
+        .ok_or(Error::IncompleteAnswer("console_url"))?;
     if args.print {
         println!("{url}");
     } else {

@@ -39,7 +39,7 @@ async fn fetch(client: &Client, target: &TargetArgs, interactive: bool) -> Resul
     if let Some(code) = &target.totp {
         body["totp"] = json!(code);
     }
-    match client
+    let credentials = match client
         .call(Method::POST, "/v1/credentials", Some(&body))
         .await
     {
@@ -48,10 +48,22 @@ async fn fetch(client: &Client, target: &TargetArgs, interactive: bool) -> Resul
             body["totp"] = json!(code.expose_secret());
             client
                 .call(Method::POST, "/v1/credentials", Some(&body))
-                .await
+                .await?
         }
-        other => other,
+        other => other?,
+    };
+    has_keys(&credentials)?;
+    Ok(credentials)
+}
+
+/// Empty keys would make the AWS tools fail later, with a less clear message.
+fn has_keys(credentials: &Value) -> Result<(), Error> {
+    for name in ["access_key_id", "secret_access_key", "session_token"] {
+        if field(credentials, name).is_empty() {
+            return Err(Error::IncompleteAnswer(name));
+        }
     }
+    Ok(())
 }
 
 fn field<'a>(c: &'a Value, name: &str) -> &'a str {
@@ -305,4 +317,25 @@ pub async fn whoami(args: ListArgs) -> Result<(), Error> {
         println!("admin: {}", me["admin"]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_without_keys_is_an_error_not_empty_exports() {
+        let full =
+            json!({"access_key_id": "ASIA1", "secret_access_key": "s", "session_token": "t"});
+        assert!(has_keys(&full).is_ok());
+        let mut partial = full.clone();
+        partial["session_token"] = Value::Null;
+        let Err(error) = has_keys(&partial) else {
+            panic!("a missing session token is refused");
+        };
+        assert_eq!(
+            error.to_string(),
+            "the server's answer has no session_token"
+        );
+    }
 }

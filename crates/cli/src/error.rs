@@ -28,6 +28,8 @@ pub enum Error {
     Unreachable(#[source] reqwest::Error),
     #[error("HTTP {status}: not a cooper answer")]
     NotCooper { status: StatusCode },
+    #[error("the server's answer has no {0}")]
+    IncompleteAnswer(&'static str),
     #[error("the server sent no version to update against")]
     NoVersion,
     #[error("no token for {endpoint}: run `cooper login`, or pass --token / COOPER_TOKEN")]
