@@ -7,9 +7,8 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, ClientError, ask};
-
-type Error = Box<dyn std::error::Error>;
+use crate::client::{Client, ClientArgs, ask, query, segment};
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -33,10 +32,13 @@ struct Body {
 impl Body {
     fn value(&self) -> Result<Value, Error> {
         let text = match self.json.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path)?,
+            Some(path) => std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+                path: path.into(),
+                source,
+            })?,
             None => self.json.clone(),
         };
-        Ok(serde_json::from_str(&text).map_err(|e| format!("--json is not JSON: {e}"))?)
+        serde_json::from_str(&text).map_err(Error::BadJson)
     }
 }
 
@@ -180,30 +182,6 @@ enum GrantVerb {
     },
 }
 
-/// `key=value` pairs as a query string (values are percent-encoded).
-fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 struct Session<'a> {
     client: Client,
     totp: Option<String>,
@@ -232,9 +210,9 @@ impl Session<'_> {
                 let code = ask("Your code: ", false)?;
                 self.totp = Some(code.expose_secret().to_owned());
                 headers.push(("x-cooper-totp", code.expose_secret().to_owned()));
-                Ok(self.client.call_with(method, path, body, &headers).await?)
+                self.client.call_with(method, path, body, &headers).await
             }
-            other => Ok(other?),
+            other => other,
         }
     }
 
@@ -255,9 +233,14 @@ impl Session<'_> {
                     .0
             }
             Crud::Get { id } => {
-                self.send(Method::GET, &format!("{base}/{}", encode(id)), None, vec![])
-                    .await?
-                    .0
+                self.send(
+                    Method::GET,
+                    &format!("{base}/{}", segment(id)),
+                    None,
+                    vec![],
+                )
+                .await?
+                .0
             }
             Crud::Create(body) => {
                 self.send(Method::POST, base, Some(&body.value()?), vec![])
@@ -265,18 +248,14 @@ impl Session<'_> {
                     .0
             }
             Crud::Update { id, body, if_match } => {
-                let path = format!("{base}/{}", encode(id));
+                let path = format!("{base}/{}", segment(id));
                 let version = match if_match {
                     Some(v) => format!("\"{}\"", v.trim_matches('"')),
                     None => self
                         .send(Method::GET, &path, None, vec![])
                         .await?
                         .1
-                        .ok_or_else(|| {
-                            ClientError::Input(
-                                "the server sent no version to update against".into(),
-                            )
-                        })?,
+                        .ok_or(Error::NoVersion)?,
                 };
                 self.send(
                     Method::PUT,
@@ -291,7 +270,7 @@ impl Session<'_> {
                 let q = if *cascade { "?cascade=true" } else { "" };
                 self.send(
                     Method::DELETE,
-                    &format!("{base}/{}{q}", encode(id)),
+                    &format!("{base}/{}{q}", segment(id)),
                     None,
                     vec![],
                 )
@@ -356,7 +335,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
             UserVerb::ResetTotp { name } => {
                 s.send(
                     Method::POST,
-                    &format!("/v1/admin/users/{}/totp/reset", encode(name)),
+                    &format!("/v1/admin/users/{}/totp/reset", segment(name)),
                     None,
                     vec![],
                 )
@@ -366,7 +345,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
             UserVerb::Tokens { name } => {
                 s.send(
                     Method::GET,
-                    &format!("/v1/admin/users/{}/tokens", encode(name)),
+                    &format!("/v1/admin/users/{}/tokens", segment(name)),
                     None,
                     vec![],
                 )
@@ -377,7 +356,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                 let body = json!({"label": label, "days": days});
                 s.send(
                     Method::POST,
-                    &format!("/v1/admin/users/{}/tokens", encode(name)),
+                    &format!("/v1/admin/users/{}/tokens", segment(name)),
                     Some(&body),
                     vec![],
                 )
@@ -392,8 +371,8 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                     Method::PUT,
                     &format!(
                         "/v1/admin/groups/{}/members/{}",
-                        encode(group),
-                        encode(user)
+                        segment(group),
+                        segment(user)
                     ),
                     None,
                     vec![],
@@ -406,8 +385,8 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                     Method::DELETE,
                     &format!(
                         "/v1/admin/groups/{}/members/{}",
-                        encode(group),
-                        encode(user)
+                        segment(group),
+                        segment(user)
                     ),
                     None,
                     vec![],
@@ -421,7 +400,7 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
         Resource::RevokeToken { id } => {
             s.send(
                 Method::DELETE,
-                &format!("/v1/admin/tokens/{}", encode(id)),
+                &format!("/v1/admin/tokens/{}", segment(id)),
                 None,
                 vec![],
             )

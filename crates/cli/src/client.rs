@@ -1,15 +1,16 @@
 //! Talking to a cooper deployment: the endpoint, the caller's bearer token, and errors a person
 //! understands (the server's code and message, and the request id to quote).
 
-use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::error::Error;
 
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
@@ -27,7 +28,7 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// The profile in use and its settings: `--profile`, else the config's `default_profile`,
     /// else `default`.
-    pub fn resolve(&self) -> Result<(String, Profile), ClientError> {
+    pub fn resolve(&self) -> Result<(String, Profile), Error> {
         let config = Config::load()?;
         let name = self
             .profile
@@ -35,10 +36,10 @@ impl ClientArgs {
             .or(config.default_profile.clone())
             .unwrap_or_else(|| "default".to_owned());
         if self.profile.is_some() && !config.profiles.contains_key(&name) {
-            return Err(ClientError::Input(format!(
-                "no profile {name} in {}",
-                Config::path_text()
-            )));
+            return Err(Error::UnknownProfile {
+                name,
+                path: Config::path_text(),
+            });
         }
         let profile = config.profiles.get(&name).cloned().unwrap_or_default();
         Ok((name, profile))
@@ -83,70 +84,31 @@ impl Config {
         Self::path().map_or_else(|| "config.toml".to_owned(), |p| p.display().to_string())
     }
 
-    pub fn load() -> Result<Self, ClientError> {
+    pub fn load() -> Result<Self, Error> {
         let Some(path) = Self::path() else {
             return Ok(Self::default());
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| ClientError::Input(format!("{}: {e}", path.display()))),
+            Ok(text) => Self::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ClientError::Input(format!("{}: {e}", path.display()))),
+            Err(source) => Err(Error::ReadFile { path, source }),
         }
+    }
+
+    /// The error names the line and what is wrong, but never repeats the file's text.
+    fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::ConfigSyntax {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |span| {
+                text.get(..span.start)
+                    .map_or(1, |before| before.matches('\n').count() + 1)
+            }),
+            message: e.message().to_owned(),
+        })
     }
 }
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
-
-#[derive(Debug)]
-pub enum ClientError {
-    /// The server answered with an error.
-    Api {
-        status: StatusCode,
-        code: String,
-        message: String,
-        request_id: String,
-    },
-    Transport(String),
-    NotLoggedIn(String),
-    Input(String),
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Api {
-                status,
-                code,
-                message,
-                request_id,
-            } => {
-                write!(
-                    f,
-                    "{message} ({code}, HTTP {}, request {request_id})",
-                    status.as_u16()
-                )
-            }
-            Self::Transport(e) => write!(f, "cannot reach cooper: {e}"),
-            Self::NotLoggedIn(endpoint) => write!(
-                f,
-                "no token for {endpoint}: run `cooper login`, or pass --token / COOPER_TOKEN"
-            ),
-            Self::Input(e) => f.write_str(e),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl ClientError {
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            Self::Api { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-}
 
 /// A session saved by `cooper login`, for one endpoint.
 #[derive(Serialize, Deserialize)]
@@ -202,13 +164,13 @@ pub fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result
     std::fs::rename(tmp, path)
 }
 
-pub fn save_session(profile: &str, session: &SavedSession) -> Result<PathBuf, ClientError> {
-    let path = session_path(profile)
-        .ok_or_else(|| ClientError::Input("no home directory to keep the session in".into()))?;
-    let json = serde_json::to_vec_pretty(session).map_err(|e| ClientError::Input(e.to_string()))?;
-    write_private(&path, &json)
-        .map_err(|e| ClientError::Input(format!("cannot write {}: {e}", path.display())))?;
-    Ok(path)
+pub fn save_session(profile: &str, session: &SavedSession) -> Result<PathBuf, Error> {
+    let path = session_path(profile).ok_or(Error::NoHome)?;
+    let json = serde_json::to_vec_pretty(session)?;
+    match write_private(&path, &json) {
+        Ok(()) => Ok(path),
+        Err(source) => Err(Error::WriteFile { path, source }),
+    }
 }
 
 fn saved_token(profile: &str, endpoint: &str) -> Option<SecretString> {
@@ -226,7 +188,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(args: &ClientArgs) -> Result<Self, ClientError> {
+    pub fn new(args: &ClientArgs) -> Result<Self, Error> {
         let (profile, settings) = args.resolve()?;
         let endpoint = args
             .endpoint
@@ -244,7 +206,7 @@ impl Client {
             .user_agent(concat!("cooper-cli/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(30))
             .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(Error::HttpClient)?;
         Ok(Self {
             http,
             endpoint,
@@ -264,7 +226,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Value, Error> {
         self.send(method, path, body, None, &[])
             .await
             .map(|(value, _)| value)
@@ -275,7 +237,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Value, Error> {
         self.call_with(method, path, body, &[])
             .await
             .map(|(value, _)| value)
@@ -288,11 +250,10 @@ impl Client {
         path: &str,
         body: Option<&Value>,
         headers: &[(&str, String)],
-    ) -> Result<(Value, Option<String>), ClientError> {
-        let token = self
-            .token
-            .as_ref()
-            .ok_or_else(|| ClientError::NotLoggedIn(self.endpoint.clone()))?;
+    ) -> Result<(Value, Option<String>), Error> {
+        let token = self.token.as_ref().ok_or_else(|| Error::NotLoggedIn {
+            endpoint: self.endpoint.clone(),
+        })?;
         self.send(method, path, body, Some(token), headers).await
     }
 
@@ -303,7 +264,7 @@ impl Client {
         body: Option<&Value>,
         token: Option<&SecretString>,
         headers: &[(&str, String)],
-    ) -> Result<(Value, Option<String>), ClientError> {
+    ) -> Result<(Value, Option<String>), Error> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.endpoint));
@@ -319,7 +280,7 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| Error::Unreachable(e.without_url()))?;
         let status = response.status();
         let etag = response
             .headers()
@@ -329,19 +290,17 @@ impl Client {
         let text = response
             .text()
             .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| Error::Unreachable(e.without_url()))?;
         let value: Value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|_| {
-                ClientError::Transport(format!("HTTP {status}: not a cooper answer"))
-            })?
+            serde_json::from_str(&text).map_err(|_| Error::NotCooper { status })?
         };
         if status.is_success() {
             return Ok((value, etag));
         }
         let error = &value["error"];
-        Err(ClientError::Api {
+        Err(Error::Server {
             status,
             code: error["code"].as_str().unwrap_or("unknown").to_owned(),
             message: error["message"]
@@ -353,29 +312,117 @@ impl Client {
     }
 }
 
+/// The characters a path segment keeps as they are (RFC 3986's unreserved ones); every other
+/// byte is percent-encoded, `/` included, so that a name stays one segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `value` as one path segment: `/v1/admin/users/{segment}`.
+pub fn segment(value: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(value, SEGMENT)
+}
+
+/// The pairs that have a value, as a query string (`?a=1&b=x+y`), or nothing.
+pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
+    }
+}
+
 /// Asks for a line: on a terminal with a prompt (hidden when `secret`), else read from stdin.
-pub fn ask(prompt: &str, secret: bool) -> Result<SecretString, ClientError> {
+pub fn ask(prompt: &str, secret: bool) -> Result<SecretString, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if secret {
             return rpassword::prompt_password(prompt)
                 .map(SecretString::from)
-                .map_err(|e| ClientError::Input(e.to_string()));
+                .map_err(Error::Terminal);
         }
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
     }
     let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| ClientError::Input(e.to_string()))?;
+    stdin.lock().read_line(&mut line).map_err(Error::Terminal)?;
     let line = line.trim_end_matches(['\r', '\n']).to_owned();
     if line.is_empty() {
-        return Err(ClientError::Input(format!(
-            "nothing given for {}",
-            prompt.trim().trim_end_matches(':')
-        )));
+        return Err(Error::NothingGiven(
+            prompt.trim().trim_end_matches(':').to_owned(),
+        ));
     }
     Ok(SecretString::from(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_config_file_is_reported_by_line_without_its_text() {
+        // GIVEN a config file with a secret where it does not belong
+        let text = "default_profile = \"a\"\ntoken = \"cooper_secret_value\"\n";
+        // WHEN it is read
+        let Err(error) = Config::parse(text, Path::new("config.toml")) else {
+            panic!("an unknown field is refused");
+        };
+        // THEN the message names the file, the line and the field, not the value
+        let shown = crate::error::report(&error);
+        assert!(shown.starts_with("config.toml:2: "), "{shown}");
+        assert!(shown.contains("token"), "{shown}");
+        assert!(!shown.contains("cooper_secret_value"), "{shown}");
+        assert!(!format!("{error:?}").contains("cooper_secret_value"));
+    }
+
+    #[test]
+    fn names_stay_one_segment_and_queries_keep_their_values() {
+        assert_eq!(segment("alice").to_string(), "alice");
+        assert_eq!(
+            segment("a/b c?d#e%f.g~h_i-j").to_string(),
+            "a%2Fb%20c%3Fd%23e%25f.g~h_i-j"
+        );
+        assert_eq!(segment("..").to_string(), "..");
+        assert_eq!(segment("é").to_string(), "%C3%A9");
+        assert_eq!(query(&[("a", None), ("b", None)]), "");
+        let q = query(&[
+            ("user", Some("a&b=c".into())),
+            ("skip", None),
+            ("cursor", Some("x y+z".into())),
+        ]);
+        assert_eq!(q, "?user=a%26b%3Dc&cursor=x+y%2Bz");
+        let parsed: Vec<(String, String)> = form_urlencoded::parse(&q.as_bytes()[1..])
+            .into_owned()
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                ("user".to_owned(), "a&b=c".to_owned()),
+                ("cursor".to_owned(), "x y+z".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_good_config_file_names_its_profiles() {
+        let text =
+            "default_profile = \"local\"\n[profiles.local]\nendpoint = \"http://127.0.0.1:8080\"\n";
+        let Ok(config) = Config::parse(text, Path::new("config.toml")) else {
+            panic!("the config parses");
+        };
+        assert_eq!(config.default_profile.as_deref(), Some("local"));
+        assert_eq!(
+            config.profiles["local"].endpoint.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
 }

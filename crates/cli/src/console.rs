@@ -5,8 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::client::{Client, ClientArgs, ask};
-
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
@@ -50,12 +49,13 @@ pub async fn run(args: ConsoleArgs) -> Result<(), Error> {
         }
         other => other?,
     };
-    let url = answer["console_url"].as_str().unwrap_or_default();
+    let url = answer["console_url"]
+        .as_str()
+        .ok_or(Error::IncompleteAnswer("console_url"))?;
     if args.print {
         println!("{url}");
     } else {
-        open::that_detached(url)
-            .map_err(|e| format!("cannot open a browser ({e}); use --print"))?;
+        open::that_detached(url).map_err(|e| Error::Browser(e.kind()))?;
         eprintln!(
             "Opened the console as {} (until {}).",
             args.target,

@@ -12,9 +12,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::client::{Client, ClientArgs, ClientError, ask, config_dir, write_private};
-
-type Error = Box<dyn std::error::Error>;
+use crate::client::{Client, ClientArgs, ask, config_dir, write_private};
+use crate::error::Error;
 
 /// A cached `credential_process` answer is used until this close to its expiry.
 const CACHE_MARGIN_SECONDS: i64 = 300;
@@ -40,19 +39,31 @@ async fn fetch(client: &Client, target: &TargetArgs, interactive: bool) -> Resul
     if let Some(code) = &target.totp {
         body["totp"] = json!(code);
     }
-    match client
+    let credentials = match client
         .call(Method::POST, "/v1/credentials", Some(&body))
         .await
     {
         Err(e) if e.code() == Some("totp_required") && interactive => {
             let code = ask(&format!("Code for {}: ", target.target), false)?;
             body["totp"] = json!(code.expose_secret());
-            Ok(client
+            client
                 .call(Method::POST, "/v1/credentials", Some(&body))
-                .await?)
+                .await?
         }
-        other => Ok(other?),
+        other => other?,
+    };
+    has_keys(&credentials)?;
+    Ok(credentials)
+}
+
+/// Empty keys would make the AWS tools fail later, with a less clear message.
+fn has_keys(credentials: &Value) -> Result<(), Error> {
+    for name in ["access_key_id", "secret_access_key", "session_token"] {
+        if field(credentials, name).is_empty() {
+            return Err(Error::IncompleteAnswer(name));
+        }
     }
+    Ok(())
 }
 
 fn field<'a>(c: &'a Value, name: &str) -> &'a str {
@@ -182,16 +193,14 @@ pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
             }
         }
     }
-    let c = fetch(&client, &args.target, false).await.map_err(|e| {
-        match e.downcast_ref::<ClientError>() {
-            Some(ClientError::Api { code, .. }) if code == "totp_required" => format!(
-                "{} needs a fresh code: use `cooper get` or `cooper exec` on a terminal",
-                args.target.target
-            )
-            .into(),
+    let c = fetch(&client, &args.target, false)
+        .await
+        .map_err(|e| match e.code() {
+            Some("totp_required") => Error::NeedsCode {
+                target: args.target.target.clone(),
+            },
             _ => e,
-        }
-    })?;
+        })?;
     let out = process_json(&c);
     if let Some(path) = cache {
         if let Err(e) = write_private(&path, out.to_string().as_bytes()) {
@@ -217,10 +226,7 @@ pub struct ExecArgs {
 pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
     let client = Client::new(&args.client)?;
     let c = fetch(&client, &args.target, true).await?;
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or("give the command to run after --")?;
+    let (program, rest) = args.command.split_first().ok_or(Error::NoCommand)?;
     let mut command = std::process::Command::new(program);
     command.args(rest);
     // Other credentials in the environment would take precedence in some tools: remove them.
@@ -231,9 +237,10 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
         command.env(k, v);
     }
     command.env("COOPER_TARGET", &args.target.target);
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let status = command.status().map_err(|source| Error::Run {
+        program: program.clone(),
+        source,
+    })?;
     Ok(ExitCode::from(
         status
             .code()
@@ -310,4 +317,25 @@ pub async fn whoami(args: ListArgs) -> Result<(), Error> {
         println!("admin: {}", me["admin"]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_without_keys_is_an_error_not_empty_exports() {
+        let full =
+            json!({"access_key_id": "ASIA1", "secret_access_key": "s", "session_token": "t"});
+        assert!(has_keys(&full).is_ok());
+        let mut partial = full.clone();
+        partial["session_token"] = Value::Null;
+        let Err(error) = has_keys(&partial) else {
+            panic!("a missing session token is refused");
+        };
+        assert_eq!(
+            error.to_string(),
+            "the server's answer has no session_token"
+        );
+    }
 }

@@ -8,6 +8,8 @@ use cooper_aws::kms::KmsVault;
 use cooper_core::model::FederationKeys;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::Error;
+
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
     /// The KMS key: id, ARN or alias (alias/cooper).
@@ -18,7 +20,7 @@ pub struct EncryptArgs {
     keys: Option<String>,
 }
 
-pub async fn run(args: EncryptArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(args: EncryptArgs) -> Result<(), Error> {
     let plaintext = match args.keys.as_deref() {
         Some(keys) if keys != "-" => SecretString::from(keys.to_owned()),
         _ => {
@@ -26,7 +28,10 @@ pub async fn run(args: EncryptArgs) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("ACCESS_KEY_ID|SECRET_ACCESS_KEY:");
             }
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(Error::Terminal)?;
             SecretString::from(line)
         }
     };

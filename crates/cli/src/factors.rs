@@ -5,9 +5,8 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::client::{ClientArgs, ClientError, SavedSession, ask, save_session};
-
-type Error = Box<dyn std::error::Error>;
+use crate::client::{ClientArgs, SavedSession, ask, save_session, segment};
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
@@ -83,7 +82,7 @@ pub async fn login(args: LoginArgs) -> Result<(), Error> {
     let user = args.user.clone().or(client.settings.user.clone());
     let oidc = args.oidc.oidc || (user.is_none() && client.settings.oidc_issuer.is_some());
     if user.is_none() && !oidc {
-        return Err("give --user (password and code), or --oidc (your identity provider)".into());
+        return Err(Error::NoLoginMethod);
     }
     let session = match &user {
         Some(user) if !oidc => {
@@ -139,7 +138,7 @@ pub async fn password(args: PasswordArgs) -> Result<(), Error> {
     let first = ask("New password: ", true)?;
     let second = ask("Again: ", true)?;
     if first.expose_secret() != second.expose_secret() {
-        return Err(ClientError::Input("the two passwords differ".into()).into());
+        return Err(Error::PasswordsDiffer);
     }
     let code = ask("Code: ", false)?;
     client
@@ -164,7 +163,7 @@ pub struct ApproveArgs {
 /// Shows a request, then approves it with your code.
 pub async fn approve(args: ApproveArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
-    let path = format!("/v1/approvals/{}", args.id);
+    let path = format!("/v1/approvals/{}", segment(&args.id));
     let request: Value = client.call(Method::GET, &path, None).await?;
     eprintln!(
         "{} asks for {}: {:?} (status {}, expires {})",

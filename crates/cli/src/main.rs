@@ -6,6 +6,7 @@ mod console;
 mod credentials;
 mod deployment;
 mod encrypt;
+mod error;
 mod factors;
 mod oidc_login;
 mod operator;
@@ -69,10 +70,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         // exec exits as its command does.
         Command::Exec(args) => {
-            return credentials::exec(args).await.unwrap_or_else(|error| {
-                eprintln!("cooper: {error}");
-                ExitCode::FAILURE
-            });
+            return credentials::exec(args)
+                .await
+                .unwrap_or_else(|error| fail(&error));
         }
         Command::Get(args) => credentials::get(args).await,
         Command::CredentialProcess(args) => credentials::credential_process(args).await,
@@ -91,9 +91,12 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("cooper: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&error),
     }
+}
+
+/// The error and its causes, for people (never `Debug`: no variant's message holds a secret).
+fn fail(error: &error::Error) -> ExitCode {
+    eprintln!("cooper: {}", error::report(error));
+    ExitCode::FAILURE
 }

@@ -1,18 +1,37 @@
 //! `cooper login --oidc`: an ID token from the identity provider, by the device authorization
 //! grant (RFC 8628) where it offers one, else the authorization code flow with PKCE (RFC 7636)
-//! and a loopback redirect (RFC 8252).
+//! and a loopback redirect (RFC 8252). The OAuth exchanges are the `oauth2` crate's, sent by the
+//! CLI's own reqwest client (one HTTP and one TLS stack).
 
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use cooper_core::clock::{Entropy, OsEntropy};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret,
+    CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponseType, EndpointNotSet, EndpointSet,
+    ErrorResponseType, ExtraTokenFields, HttpRequest, HttpResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
+    StandardErrorResponse, StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
 use secrecy::SecretString;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
+
+/// How long the code flow waits for the browser to come back.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct OidcArgs {
@@ -53,6 +72,104 @@ fn show(args: &OidcArgs, url: &str, what: &str) {
     }
 }
 
+/// The ID token in the token endpoint's answer (OpenID Connect Core 3.1.3.3); never printed.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+struct IdToken(String);
+
+impl fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdToken(redacted)")
+    }
+}
+
+/// What OpenID Connect adds to OAuth's token answer.
+#[derive(Debug, Deserialize, Serialize)]
+struct OpenIdFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<IdToken>,
+}
+
+impl ExtraTokenFields for OpenIdFields {}
+
+type TokenAnswer = StandardTokenResponse<OpenIdFields, BasicTokenType>;
+
+/// An OAuth client of the provider with its token endpoint set (`Auth` and `Device` say whether
+/// the authorization and device authorization endpoints are).
+type OAuthClient<Auth = EndpointNotSet, Device = EndpointNotSet> = Client<
+    BasicErrorResponse,
+    TokenAnswer,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    Auth,
+    Device,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// The CLI's reqwest client as the `oauth2` crate's HTTP client, so that no second HTTP client
+/// (nor a second TLS stack) comes with it.
+struct ProviderHttp(reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for ProviderHttp {
+    type Error = reqwest::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.0.execute(reqwest::Request::try_from(request)?).await?;
+            let status = response.status();
+            let version = response.version();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            let mut answer = HttpResponse::new(body.to_vec());
+            *answer.status_mut() = status;
+            *answer.version_mut() = version;
+            *answer.headers_mut() = headers;
+            Ok(answer)
+        })
+    }
+}
+
+/// The parts of the provider's discovery document the sign-in needs.
+#[derive(Deserialize)]
+struct Discovery {
+    token_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+}
+
+async fn discover(http: &ProviderHttp, issuer: &str) -> Result<Discovery, Error> {
+    let response = http
+        .0
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .map_err(Error::ProviderUnreachable)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Error::Discovery {
+            issuer: issuer.to_owned(),
+            reason: format!("HTTP {status}"),
+        });
+    }
+    let body = response.bytes().await.map_err(Error::ProviderUnreachable)?;
+    serde_json::from_slice(&body).map_err(|source| Error::DiscoveryJson {
+        issuer: issuer.to_owned(),
+        source,
+    })
+}
+
+fn url<T>(
+    what: &'static str,
+    url: &str,
+    parse: impl FnOnce(String) -> Result<T, oauth2::url::ParseError>,
+) -> Result<T, Error> {
+    parse(url.to_owned()).map_err(|source| Error::BadUrl { what, source })
+}
+
 /// Signs in at the provider and returns its ID token.
 pub async fn id_token(
     args: &OidcArgs,
@@ -68,186 +185,216 @@ pub async fn id_token(
         scopes: args.scopes.clone(),
     };
     let args = &with_profile;
-    if args.client_id.is_none() {
-        return Err("no client id: give --client-id, or oidc_client_id in the profile".into());
-    }
+    let client_id = args.client_id.as_deref().ok_or(Error::NoClientId)?;
     let issuer = args
         .issuer
         .as_deref()
-        .ok_or("no identity provider: give --issuer, or oidc_issuer in the profile")?
+        .ok_or(Error::NoIssuer)?
         .trim_end_matches('/');
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let discovery: Value = http
-        .get(format!("{issuer}/.well-known/openid-configuration"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token_endpoint = discovery["token_endpoint"]
-        .as_str()
-        .ok_or("the provider names no token endpoint")?;
-    let device = discovery["device_authorization_endpoint"].as_str();
+    // Redirects are not followed, as the oauth2 crate advises: an endpoint that redirects could
+    // send the code or the device code elsewhere.
+    let http = ProviderHttp(
+        reqwest::Client::builder()
+            .user_agent(concat!("cooper-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(Error::HttpClient)?,
+    );
+    let discovery = discover(&http, issuer).await?;
+    let token_endpoint = discovery
+        .token_endpoint
+        .as_deref()
+        .ok_or_else(|| Error::Discovery {
+            issuer: issuer.to_owned(),
+            reason: "it names no token endpoint".into(),
+        })?;
+    let mut client: OAuthClient = Client::new(ClientId::new(client_id.to_owned()))
+        // As the flows did before: the secret, if any, in the body (client_secret_post).
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(url("token endpoint", token_endpoint, TokenUrl::new)?);
+    if let Some(secret) = &args.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+    }
+    let device = discovery.device_authorization_endpoint.as_deref();
     match (args.flow.as_deref(), device) {
-        (Some("device"), None) => Err("the provider offers no device authorization".into()),
+        (Some("device"), None) => Err(Error::NoDeviceFlow),
         (Some("device") | None, Some(device)) => {
-            device_flow(args, &http, device, token_endpoint).await
+            let client = client.set_device_authorization_url(url(
+                "device authorization endpoint",
+                device,
+                DeviceAuthorizationUrl::new,
+            )?);
+            device_flow(args, &http, &client).await
         }
         _ => {
-            let authorize = discovery["authorization_endpoint"]
-                .as_str()
-                .ok_or("the provider names no authorization endpoint")?;
-            code_flow(args, &http, authorize, token_endpoint).await
+            let authorize =
+                discovery
+                    .authorization_endpoint
+                    .as_deref()
+                    .ok_or_else(|| Error::Discovery {
+                        issuer: issuer.to_owned(),
+                        reason: "it names no authorization endpoint".into(),
+                    })?;
+            let client =
+                client.set_auth_uri(url("authorization endpoint", authorize, AuthUrl::new)?);
+            code_flow(args, &http, client).await
         }
     }
 }
 
-fn client_params<'a>(args: &'a OidcArgs, params: &mut Vec<(&'static str, &'a str)>) {
-    if let Some(id) = &args.client_id {
-        params.push(("client_id", id));
-    }
-    if let Some(secret) = &args.client_secret {
-        params.push(("client_secret", secret));
+fn scopes(args: &OidcArgs) -> impl Iterator<Item = Scope> + '_ {
+    args.scopes
+        .split_whitespace()
+        .map(|scope| Scope::new(scope.to_owned()))
+}
+
+/// The provider's refusal, or why its answer could not be had. A body that does not parse is
+/// not kept: it may hold tokens.
+fn provider_error<T>(error: RequestTokenError<reqwest::Error, StandardErrorResponse<T>>) -> Error
+where
+    T: ErrorResponseType + fmt::Display + 'static,
+{
+    match error {
+        RequestTokenError::ServerResponse(answer) => Error::ProviderRefused {
+            error: answer.error().to_string(),
+            description: answer.error_description().cloned(),
+        },
+        RequestTokenError::Request(e) => Error::ProviderUnreachable(e),
+        RequestTokenError::Parse(e, _body) => {
+            let inner = e.inner();
+            // serde_json's other messages may quote a value; a missing field's names the field.
+            let why = if inner.is_data() && inner.to_string().starts_with("missing field") {
+                inner.to_string()
+            } else {
+                format!(
+                    "it does not parse at `{}` (line {}, column {})",
+                    e.path(),
+                    inner.line(),
+                    inner.column()
+                )
+            };
+            Error::ProviderAnswer(why)
+        }
+        RequestTokenError::Other(why) => Error::ProviderAnswer(why),
     }
 }
 
-fn id_token_of(answer: &Value) -> Result<SecretString, Error> {
-    answer["id_token"]
-        .as_str()
-        .map(|t| SecretString::from(t.to_owned()))
-        .ok_or_else(|| {
-            "the provider answered without an ID token (is the openid scope allowed?)".into()
-        })
+fn id_token_of(answer: TokenAnswer) -> Result<SecretString, Error> {
+    answer
+        .extra_fields()
+        .id_token
+        .as_ref()
+        .map(|token| SecretString::from(token.0.clone()))
+        .ok_or(Error::NoIdToken)
 }
 
 async fn device_flow(
     args: &OidcArgs,
-    http: &reqwest::Client,
-    device: &str,
-    token_endpoint: &str,
+    http: &ProviderHttp,
+    client: &OAuthClient<EndpointNotSet, EndpointSet>,
 ) -> Result<SecretString, Error> {
-    let mut params = vec![("scope", args.scopes.as_str())];
-    client_params(args, &mut params);
-    let start: Value = http
-        .post(device)
-        .form(&params)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let device_code = start["device_code"]
-        .as_str()
-        .ok_or("no device_code")?
-        .to_owned();
-    let user_code = start["user_code"].as_str().unwrap_or_default();
-    let url = start["verification_uri_complete"]
-        .as_str()
-        .or(start["verification_uri"].as_str())
-        .unwrap_or_default();
-    eprintln!("Your code: {user_code}");
-    show(args, url, "Sign in at");
-    let mut interval = start["interval"].as_u64().unwrap_or(5).max(1);
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs(start["expires_in"].as_u64().unwrap_or(600));
-    loop {
-        tokio::time::sleep(Duration::from_secs(interval)).await;
-        if tokio::time::Instant::now() > deadline {
-            return Err("the sign-in was not completed in time".into());
-        }
-        let mut params = vec![
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device_code.as_str()),
-        ];
-        client_params(args, &mut params);
-        let response = http.post(token_endpoint).form(&params).send().await?;
-        let success = response.status().is_success();
-        let answer: Value = response.json().await?;
-        if success {
-            return id_token_of(&answer);
-        }
-        match answer["error"].as_str() {
-            Some("authorization_pending") => {}
-            Some("slow_down") => interval += 5,
-            Some(other) => return Err(format!("the provider refused the sign-in: {other}").into()),
-            None => return Err("the provider answered with an error".into()),
-        }
-    }
+    let details: StandardDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scopes(scopes(args))
+        .request_async(http)
+        .await
+        .map_err(provider_error)?;
+    eprintln!("Your code: {}", details.user_code().secret());
+    let url = details.verification_uri_complete().map_or_else(
+        || details.verification_uri().to_string(),
+        |complete| complete.secret().clone(),
+    );
+    show(args, &url, "Sign in at");
+    // Polls at the provider's interval (slower when it says `slow_down`) until it expires.
+    let answer = client
+        .exchange_device_access_token(&details)
+        .request_async(http, tokio::time::sleep, None)
+        .await
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(answer)
+                if matches!(answer.error(), DeviceCodeErrorResponseType::ExpiredToken) =>
+            {
+                Error::SignInTimedOut
+            }
+            other => provider_error(other),
+        })?;
+    id_token_of(answer)
 }
 
 async fn code_flow(
     args: &OidcArgs,
-    http: &reqwest::Client,
-    authorize: &str,
-    token_endpoint: &str,
+    http: &ProviderHttp,
+    client: OAuthClient<EndpointSet, EndpointNotSet>,
 ) -> Result<SecretString, Error> {
-    let verifier = random(32)?;
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let state = random(16)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let redirect = format!(
-        "http://127.0.0.1:{}/callback",
-        listener.local_addr()?.port()
-    );
-    let mut params = vec![
-        ("response_type", "code"),
-        ("scope", args.scopes.as_str()),
-        ("redirect_uri", redirect.as_str()),
-        ("state", state.as_str()),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    if let Some(id) = &args.client_id {
-        params.push(("client_id", id));
-    }
-    let url = reqwest::Url::parse_with_params(authorize, &params)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(Error::Loopback)?;
+    let port = listener.local_addr().map_err(Error::Loopback)?.port();
+    let client = client.set_redirect_uri(url(
+        "loopback redirect",
+        &format!("http://127.0.0.1:{port}/callback"),
+        RedirectUrl::new,
+    )?);
+    // The verifier and the state come from the injected entropy source.
+    let verifier = PkceCodeVerifier::new(random(32)?);
+    let state = CsrfToken::new(random(16)?);
+    let (url, state) = client
+        .authorize_url(|| state)
+        .add_scopes(scopes(args))
+        .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
+        .url();
     show(args, url.as_str(), "Sign in at");
 
     // One request comes back to the loopback address: the provider's redirect with the code.
-    let (tx, rx) = tokio::sync::oneshot::channel::<std::collections::HashMap<String, String>>();
-    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let (tx, rx) = tokio::sync::oneshot::channel::<HashMap<String, String>>();
+    let tx = Arc::new(Mutex::new(Some(tx)));
     let app = axum::Router::new().route(
         "/callback",
         axum::routing::get(
-            move |axum::extract::Query(q): axum::extract::Query<
-                std::collections::HashMap<String, String>,
-            >| {
+            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
                 let tx = tx.clone();
                 async move {
+                    let page = if q.contains_key("error") {
+                        "The sign-in was refused: the terminal says why."
+                    } else {
+                        "Signed in: you can close this window and return to the terminal."
+                    };
                     if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
                         let _ = tx.send(q);
                     }
-                    "Signed in: you can close this window and return to the terminal."
+                    page
                 }
             },
         ),
     );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let query = tokio::time::timeout(Duration::from_secs(600), rx).await??;
+    let query = tokio::time::timeout(SIGN_IN_WAIT, rx).await;
     server.abort();
+    let query = match query {
+        Err(_elapsed) => return Err(Error::SignInTimedOut),
+        Ok(Err(_closed)) => {
+            return Err(Error::Loopback(std::io::Error::other(
+                "the listener stopped before the provider's redirect",
+            )));
+        }
+        Ok(Ok(query)) => query,
+    };
     if let Some(error) = query.get("error") {
-        return Err(format!("the provider refused the sign-in: {error}").into());
+        return Err(Error::ProviderRefused {
+            error: error.clone(),
+            description: query.get("error_description").cloned(),
+        });
     }
-    if query.get("state") != Some(&state) {
-        return Err("the sign-in came back with another state: refused".into());
+    if query.get("state") != Some(state.secret()) {
+        return Err(Error::StateMismatch);
     }
-    let code = query.get("code").ok_or("the provider sent no code")?;
-    let mut params = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", redirect.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    client_params(args, &mut params);
-    let answer: Value = http
-        .post(token_endpoint)
-        .form(&params)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    id_token_of(&answer)
+    let code = query.get("code").ok_or(Error::NoCode)?;
+    let answer = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(http)
+        .await
+        .map_err(provider_error)?;
+    id_token_of(answer)
 }

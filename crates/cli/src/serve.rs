@@ -15,6 +15,7 @@ use cooper_aws::stream::StreamFollower;
 use cooper_core::notify::StreamRecord;
 
 use crate::deployment::DeploymentArgs;
+use crate::error::Error;
 use crate::setup::NOTIFY_TOPIC;
 
 #[derive(Debug, Args)]
@@ -29,7 +30,7 @@ pub struct ServeArgs {
     deployment: DeploymentArgs,
 }
 
-pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let mut settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let app = router::edge(router::all(load_all(&sdk, &settings).await?));
@@ -43,17 +44,21 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    let listen = |source| Error::Listen {
+        addr: args.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr()?;
+        .map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
     tracing::info!(address = %local, "cooper is serving");
     eprintln!("cooper serving on http://{local} (Ctrl-C stops)");
     serve_local(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await?;
-    Ok(())
+    .await
+    .map_err(Error::Serve)
 }
 
 /// The topic `cooper setup` made (CreateTopic returns an existing topic's ARN).

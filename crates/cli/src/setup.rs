@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::deployment::DeploymentArgs;
 use crate::operator::Operator;
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::deployment::DeploymentArgs;
 use crate::operator::Operator;
 
-type Error = Box<dyn std::error::Error>;
+use crate::error::Error;
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
