@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cooper_core::access::Denial;
-use cooper_core::admin::service::AdminError;
+use cooper_core::admin::AdminError;
 use cooper_core::approval::ApprovalError;
 use cooper_core::catalog::AccessError;
 use cooper_core::factors::FactorError;

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use cooper_core::admin::Sensitive;
 use cooper_core::admin::scope::AdminGroups;
-use cooper_core::admin::service::Sensitive;
 
 use crate::oidc::{ProviderConfig, parse_providers};
 

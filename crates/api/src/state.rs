@@ -16,7 +16,7 @@ use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_ssm};
-use cooper_core::admin::service::{Admin, AdminConfig};
+use cooper_core::admin::{Admin, AdminConfig};
 use cooper_core::approval::Approvals;
 use cooper_core::catalog::Catalog;
 use cooper_core::clock::{Clock, Entropy, OsEntropy, SystemClock};

@@ -2,8 +2,8 @@
 
 use clap::Args;
 use cooper_api::settings::{self, BrokerCredentials, Settings, env};
+use cooper_core::admin::Sensitive;
 use cooper_core::admin::scope::AdminGroups;
-use cooper_core::admin::service::Sensitive;
 use cooper_core::names::InvalidValue;
 
 #[derive(Debug, Clone, Args)]

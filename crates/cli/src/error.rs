@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use cooper_api::state::StartupError;
 use cooper_aws::directory::WriteError;
 use cooper_aws::provisioning::ProvisionError;
-use cooper_core::admin::service::AdminError;
+use cooper_core::admin::AdminError;
 use cooper_core::clock::EntropyUnavailable;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::UpstreamError;

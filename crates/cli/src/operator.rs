@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use cooper_api::settings::Settings;
-use cooper_core::admin::service::{Admin, AdminContext};
+use cooper_core::admin::{Admin, AdminContext};
 use cooper_core::audit::RequestMeta;
 use cooper_core::ports::UpstreamError;
 

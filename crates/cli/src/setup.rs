@@ -11,7 +11,7 @@ use clap::Args;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::provisioning::{self, Outcome};
 use cooper_aws::{aws_sdk_dynamodb, aws_sdk_iam, aws_sdk_kms, aws_sdk_ssm};
-use cooper_core::admin::service::AdminError;
+use cooper_core::admin::AdminError;
 use cooper_core::clock::{Entropy, OsEntropy};
 use cooper_core::model::{Account, AdminGrant, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{
@@ -345,7 +345,7 @@ async fn seed_demo(
             "target",
             &target.name,
             admin
-                .create_target(&operator.context(), target.clone())
+                .create_target(&operator.context(), target.clone().into())
                 .await,
         )?;
     }
@@ -388,7 +388,9 @@ async fn seed_demo(
         seeded.note(
             "target",
             &federated_name,
-            admin.create_target(&operator.context(), federated).await,
+            admin
+                .create_target(&operator.context(), federated.into())
+                .await,
         )?;
     }
 

@@ -1,5 +1,19 @@
-//! Administration: scopes, the admin ports, and the admin use cases.
+//! Administration: scopes, the admin ports, and the admin use cases (one file per resource, on
+//! the kernel's checks and its one way to commit).
 
+mod accounts;
+mod audit;
+mod grants;
+mod groups;
+pub mod kernel;
 pub mod scope;
-pub mod service;
 pub mod store;
+mod targets;
+mod users;
+
+pub use targets::{KindSpec, TargetSpec};
+
+pub use kernel::{
+    Actor, Admin, AdminCall, AdminConfig, AdminContext, AdminError, ISSUED_TOKEN_DAYS, OPERATOR,
+    Removed, Sensitive, UserDetails,
+};

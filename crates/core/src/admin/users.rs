@@ -1,0 +1,268 @@
+//! Users, their authenticators and their API tokens: universal admins only.
+
+use serde_json::json;
+
+use crate::admin::store::{Page, PageRequest, Versioned};
+use crate::ledger::{Change, Expect, Reference};
+use crate::model::{Principal, User};
+use crate::names::{InvalidValue, TokenLabel, UserName};
+use crate::token::{ApiToken, ApiTokenRecord, TokenId};
+
+use super::kernel::*;
+
+impl Admin {
+    // ---- users ----
+
+    pub async fn users(
+        &self,
+        _ctx: &AdminContext,
+        page: &PageRequest,
+    ) -> Result<Page<Versioned<User>>, AdminError> {
+        Ok(self.store.users(page).await?)
+    }
+
+    pub async fn user(
+        &self,
+        _ctx: &AdminContext,
+        name: &UserName,
+    ) -> Result<UserDetails, AdminError> {
+        let user = self
+            .store
+            .user(name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {name}")))?;
+        let principal = Principal::User(name.clone());
+        let (groups, admin_grants, factors) = futures_util::future::try_join3(
+            self.store.memberships(name),
+            self.store.admin_grants_of(&principal),
+            self.factors.factors(name),
+        )
+        .await?;
+        Ok(UserDetails {
+            user,
+            groups,
+            admin_grants,
+            totp_enrolled: factors.totp.is_some(),
+            has_password: factors.password.is_some(),
+        })
+    }
+
+    pub async fn create_user(
+        &self,
+        ctx: &AdminContext,
+        user: User,
+    ) -> Result<Versioned<User>, AdminError> {
+        let resource = format!("user:{}", user.name);
+        let put = Change::PutUser(user.clone(), Expect::Absent);
+        self.create_universal(ctx, &resource, None, user, put).await
+    }
+
+    pub async fn update_user(
+        &self,
+        ctx: &AdminContext,
+        user: User,
+        version: Option<u64>,
+    ) -> Result<Versioned<User>, AdminError> {
+        let resource = format!("user:{}", user.name);
+        self.check(ctx, &resource, "update", Self::universal(ctx))
+            .await?;
+        let version = Self::require_version(version)?;
+        let before = self
+            .store
+            .user(&user.name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {}", user.name)))?;
+        self.commit(
+            ctx,
+            &resource,
+            "update",
+            None,
+            Some(view(&before.value)),
+            Some(view(&user)),
+            vec![Change::PutUser(user.clone(), Expect::Version(version))],
+        )
+        .await?;
+        Ok(Versioned {
+            value: user,
+            version: version + 1,
+        })
+    }
+
+    pub async fn delete_user(
+        &self,
+        ctx: &AdminContext,
+        name: &UserName,
+        version: Option<u64>,
+        cascade: bool,
+    ) -> Result<Removed, AdminError> {
+        let resource = format!("user:{name}");
+        self.check(ctx, &resource, "delete", Self::universal(ctx))
+            .await?;
+        let details = self.user(ctx, name).await?;
+        let principal = Principal::User(name.clone());
+        let (grants, tokens) = futures_util::future::try_join(
+            self.store.grants_of(&principal),
+            self.store.tokens_of(name),
+        )
+        .await?;
+        let mut dependents: Vec<(String, Change)> = grants
+            .into_iter()
+            .map(|g| (grant_name(&g), Change::DeleteGrant(g.key())))
+            .collect();
+        dependents.extend(
+            details
+                .admin_grants
+                .into_iter()
+                .map(|a| (admin_grant_name(&a), Change::DeleteAdminGrant(a))),
+        );
+        dependents.extend(details.groups.into_iter().map(|g| {
+            (
+                format!("membership of {g}"),
+                Change::RemoveMember(name.clone(), g),
+            )
+        }));
+        self.check(
+            ctx,
+            &resource,
+            "delete",
+            self.step_up(ctx, Sensitive::DeleteUser).await,
+        )
+        .await?;
+        if !dependents.is_empty() && !cascade {
+            return Err(AdminError::InUse {
+                what: resource,
+                dependents: dependents.into_iter().map(|(n, _)| n).take(20).collect(),
+            });
+        }
+        // What the user owns goes with them: tokens, authenticator, password.
+        dependents.extend(
+            tokens
+                .into_iter()
+                .map(|t| (format!("token {}", t.id), Change::DeleteToken(t.id))),
+        );
+        dependents.push((
+            "authentication factors".into(),
+            Change::DeleteFactors(name.clone()),
+        ));
+        self.remove(
+            ctx,
+            &resource,
+            None,
+            view(&details.user.value),
+            Change::DeleteUser(
+                name.clone(),
+                version.map_or(Expect::Present, Expect::Version),
+            ),
+            dependents,
+            false,
+            true,
+        )
+        .await
+    }
+
+    /// Removes a user's authenticator, so they can enroll again (after losing their phone).
+    pub async fn reset_totp(&self, ctx: &AdminContext, name: &UserName) -> Result<(), AdminError> {
+        let resource = format!("user:{name}");
+        self.check(ctx, &resource, "reset_totp", Self::universal(ctx))
+            .await?;
+        self.check(
+            ctx,
+            &resource,
+            "reset_totp",
+            self.step_up(ctx, Sensitive::ResetTotp).await,
+        )
+        .await?;
+        self.commit(
+            ctx,
+            &resource,
+            "reset_totp",
+            None,
+            None,
+            None,
+            vec![
+                Change::Require(Reference::User(name.clone())),
+                Change::DeleteFactors(name.clone()),
+            ],
+        )
+        .await
+    }
+
+    pub async fn tokens(
+        &self,
+        ctx: &AdminContext,
+        user: &UserName,
+    ) -> Result<Vec<ApiTokenRecord>, AdminError> {
+        self.check(
+            ctx,
+            &format!("user:{user}"),
+            "list tokens",
+            Self::universal(ctx),
+        )
+        .await?;
+        Ok(self.store.tokens_of(user).await?)
+    }
+
+    /// A new API token for a user; the whole token is returned once, never stored.
+    pub async fn issue_token(
+        &self,
+        ctx: &AdminContext,
+        user: &UserName,
+        label: Option<TokenLabel>,
+        days: Option<i64>,
+    ) -> Result<(ApiToken, ApiTokenRecord), AdminError> {
+        let resource = format!("user:{user}");
+        self.check(ctx, &resource, "issue_token", Self::universal(ctx))
+            .await?;
+        self.check(
+            ctx,
+            &resource,
+            "issue_token",
+            self.step_up(ctx, Sensitive::IssueToken).await,
+        )
+        .await?;
+        let days = days.unwrap_or(ISSUED_TOKEN_DAYS);
+        if !(1..=365).contains(&days) {
+            return Err(InvalidValue::new("days", "must be 1 to 365").into());
+        }
+        let token = ApiToken::generate(self.entropy.as_ref())?;
+        let mut record = ApiTokenRecord::issue(
+            &token,
+            user.clone(),
+            self.clock.now(),
+            time::Duration::days(days),
+        );
+        record.label = label;
+        self.commit(
+            ctx,
+            &resource,
+            "issue_token",
+            None,
+            None,
+            Some(json!({"token_id": record.id, "expires_at": record.expires_at.unix_timestamp(), "label": record.label})),
+            vec![Change::Require(Reference::User(user.clone())), Change::PutToken(record.clone())],
+        )
+        .await?;
+        Ok((token, record))
+    }
+
+    pub async fn revoke_token(&self, ctx: &AdminContext, id: &TokenId) -> Result<(), AdminError> {
+        let resource = format!("token:{id}");
+        self.check(ctx, &resource, "revoke", Self::universal(ctx))
+            .await?;
+        let record = self
+            .store
+            .token(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("token {id}")))?;
+        self.commit(
+            ctx,
+            &resource,
+            "revoke",
+            None,
+            Some(json!({"user": record.user, "revoked": record.revoked})),
+            Some(json!({"user": record.user, "revoked": true})),
+            vec![Change::RevokeToken(id.clone())],
+        )
+        .await
+    }
+}
