@@ -275,6 +275,11 @@ S["EnrollmentStarted"] = obj({
     "expires_at": DATE_TIME,
 }, ["user", "otpauth_uri", "secret", "qr_png_base64", "expires_at"])
 S["CodeRequest"] = obj({"totp": ref("TotpCode")}, ["totp"])
+S["ConfirmEnrollmentRequest"] = obj({
+    "totp": ref("TotpCode"),
+    "password": {"type": ["string", "null"], "minLength": 12, "maxLength": 256,
+                 "description": "A first password, set with the enrollment: 12 to 256 characters, not the user name."},
+}, ["totp"])
 S["Enrolled"] = obj({"user": ref("UserName"), "enrolled": {"type": "boolean", "const": True}},
                     ["user", "enrolled"])
 S["PasswordRequest"] = obj({
@@ -461,6 +466,15 @@ S["TokenRequest"] = obj({
               "description": "At most 100 characters, no control characters."},
     "days": {"type": ["integer", "null"], "minimum": 1, "maximum": 365, "description": "Lifetime, default 90."},
 })
+S["EnrollmentCodeRequest"] = obj({
+    "hours": {"type": ["integer", "null"], "minimum": 1, "maximum": 336, "description": "Lifetime, default 72."},
+})
+S["IssuedEnrollmentCode"] = obj({
+    "id": string(TOKEN_ID_RE),
+    "user": ref("UserName"),
+    "code": {"type": "string", "description": "The one-time code, shown once: cooper_enroll_ID_SECRET."},
+    "expires_at": DATE_TIME,
+}, ["id", "user", "code", "expires_at"])
 S["RevokedToken"] = obj({"id": string(TOKEN_ID_RE), "revoked": {"type": "boolean", "const": True}},
                         ["id", "revoked"])
 
@@ -769,14 +783,17 @@ op("post", "/v1/sessions/oidc", "createOidcSession",
 
 op("post", "/v1/totp/enrollment", "startTotpEnrollment", "Start enrolling an authenticator", ["totp"],
    {"200": resp("A new secret, waiting for its first code.", ref("EnrollmentStarted"), NO_STORE)},
-   description="The body is optional for a first enrollment; re-enrolling needs `{\"totp\": CODE}` "
-               "(a current code).",
+   description="Needs a signed-in session, or (for a first authenticator) the one-time enrollment code "
+               "an admin issued as the bearer; an API token or an identity provider's token alone cannot enroll "
+               "(403 `session_required`). The body is optional for a first enrollment; re-enrolling needs "
+               "`{\"totp\": CODE}` (a current code).",
    request_body=body(ref("EnrollmentStartRequest"), {}, required=False))
 
 op("post", "/v1/totp/enrollment/confirm", "confirmTotpEnrollment",
    "Confirm the pending enrollment with the app's first code", ["totp"],
    {"200": resp("Enrolled.", ref("Enrolled"))},
-   request_body=body(ref("CodeRequest"), {"totp": "123456"}))
+   description="With an enrollment code as the bearer, this uses the code up; `password` sets a first password.",
+   request_body=body(ref("ConfirmEnrollmentRequest"), {"totp": "123456"}))
 
 op("put", "/v1/password", "setPassword", "Set or change one's password", ["sessions"],
    {"204": resp("The password is set.")},
@@ -861,6 +878,14 @@ op("post", "/v1/admin/users/{name}/tokens", "issueUserToken", "Issue an API toke
    ["admin-tokens"], {"201": resp("The token, shown once.", ref("IssuedApiToken"), NO_STORE)},
    parameters=[pref("UserPath")] + ADMIN,
    request_body=body(ref("TokenRequest"), {"label": "CI deploy (payments)", "days": 30}))
+op("post", "/v1/admin/users/{name}/enrollment-code", "issueEnrollmentCode",
+   "Issue a one-time code that enrolls a user's first authenticator", ["admin-users"],
+   {"201": resp("The code, shown once.", ref("IssuedEnrollmentCode"), NO_STORE)},
+   description="Universal admins, with a fresh code (`enrollment_code` is sensitive by default); 409 "
+               "`already_enrolled` when the user has an authenticator (reset it first). The authenticator "
+               "enrolled with it never approves the issuing admin's requests.",
+   parameters=[pref("UserPath")] + ADMIN,
+   request_body=body(ref("EnrollmentCodeRequest"), {"hours": 72}))
 op("delete", "/v1/admin/tokens/{id}", "revokeToken", "Revoke an API token", ["admin-tokens"],
    {"200": resp("Revoked.", ref("RevokedToken"))},
    parameters=[{"name": "id", "in": "path", "required": True, "description": "The token's id (16 lowercase hex digits).",

@@ -33,11 +33,8 @@ async fn cast() -> Cast {
         .await;
     env.grant_target(Principal::User(bob.clone()), "a-breakglass")
         .await;
-    let (alice, bob, carol) = (
-        env.api_token(&alice).await,
-        env.api_token(&bob).await,
-        env.api_token(&carol).await,
-    );
+    // People approve in signed-in sessions (a script's API token cannot approve).
+    let (alice, bob, carol) = (env.jwt(&alice), env.jwt(&bob), env.jwt(&carol));
     let alice_code = env.enroll(&alice).await;
     let bob_code = env.enroll(&bob).await;
     let carol_code = env.enroll(&carol).await;

@@ -110,8 +110,8 @@ async fn setup_twice_then_serve_and_the_demo_token_gets_credentials() {
             .contains(&s["what"].as_str().unwrap())
         })
         .count();
-    // Every seeded item, and the two tokens.
-    assert_eq!(seeded.len(), created_items + 2, "{seeded:?}");
+    // Every seeded item, and the two tokens and two enrollment codes.
+    assert_eq!(seeded.len(), created_items + 4, "{seeded:?}");
     assert!(seeded.iter().all(|i| {
         i["event"].as_s().unwrap() == "admin.change"
             && i["auth"].as_s().unwrap().starts_with("aws:arn:aws:")
@@ -376,7 +376,10 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     let moto = Moto::start();
     let setup: Value =
         serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
-    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let enrollment_code = setup["demo"]["enrollment_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_server, url) = serve(&moto);
     let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("cli-config-{}", std::process::id()));
@@ -404,8 +407,11 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     }
     let at = |offset: i64| time::OffsetDateTime::from_unix_timestamp(now as i64 + offset).unwrap();
 
-    // `cooper enroll` prints the URI, then reads the first code.
-    let mut child = client(&["enroll", "--no-qr", "--token", &token])
+    // `cooper enroll --code` takes the one-time code (here from the environment), prints the
+    // URI, then reads the first code and a first password.
+    let password = "a long demo passphrase";
+    let mut child = client(&["enroll", "--code", "--no-qr"])
+        .env("COOPER_ENROLLMENT_CODE", &enrollment_code)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -424,7 +430,12 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     };
     {
         use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{}", pyotp_code(&uri, at(-30))).unwrap();
+        writeln!(
+            child.stdin.take().unwrap(),
+            "{}\n{password}\n{password}",
+            pyotp_code(&uri, at(-30))
+        )
+        .unwrap();
     }
     let output = child.wait_with_output().unwrap();
     assert!(
@@ -433,14 +444,15 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let password = "a long demo passphrase";
-    run_with_input(
-        &mut client(&["password", "--token", &token]),
-        &format!("{password}\n{password}\n{}\n", pyotp_code(&uri, at(0))),
-    );
     run_with_input(
         &mut client(&["login", "--user", "demo"]),
-        &format!("{password}\n{}\n", pyotp_code(&uri, at(30))),
+        &format!("{password}\n{}\n", pyotp_code(&uri, at(0))),
+    );
+    // Changing the password takes the signed-in session (saved by login) and a fresh code.
+    let changed = "another long demo passphrase";
+    run_with_input(
+        &mut client(&["password"]),
+        &format!("{changed}\n{changed}\n{}\n", pyotp_code(&uri, at(30))),
     );
 
     // The session is kept for the owner only, and works.

@@ -66,6 +66,15 @@ static INSTANCE: AtomicUsize = AtomicUsize::new(0);
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_serving(false)
+    }
+
+    /// As `start`, with DynamoDB requests served concurrently (see scripts/moto_server.py).
+    pub fn start_concurrent() -> Self {
+        Self::start_serving(true)
+    }
+
+    fn start_serving(concurrent_dynamodb: bool) -> Self {
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto");
         std::fs::create_dir_all(&dir).unwrap();
@@ -73,6 +82,7 @@ impl Moto {
         let mut child = Command::new(python())
             .arg(repo_root().join("scripts/moto_server.py"))
             .arg("--exit-with-parent")
+            .args(concurrent_dynamodb.then_some("--concurrent-dynamodb"))
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -319,7 +329,15 @@ impl TestEnv {
 
     /// As `start`, with the deployment's settings adjusted first.
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        let moto = Moto::start();
+        Self::start_on(Moto::start(), configure).await
+    }
+
+    /// As `start`, on a moto that serves DynamoDB requests concurrently.
+    pub async fn start_concurrent() -> Self {
+        Self::start_on(Moto::start_concurrent(), |_| {}).await
+    }
+
+    async fn start_on(moto: Moto, configure: impl FnOnce(&mut Settings)) -> Self {
         let sdk = sdk_for(&moto.endpoint).await;
         let mut settings = Settings::local("cooper-directory", "cooper-audit");
         settings.jwt_issuer = "cooper-e2e".into();
@@ -503,13 +521,11 @@ impl TestEnv {
     }
 
     /// A cooper JWT for `user`, signed with the deployment's key from SSM.
+    /// A signed-in session of `user` (a cooper JWT, as local sign-in makes), good for a
+    /// working day of the test clock.
     pub fn jwt(&self, user: &UserName) -> String {
         self.jwt
-            .mint(
-                user.as_str(),
-                SystemClock.now(),
-                time::Duration::minutes(15),
-            )
+            .mint(user.as_str(), self.clock.now(), time::Duration::hours(8))
             .unwrap()
             .expose_secret()
             .to_owned()
@@ -671,20 +687,44 @@ impl TestEnv {
         .await
     }
 
-    /// Enrolls an authenticator for the bearer's user, through the API, confirming with pyotp.
+    /// A one-time enrollment code for `user`, issued as an operator issues one (through the
+    /// admin use case, audited).
+    pub async fn enrollment_code(&self, user: &UserName) -> String {
+        let admin = &self.states.admin.shared.admin;
+        let ctx = admin.operator(
+            "arn:aws:iam::123456789012:user/e2e-operator".into(),
+            cooper_core::audit::RequestMeta {
+                request_id: format!("e2e-{}", uuid_like()),
+                source_ip: None,
+            },
+        );
+        let (code, _) = admin.issue_enrollment_code(&ctx, user, None).await.unwrap();
+        code.reveal().expose_secret().to_owned()
+    }
+
+    /// Enrolls a first authenticator for the bearer's user, as a person does: with a one-time
+    /// enrollment code, confirmed with pyotp's code.
     pub async fn enroll(&self, bearer: &str) -> Authenticator {
+        let me = self.get("/v1/whoami", bearer).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        let user = UserName::parse(me.body["user"].as_str().unwrap()).unwrap();
+        self.enroll_user(&user, None).await
+    }
+
+    /// Enrolls a first authenticator for `user` with an enrollment code (and a first password).
+    pub async fn enroll_user(&self, user: &UserName, password: Option<&str>) -> Authenticator {
+        let code = self.enrollment_code(user).await;
         let started = self
-            .post("/v1/totp/enrollment", Some(bearer), serde_json::json!({}))
+            .post("/v1/totp/enrollment", Some(&code), serde_json::json!({}))
             .await;
         assert_eq!(started.status, 200, "{}", started.text);
         let uri = started.body["otpauth_uri"].as_str().unwrap().to_owned();
-        let code = pyotp_code(&uri, self.clock.now());
+        let mut confirm = serde_json::json!({ "totp": pyotp_code(&uri, self.clock.now()) });
+        if let Some(password) = password {
+            confirm["password"] = serde_json::json!(password);
+        }
         let confirmed = self
-            .post(
-                "/v1/totp/enrollment/confirm",
-                Some(bearer),
-                serde_json::json!({ "totp": code }),
-            )
+            .post("/v1/totp/enrollment/confirm", Some(&code), confirm)
             .await;
         assert_eq!(confirmed.status, 200, "{}", confirmed.text);
         Authenticator {
@@ -1280,6 +1320,33 @@ pub struct FaultProxy {
     pub url: String,
     rules: Arc<Mutex<Vec<FaultRule>>>,
     refused: Arc<AtomicUsize>,
+    holds: Arc<Mutex<Vec<Arc<Hold>>>>,
+}
+
+/// Requests held back by the proxy until the test lets them go: to put another request's
+/// effect between a request's read and its write.
+pub struct Hold {
+    mentions: String,
+    gate: tokio::sync::Semaphore,
+    held: AtomicUsize,
+}
+
+impl Hold {
+    /// Lets every held request (and any later match) through.
+    pub fn release(&self) {
+        self.gate.add_permits(1_000);
+    }
+
+    /// Waits until `n` requests are being held.
+    pub async fn until_holding(&self, n: usize) {
+        for _ in 0..500 {
+            if self.held.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no request was held for {:?}", self.mentions);
+    }
 }
 
 impl FaultProxy {
@@ -1289,12 +1356,14 @@ impl FaultProxy {
         use axum::http::{HeaderMap, Method, Uri};
         let rules: Arc<Mutex<Vec<FaultRule>>> = Arc::default();
         let refused: Arc<AtomicUsize> = Arc::default();
+        let holds: Arc<Mutex<Vec<Arc<Hold>>>> = Arc::default();
         #[derive(Clone)]
         struct Proxy {
             moto: String,
             http: reqwest::Client,
             rules: Arc<Mutex<Vec<FaultRule>>>,
             refused: Arc<AtomicUsize>,
+            holds: Arc<Mutex<Vec<Arc<Hold>>>>,
         }
         async fn forward(
             State(p): State<Proxy>,
@@ -1337,6 +1406,17 @@ impl FaultProxy {
                         && r.mentions.as_deref().is_none_or(|m| text.contains(m))
                 })
                 .cloned();
+            let hold = p
+                .holds
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|h| text.contains(&h.mentions))
+                .cloned();
+            if let Some(hold) = hold {
+                hold.held.fetch_add(1, Ordering::SeqCst);
+                hold.gate.acquire().await.unwrap().forget();
+            }
             if let Some(rule) = rule {
                 p.refused.fetch_add(1, Ordering::SeqCst);
                 let query = matches!(service.as_str(), "sts" | "sns" | "iam");
@@ -1406,6 +1486,7 @@ impl FaultProxy {
                 .unwrap(),
             rules: rules.clone(),
             refused: refused.clone(),
+            holds: holds.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1415,7 +1496,19 @@ impl FaultProxy {
             url,
             rules,
             refused,
+            holds,
         }
+    }
+
+    /// Holds back every request whose body mentions `mentions` until the hold is released.
+    pub fn hold(&self, mentions: &str) -> Arc<Hold> {
+        let hold = Arc::new(Hold {
+            mentions: mentions.to_owned(),
+            gate: tokio::sync::Semaphore::new(0),
+            held: AtomicUsize::new(0),
+        });
+        self.holds.lock().unwrap().push(hold.clone());
+        hold
     }
 
     /// `service` (all its operations) fails as `fault`.
@@ -1448,4 +1541,14 @@ impl FaultProxy {
     pub fn refused(&self) -> usize {
         self.refused.load(Ordering::SeqCst)
     }
+}
+
+/// A request id for a test's own changes: unique enough within a run.
+pub fn uuid_like() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }

@@ -79,6 +79,8 @@ async fn every_event_fixture_drives_its_function() {
     env.grant_account(Principal::User(demo.clone()), ACCOUNT_A, 10)
         .await;
     let token = env.api_token(&demo).await;
+    // Enrollment is for people: its fixtures carry a one-time enrollment code.
+    let enrollment = env.enrollment_code(&demo).await;
     let (_, admin) = env.universal_admin("una").await;
 
     let cases = [
@@ -89,10 +91,11 @@ async fn every_event_fixture_drives_its_function() {
         ("issue-credentials/post-approvals.json", 409),
         ("issue-credentials/get-approval.json", 404),
         ("issue-credentials/get-openapi.json", 200),
-        ("issue-credentials/post-approve.json", 404),
+        // Approving takes a signed-in person: the fixture's script token is refused first.
+        ("issue-credentials/post-approve.json", 403),
         ("enroll-totp/post-totp-enrollment.json", 200),
         ("enroll-totp/post-totp-enrollment-confirm.json", 403),
-        ("enroll-totp/put-password.json", 403),
+        ("enroll-totp/put-password.json", 401),
         ("enroll-totp/post-sessions.json", 401),
         ("enroll-totp/post-sessions-oidc.json", 404),
         ("admin-targets/get-accounts.json", 200),
@@ -118,10 +121,10 @@ async fn every_event_fixture_drives_its_function() {
             _ => cooper_api::router::admin_targets(env.states.admin.clone()),
         };
         let app = cooper_api::host::lambda_app(cooper_api::router::edge(routes));
-        let bearer = if function == "admin-targets" {
-            &admin
-        } else {
-            &token
+        let bearer = match function {
+            "admin-targets" => &admin,
+            "enroll-totp" => &enrollment,
+            _ => &token,
         };
         let text =
             std::fs::read_to_string(repo_root().join("events").join(function).join(file)).unwrap();

@@ -282,10 +282,28 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
     let token = issued["token"].as_str().unwrap().to_owned();
     secrets.push(Secret::new("lena's API token", &token));
 
-    // Lena enrolls an authenticator, sets a password, and logs in: three consecutive steps.
+    // Lena enrolls an authenticator with a one-time code (setting a password), logs in, and
+    // sets her password again: three consecutive steps.
+    let enrollment = c
+        .ok(
+            Method::POST,
+            "/v1/admin/users/lena/enrollment-code",
+            Some(&admin),
+            json!({}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.push(Secret::new("lena's enrollment code", &enrollment));
     let now = steady_now();
     let started = c
-        .ok(Method::POST, "/v1/totp/enrollment", Some(&token), json!({}))
+        .ok(
+            Method::POST,
+            "/v1/totp/enrollment",
+            Some(&enrollment),
+            json!({}),
+        )
         .await;
     let uri = started["otpauth_uri"].as_str().unwrap().to_owned();
     secrets.push(Secret::new(
@@ -294,20 +312,13 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
     ));
     secrets.push(Secret::new("lena's provisioning URI", &uri));
     let code_at = |steps: i64| pyotp_code(&uri, now + time::Duration::seconds(30 * steps));
-    c.ok(
-        Method::POST,
-        "/v1/totp/enrollment/confirm",
-        Some(&token),
-        json!({"totp": code_at(-1)}),
-    )
-    .await;
     let password = "leak-scan correct horse battery staple";
     secrets.push(Secret::new("lena's password", password));
     c.ok(
-        Method::PUT,
-        "/v1/password",
-        Some(&token),
-        json!({"password": password, "totp": code_at(0)}),
+        Method::POST,
+        "/v1/totp/enrollment/confirm",
+        Some(&enrollment),
+        json!({"totp": code_at(-1), "password": password}),
     )
     .await;
     // Wrong code, then malformed bodies that carry the password: refused without echoing it.
@@ -334,11 +345,18 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
             Method::POST,
             "/v1/sessions",
             None,
-            json!({"user": "lena", "password": password, "totp": code_at(1)}),
+            json!({"user": "lena", "password": password, "totp": code_at(0)}),
         )
         .await;
     let jwt = session["token"].as_str().unwrap().to_owned();
     secrets.push(Secret::new("lena's session JWT", &jwt));
+    c.ok(
+        Method::PUT,
+        "/v1/password",
+        Some(&jwt),
+        json!({"password": password, "totp": code_at(1)}),
+    )
+    .await;
 
     // Credentials, every way they come.
     for (target, path) in [

@@ -26,4 +26,5 @@ mod limits;
 mod notices;
 mod oidc;
 mod scale;
+mod security;
 mod totp;

@@ -28,7 +28,8 @@ fn decode_qr(png_bytes: &[u8]) -> String {
 async fn enrollment_login_and_password_with_codes_from_pyotp() {
     let env = TestEnv::start().await;
     let alice = env.user("alice@example.com").await;
-    let token = env.api_token(&alice).await;
+    // A first enrollment, as a person makes it: with the one-time code an admin issued.
+    let token = env.enrollment_code(&alice).await;
 
     let started = env
         .post("/v1/totp/enrollment", Some(&token), json!({}))
@@ -70,12 +71,12 @@ async fn enrollment_login_and_password_with_codes_from_pyotp() {
         secret: started.body["secret"].as_str().unwrap().to_owned(),
     };
 
-    // A password, set with a fresh code; then a login with both.
+    // A password, set with a fresh code in a signed-in session; then a login with both.
     let set = env
         .call(
             reqwest::Method::PUT,
             "/v1/password",
-            Some(&token),
+            Some(&env.jwt(&alice)),
             Some(&json!({"password": "correct horse battery staple", "totp": env.fresh_code(&authenticator)}).to_string()),
             Some("application/json"),
         )
@@ -359,7 +360,8 @@ async fn high_security_targets_need_a_fresh_code_and_refusals_are_audited() {
 async fn enrolling_again_needs_a_current_code() {
     let env = TestEnv::start().await;
     let alice = env.user("alice").await;
-    let token = env.api_token(&alice).await;
+    // Enrolling again is for the person, signed in, with a current code.
+    let token = env.jwt(&alice);
     let authenticator = env.enroll(&token).await;
 
     let without = env

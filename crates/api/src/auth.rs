@@ -12,7 +12,7 @@ use cooper_core::access::{AuthMethod, Identity};
 use cooper_core::clock::Clock;
 use cooper_core::names::{GroupName, UserName};
 use cooper_core::ports::{Directory, UpstreamError};
-use cooper_core::token::{ApiToken, TokenRejection};
+use cooper_core::token::{ApiToken, EnrollmentCode, TokenRejection};
 
 use axum::http::StatusCode;
 
@@ -36,6 +36,9 @@ pub enum AuthError {
     NotYetValid,
     #[error("the bearer token has been revoked")]
     Revoked,
+    /// An enrollment code is good for enrolling an authenticator, and nowhere else.
+    #[error("an enrollment code only enrolls an authenticator (POST /v1/totp/enrollment)")]
+    EnrollmentOnly,
     #[error(transparent)]
     Oidc(#[from] OidcError),
     #[error(transparent)]
@@ -78,6 +81,9 @@ impl Authenticator {
         if !scheme.eq_ignore_ascii_case("bearer") || bearer.is_empty() {
             return Err(AuthError::Malformed);
         }
+        if EnrollmentCode::looks_like(bearer) {
+            return self.enrollment_code(bearer).await;
+        }
         if ApiToken::looks_like(bearer) {
             return self.api_token(bearer).await;
         }
@@ -105,13 +111,24 @@ impl Authenticator {
         ))
     }
 
+    async fn enrollment_code(&self, bearer: &str) -> Result<Identity, AuthError> {
+        let presented = EnrollmentCode::parse(bearer).ok_or(AuthError::Invalid)?;
+        let record = self
+            .directory
+            .enrollment_code(presented.id())
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let user = record.verify(&presented, self.clock.now())?;
+        Ok(Identity::new(
+            user.clone(),
+            AuthMethod::EnrollmentCode(record.id.clone()),
+        ))
+    }
+
     fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
-        let method = match claims.idp {
-            Some(issuer) => AuthMethod::Oidc(issuer),
-            None => AuthMethod::CooperJwt,
-        };
+        let method = AuthMethod::Session { idp: claims.idp };
         let mut identity = Identity::new(user, method);
         identity.asserted_groups = claims
             .groups
@@ -131,6 +148,7 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::Revoked => "token_revoked",
+            AuthError::EnrollmentOnly => "enrollment_code_only",
             AuthError::Oidc(OidcError::ProviderUnavailable(detail)) => {
                 tracing::warn!(%detail, "identity provider unavailable");
                 return Self::new(
@@ -146,7 +164,26 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// The authenticated caller of a request (an extractor: a handler that takes it is authenticated).
+async fn identify<S>(parts: &Parts, state: &S) -> Result<Identity, ApiError>
+where
+    Arc<Authenticator>: FromRef<S>,
+{
+    let authenticator = Arc::<Authenticator>::from_ref(state);
+    let header = match parts.headers.get(AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::from(AuthError::Malformed))?,
+        ),
+    };
+    let identity = authenticator.authenticate(header).await?;
+    tracing::Span::current().record("user", tracing::field::display(&identity.user));
+    Ok(identity)
+}
+
+/// The authenticated caller of a request (an extractor: a handler that takes it is
+/// authenticated). An enrollment code does not authenticate anything but enrollment.
 pub struct Authenticated(pub Identity);
 
 impl<S> FromRequestParts<S> for Authenticated
@@ -157,17 +194,25 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = Arc::<Authenticator>::from_ref(state);
-        let header = match parts.headers.get(AUTHORIZATION) {
-            None => None,
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| ApiError::from(AuthError::Malformed))?,
-            ),
-        };
-        let identity = authenticator.authenticate(header).await?;
-        tracing::Span::current().record("user", tracing::field::display(&identity.user));
+        let identity = identify(parts, state).await?;
+        if matches!(identity.method, AuthMethod::EnrollmentCode(_)) {
+            return Err(AuthError::EnrollmentOnly.into());
+        }
         Ok(Self(identity))
+    }
+}
+
+/// The caller of an enrollment route: authenticated as anywhere, or by an enrollment code.
+pub struct Enrolling(pub Identity);
+
+impl<S> FromRequestParts<S> for Enrolling
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(identify(parts, state).await?))
     }
 }

@@ -179,9 +179,10 @@ impl From<FactorError> for ApiError {
             } => Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
                 .retry_after(retry_after_seconds),
             FactorError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, code, message),
-            FactorError::Replayed | FactorError::NoPendingEnrollment => {
-                Self::new(StatusCode::CONFLICT, code, message)
-            }
+            FactorError::Replayed
+            | FactorError::NoPendingEnrollment
+            | FactorError::AlreadyEnrolled => Self::new(StatusCode::CONFLICT, code, message),
+            FactorError::SessionRequired => Self::new(StatusCode::FORBIDDEN, code, message),
             FactorError::CodeRequired => Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
             FactorError::NotEnrolled | FactorError::InvalidCode => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
@@ -222,7 +223,9 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::Required => StatusCode::UNPROCESSABLE_ENTITY,
             ApprovalError::SelfApproval
             | ApprovalError::NotAnApprover
-            | ApprovalError::Mismatch => StatusCode::FORBIDDEN,
+            | ApprovalError::Mismatch
+            | ApprovalError::BootstrappedByRequester
+            | ApprovalError::SessionRequired => StatusCode::FORBIDDEN,
             ApprovalError::NotFound => StatusCode::NOT_FOUND,
             ApprovalError::NotRequired
             | ApprovalError::Expired
@@ -253,6 +256,7 @@ impl From<AdminError> for ApiError {
             | AdminError::WiderAdmin => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::AlreadyExists(_)
+            | AdminError::AlreadyEnrolled(_)
             | AdminError::VersionConflict(_)
             | AdminError::InUse { .. }
             | AdminError::TooMuch => StatusCode::CONFLICT,

@@ -470,7 +470,7 @@ impl OidcVerifier {
                 .collect(),
             _ => Vec::new(),
         };
-        let mut identity = Identity::new(user, AuthMethod::Oidc(config.issuer.clone()));
+        let mut identity = Identity::new(user, AuthMethod::IdToken(config.issuer.clone()));
         identity.asserted_groups = groups;
         Ok(identity)
     }

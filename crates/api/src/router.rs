@@ -101,6 +101,10 @@ fn admin_table() -> Table<AdminState> {
         .post("/v1/admin/users/{name}/totp/reset", reset_totp)
         .get("/v1/admin/users/{name}/tokens", list_tokens)
         .post("/v1/admin/users/{name}/tokens", issue_token)
+        .post(
+            "/v1/admin/users/{name}/enrollment-code",
+            issue_enrollment_code,
+        )
         .delete("/v1/admin/tokens/{id}", revoke_token)
         .get("/v1/admin/groups", list_groups)
         .post("/v1/admin/groups", create_group)

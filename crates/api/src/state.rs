@@ -350,6 +350,7 @@ impl EnrollState {
         let lifetime = time::Duration::minutes(i64::from(settings.session_minutes));
         Ok(Self {
             enrollment: Arc::new(Enrollment {
+                directory: shared.directory.clone(),
                 verifier: shared.second_factor.clone(),
                 ledger: shared.ledger.clone(),
                 entropy: shared.entropy.clone(),

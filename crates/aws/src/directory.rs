@@ -15,7 +15,7 @@ use cooper_core::admin::store::PageRequest;
 use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
-use cooper_core::token::{ApiTokenRecord, TokenId};
+use cooper_core::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 use futures_util::future::try_join_all;
 
 use crate::error::{code_of, corrupt, upstream};
@@ -420,6 +420,19 @@ impl Directory for DynamoDirectory {
         self.get(keys::token(id))
             .await?
             .map(|item| from_item::<Keyed<ApiTokenRecord>>(item, "api token").map(|k| k.body))
+            .transpose()
+    }
+
+    async fn enrollment_code(
+        &self,
+        id: &TokenId,
+    ) -> Result<Option<EnrollmentCodeRecord>, UpstreamError> {
+        self.get(keys::enrollment_code(id))
+            .await?
+            .map(|item| {
+                from_item::<Keyed<items::EnrollmentCodeBody>>(item, "enrollment code")
+                    .map(|k| k.body.record)
+            })
             .transpose()
     }
 

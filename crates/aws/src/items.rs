@@ -11,6 +11,7 @@
 //! | grant      | `USER#<u>` or `GROUP#<g>` | `GRANT#TARGET#<t>` or `GRANT#ACCOUNT#<a>` | `ACCOUNT#<id>` | `GRANT#<PK>#<SK>` |
 //! | admin grant| `USER#<u>` or `GROUP#<g>` | `ADMIN#*` or `ADMIN#ACCOUNT#<a>` | `ADMINS` or `ACCOUNT#<a>` | `ADMIN#<PK>` |
 //! | API token  | `TOKEN#<id>`     | `TOKEN`                     | `USER#<name>`     | `TOKEN#<id>`                |
+//! | enrollment code | `ENROLLCODE#<id>` | `ENROLLCODE`         |                   |                             |
 //!
 //! Accounts, targets, users and groups carry a `version` for optimistic concurrency.
 
@@ -33,6 +34,9 @@ use crate::error::corrupt;
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub const GSI1: &str = "GSI1";
+
+/// The prefix of every enrollment code's key (what a function's IAM policy may write).
+pub const ENROLLMENT_CODE_PREFIX: &str = "ENROLLCODE#";
 
 /// Partition and sort keys of every directory item.
 pub mod keys {
@@ -58,6 +62,12 @@ pub mod keys {
     }
     pub fn token(id: &TokenId) -> (String, String) {
         (format!("TOKEN#{id}"), "TOKEN".into())
+    }
+    pub fn enrollment_code(id: &TokenId) -> (String, String) {
+        (
+            format!("{}{id}", super::ENROLLMENT_CODE_PREFIX),
+            "ENROLLCODE".into(),
+        )
     }
     pub fn principal(p: &Principal) -> String {
         match p {
@@ -379,6 +389,31 @@ pub(crate) fn token_item(record: &ApiTokenRecord) -> Result<Item, UpstreamError>
         Some(gsi1),
         "api_token",
         record,
+    ))
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EnrollmentCodeBody {
+    #[serde(flatten)]
+    pub record: cooper_core::token::EnrollmentCodeRecord,
+    /// For conditions: the expiry as a number.
+    expires_epoch: i64,
+    /// DynamoDB's TTL removes codes a day after they expire.
+    ttl: i64,
+}
+
+pub(crate) fn enrollment_code_item(
+    record: &cooper_core::token::EnrollmentCodeRecord,
+) -> Result<Item, UpstreamError> {
+    let expires = record.expires_at.unix_timestamp();
+    to_item(&Keyed::plain(
+        keys::enrollment_code(&record.id),
+        "enrollment_code",
+        EnrollmentCodeBody {
+            record: record.clone(),
+            expires_epoch: expires,
+            ttl: expires + 86_400,
+        },
     ))
 }
 

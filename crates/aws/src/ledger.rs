@@ -210,6 +210,26 @@ impl DynamoLedger {
                 .iter()
                 .map(|sk| self.delete(factor_key(user, sk), None))
                 .collect(),
+            Change::PutEnrollmentCode(record) => {
+                one(self.put(items::enrollment_code_item(record)?, NEW))
+            }
+            Change::UseEnrollmentCode { id, user, now } => Self::updated(
+                self.update(keys::enrollment_code(id))
+                    .update_expression("SET used_at = :at")
+                    .condition_expression(
+                        "attribute_exists(PK) AND #user = :user AND attribute_not_exists(used_at) AND expires_epoch > :now",
+                    )
+                    .expression_attribute_names("#user", "user")
+                    .expression_attribute_values(":user", text(user))
+                    .expression_attribute_values(
+                        ":at",
+                        AttributeValue::S(
+                            now.format(&Rfc3339)
+                                .map_err(|e| corrupt(Service::DynamoDb, e.to_string()))?,
+                        ),
+                    )
+                    .expression_attribute_values(":now", epoch(*now)),
+            ),
             Change::Unlocked {
                 user,
                 now,

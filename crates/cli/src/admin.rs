@@ -85,7 +85,7 @@ enum Resource {
         #[command(subcommand)]
         verb: Crud,
     },
-    /// Users; also `reset-totp`, `tokens`, `issue-token`.
+    /// Users; also `reset-totp`, `enrollment-code`, `tokens`, `issue-token`.
     Users {
         #[command(subcommand)]
         verb: UserVerb,
@@ -133,6 +133,13 @@ enum UserVerb {
     ResetTotp { name: String },
     /// List a user's API tokens.
     Tokens { name: String },
+    /// Issue a one-time code with which the user enrolls a first authenticator (printed once).
+    EnrollmentCode {
+        name: String,
+        /// How long it stays good (1 to 336 hours; default 72).
+        #[arg(long)]
+        hours: Option<i64>,
+    },
     /// Issue an API token for a user (printed once).
     IssueToken {
         name: String,
@@ -347,6 +354,16 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                     Method::GET,
                     &format!("/v1/admin/users/{}/tokens", segment(name)),
                     None,
+                    vec![],
+                )
+                .await?
+                .0
+            }
+            UserVerb::EnrollmentCode { name, hours } => {
+                s.send(
+                    Method::POST,
+                    &format!("/v1/admin/users/{}/enrollment-code", segment(name)),
+                    Some(&json!({ "hours": hours })),
                     vec![],
                 )
                 .await?

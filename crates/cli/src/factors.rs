@@ -12,14 +12,41 @@ use crate::error::Error;
 pub struct EnrollArgs {
     #[command(flatten)]
     client: ClientArgs,
+    /// Enroll a first authenticator with the one-time enrollment code an admin gave you (asked
+    /// for, so it stays out of shell history; or COOPER_ENROLLMENT_CODE). Without it, enrolling
+    /// needs a signed-in session (`cooper login`), and replacing an authenticator its code.
+    #[arg(long)]
+    code: bool,
+    /// With --code: do not set a password (for people who sign in with the identity provider).
+    #[arg(long)]
+    no_password: bool,
     /// Print the otpauth URI only, no QR code.
     #[arg(long)]
     no_qr: bool,
 }
 
-/// Shows the QR code to scan, then asks for the app's first code to confirm it.
+/// A new password, typed twice.
+fn new_password() -> Result<secrecy::SecretString, Error> {
+    let first = ask("New password (at least 12 characters): ", true)?;
+    let second = ask("Again: ", true)?;
+    if first.expose_secret() != second.expose_secret() {
+        return Err(Error::PasswordsDiffer);
+    }
+    Ok(first)
+}
+
+/// Shows the QR code to scan, then asks for the app's first code to confirm it (and, with an
+/// enrollment code, a first password).
 pub async fn enroll(args: EnrollArgs) -> Result<(), Error> {
-    let client = crate::client::Client::new(&args.client)?;
+    let mut client_args = args.client.clone();
+    if args.code {
+        let code = match std::env::var("COOPER_ENROLLMENT_CODE") {
+            Ok(code) if !code.trim().is_empty() => code,
+            _ => ask("Enrollment code: ", true)?.expose_secret().to_owned(),
+        };
+        client_args.token = Some(code.trim().to_owned());
+    }
+    let client = crate::client::Client::new(&client_args)?;
     let started = match client
         .call(Method::POST, "/v1/totp/enrollment", Some(&json!({})))
         .await
@@ -49,12 +76,12 @@ pub async fn enroll(args: EnrollArgs) -> Result<(), Error> {
     println!("  {}", started["secret"].as_str().unwrap_or_default());
     println!("otpauth URI: {uri}");
     let code = ask("Enter the 6-digit code the app shows: ", false)?;
+    let mut confirm = json!({"totp": code.expose_secret()});
+    if args.code && !args.no_password {
+        confirm["password"] = json!(new_password()?.expose_secret());
+    }
     client
-        .call(
-            Method::POST,
-            "/v1/totp/enrollment/confirm",
-            Some(&json!({"totp": code.expose_secret()})),
-        )
+        .call(Method::POST, "/v1/totp/enrollment/confirm", Some(&confirm))
         .await?;
     println!(
         "Enrolled: {} now signs in with this authenticator.",
@@ -135,11 +162,7 @@ pub struct PasswordArgs {
 /// Sets or changes your password (you need your authenticator).
 pub async fn password(args: PasswordArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
-    let first = ask("New password: ", true)?;
-    let second = ask("Again: ", true)?;
-    if first.expose_secret() != second.expose_secret() {
-        return Err(Error::PasswordsDiffer);
-    }
+    let first = new_password()?;
     let code = ask("Code: ", false)?;
     client
         .call(

@@ -65,6 +65,9 @@ struct DemoReport {
     /// The demo user's API token: shown once, when the user is created; stored only as a hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+    /// The demo user's one-time enrollment code (`cooper enroll --code`), shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrollment_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_expires_at: Option<String>,
     /// A role target the demo user may become.
@@ -91,6 +94,9 @@ struct SetupReport {
     /// Their API token: shown once, when the admin is created; stored only as a hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_token: Option<String>,
+    /// Their one-time enrollment code (`cooper enroll --code`), shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_enrollment_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     demo: Option<DemoReport>,
 }
@@ -164,7 +170,8 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
 
     let operator = Operator::new(&sdk, &settings).await?;
     let mut seeded = Seeded(Vec::new());
-    let (admin_user, admin_token) = first_admin(&operator, &mut seeded, &args.admin_user).await?;
+    let (admin_user, admin_token, admin_enrollment_code) =
+        first_admin(&operator, &mut seeded, &args.admin_user).await?;
     let demo = if args.no_demo {
         None
     } else {
@@ -184,6 +191,7 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         notify_topic_arn: topic,
         admin_user,
         admin_token,
+        admin_enrollment_code,
         demo,
     };
     if args.json {
@@ -243,12 +251,21 @@ async fn first_token(
     ))
 }
 
+/// A one-time code with which a user just created enrolls their first authenticator.
+async fn enrollment_code(operator: &Operator, user: &UserName) -> Result<String, Error> {
+    let (code, _) = operator
+        .admin
+        .issue_enrollment_code(&operator.context(), user, None)
+        .await?;
+    Ok(code.reveal().expose_secret().to_owned())
+}
+
 /// A universal admin, so that a fresh deployment can be administered at once.
 async fn first_admin(
     operator: &Operator,
     seeded: &mut Seeded,
     name: &str,
-) -> Result<(String, Option<String>), Error> {
+) -> Result<(String, Option<String>, Option<String>), Error> {
     let user = UserName::parse(name)?;
     let mut profile = User::new(user.clone());
     profile.display_name = Some(DisplayName::parse("First administrator")?);
@@ -267,16 +284,19 @@ async fn first_admin(
         format!("{user} (universal)"),
         admin.create_admin_grant(&operator.context(), grant).await,
     )?;
-    let token = if created {
-        Some(
-            first_token(operator, &user, "cooper setup (first admin)")
-                .await?
-                .0,
+    let (token, code) = if created {
+        (
+            Some(
+                first_token(operator, &user, "cooper setup (first admin)")
+                    .await?
+                    .0,
+            ),
+            Some(enrollment_code(operator, &user).await?),
         )
     } else {
-        None
+        (None, None)
     };
-    Ok((user.to_string(), token))
+    Ok((user.to_string(), token, code))
 }
 
 /// The topic audit notices go to (`cooper serve` follows the stream into it).
@@ -435,11 +455,12 @@ async fn seed_demo(
         format!("{user} in {group}"),
         admin.add_member(&operator.context(), &group, &user).await,
     )?;
-    let (token, token_expires_at) = if created {
+    let (token, token_expires_at, code) = if created {
         let (token, expires) = first_token(operator, &user, "cooper setup (demo)").await?;
-        (Some(token), Some(expires))
+        let code = enrollment_code(operator, &user).await?;
+        (Some(token), Some(expires), Some(code))
     } else {
-        (None, None)
+        (None, None, None)
     };
 
     Ok(DemoReport {
@@ -448,6 +469,7 @@ async fn seed_demo(
         group: group.to_string(),
         token,
         token_expires_at,
+        enrollment_code: code,
         target: readonly.name.to_string(),
         federated_target: federated_name.to_string(),
         denied_target: top.name.to_string(),
@@ -469,6 +491,12 @@ fn human(report: &SetupReport) -> String {
                 "\nfirst admin: {} (universal); API token (shown once):\n\n    {token}",
                 report.admin_user
             );
+            if let Some(code) = &report.admin_enrollment_code {
+                let _ = writeln!(
+                    out,
+                    "\n  to enroll their authenticator: `cooper enroll --code` with the one-time code\n\n    {code}"
+                );
+            }
         }
         None => {
             let _ = writeln!(
@@ -500,6 +528,12 @@ fn human(report: &SetupReport) -> String {
                     demo.user, demo.group
                 );
                 let _ = writeln!(out, "\n    {token}\n");
+                if let Some(code) = &demo.enrollment_code {
+                    let _ = writeln!(
+                        out,
+                        "  to enroll their authenticator (and set a password): `cooper enroll --code` with\n\n    {code}\n"
+                    );
+                }
                 (token.as_str(), true)
             }
             _ => {

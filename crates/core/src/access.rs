@@ -12,23 +12,44 @@ use crate::token::TokenId;
 /// How a caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// A bearer JWT signed by cooper.
-    CooperJwt,
+    /// A session cooper signed: a person who signed in, locally (`idp: None`: password and a
+    /// fresh code) or through an identity provider (its issuer).
+    Session { idp: Option<String> },
     /// A per-user API token, for scripts and CI.
     ApiToken(TokenId),
     /// An approver standing next to the requester, proven by their own fresh TOTP code alone.
     ApproverCode,
-    /// An identity provider's ID token (or a cooper session made from one), by issuer.
-    Oidc(String),
+    /// An identity provider's ID token presented as the bearer, by issuer.
+    IdToken(String),
+    /// A one-time enrollment code: it enrolls a first authenticator, and nothing else.
+    EnrollmentCode(TokenId),
+}
+
+impl AuthMethod {
+    /// A person signed in to cooper: what taking over or using one's own factors needs (a
+    /// script's token, or a token meant for something else, is not enough).
+    pub fn is_session(&self) -> bool {
+        matches!(self, Self::Session { .. })
+    }
+
+    /// The identity provider that vouched for the caller, if one did.
+    pub fn idp(&self) -> Option<&str> {
+        match self {
+            Self::Session { idp: Some(issuer) } | Self::IdToken(issuer) => Some(issuer),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::CooperJwt => f.write_str("jwt"),
+            Self::Session { idp: None } => f.write_str("jwt"),
+            Self::Session { idp: Some(issuer) } => write!(f, "oidc_session:{issuer}"),
             Self::ApiToken(id) => write!(f, "api_token:{id}"),
             Self::ApproverCode => f.write_str("approver_code"),
-            Self::Oidc(issuer) => write!(f, "oidc:{issuer}"),
+            Self::IdToken(issuer) => write!(f, "oidc:{issuer}"),
+            Self::EnrollmentCode(id) => write!(f, "enrollment_code:{id}"),
         }
     }
 }
@@ -74,6 +95,8 @@ pub enum Denial {
     /// Unknown targets and targets without a grant answer alike, so names cannot be probed.
     #[error("no such target, or no grant covers it")]
     NotGranted,
+    #[error("an enrollment code only enrolls an authenticator")]
+    EnrollmentOnly,
 }
 
 impl Denial {
@@ -83,6 +106,7 @@ impl Denial {
             Self::UserDisabled => "user_disabled",
             Self::UserExpired => "user_expired",
             Self::NotGranted => "not_granted",
+            Self::EnrollmentOnly => "enrollment_code_only",
         }
     }
 }
@@ -98,8 +122,21 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Deny by default: no profile, a disabled user or an expired user is refused.
+    /// Deny by default: no profile, a disabled user or an expired user is refused; so is an
+    /// enrollment code, which proves only that its holder may enroll (see `admit_enrolling`).
     pub fn admit(
+        identity: Identity,
+        profile: Option<UserProfile>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Denial> {
+        if matches!(identity.method, AuthMethod::EnrollmentCode(_)) {
+            return Err(Denial::EnrollmentOnly);
+        }
+        Self::admit_enrolling(identity, profile, now)
+    }
+
+    /// As `admit`, accepting an enrollment code too (for enrolling, and nothing else).
+    pub fn admit_enrolling(
         identity: Identity,
         profile: Option<UserProfile>,
         now: OffsetDateTime,
@@ -107,15 +144,16 @@ impl Caller {
         // The identity provider vouches for people cooper has no record of: they are users with
         // only their asserted groups (and so, by default, no access). A record in the directory
         // still governs them: disabled or expired there, they are refused.
-        let profile = match (profile, &identity.method) {
-            (Some(p), _) => p,
-            (None, AuthMethod::Oidc(_)) => UserProfile {
+        let vouched = identity.method.idp().is_some();
+        let profile = match profile {
+            Some(p) => p,
+            None if vouched => UserProfile {
                 user: User::new(identity.user.clone()),
                 groups: Vec::new(),
                 grants: Vec::new(),
                 admin_grants: Vec::new(),
             },
-            (None, _) => return Err(Denial::UnknownUser),
+            None => return Err(Denial::UnknownUser),
         };
         match profile.user.status_at(now) {
             UserStatus::Active => {}
@@ -233,7 +271,7 @@ mod tests {
     }
 
     fn identity(name: &str) -> Identity {
-        Identity::new(user(name), AuthMethod::CooperJwt)
+        Identity::new(user(name), AuthMethod::Session { idp: None })
     }
 
     #[test]

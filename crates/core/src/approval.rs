@@ -57,6 +57,14 @@ pub enum ApprovalError {
     Mismatch,
     #[error("the approver's code was not accepted: {0}")]
     ApproverFactor(FactorError),
+    /// The approver's authenticator was enrolled with an enrollment code the requester issued:
+    /// whoever issued it may hold it, so it is not a second person's.
+    #[error(
+        "this approver's authenticator was enrolled with a code the requester issued; ask someone else"
+    )]
+    BootstrappedByRequester,
+    #[error("approving needs a signed-in session (cooper login), not a script's token")]
+    SessionRequired,
     #[error(transparent)]
     Denied(#[from] Denial),
     #[error(transparent)]
@@ -98,6 +106,8 @@ impl ApprovalError {
                 other => other.code(),
             },
             Self::Denied(d) => d.code(),
+            Self::BootstrappedByRequester => "approver_bootstrapped_by_requester",
+            Self::SessionRequired => "session_required",
             Self::Entropy(_) => "internal",
             Self::Upstream(_) => "upstream",
             Self::AuditUnavailable(_) => "audit_unavailable",
@@ -254,6 +264,36 @@ impl Approvals {
         Ok(caller)
     }
 
+    /// Checks the approver's own fresh code: the proof to commit with the approval. An
+    /// authenticator the requester could hold (enrolled with an enrollment code they issued)
+    /// does not make a second person.
+    async fn approver_code(
+        &self,
+        approver: &UserName,
+        requester: &UserName,
+        code: &TotpCode,
+    ) -> Result<Vec<Change>, ApprovalError> {
+        let factors = self
+            .verifier
+            .store
+            .factors(approver)
+            .await
+            .map_err(ApprovalError::Upstream)?;
+        let bootstrapped_by = factors
+            .totp
+            .as_ref()
+            .and_then(|e| e.bootstrapped_by.as_ref());
+        if bootstrapped_by == Some(requester) {
+            return Err(ApprovalError::BootstrappedByRequester);
+        }
+        let proof = self
+            .verifier
+            .check_with(approver, &factors, code)
+            .await
+            .map_err(ApprovalError::ApproverFactor)?;
+        Ok(proof.changes().to_vec())
+    }
+
     /// The approver confirms a pending request with their own fresh code.
     pub async fn approve(
         &self,
@@ -277,6 +317,9 @@ impl Approvals {
         now: OffsetDateTime,
         record: &mut AuditRecord,
     ) -> Result<ApprovalRequest, ApprovalError> {
+        if !approver.method.is_session() {
+            return Err(ApprovalError::SessionRequired);
+        }
         let request = self
             .store
             .approval(id)
@@ -296,12 +339,9 @@ impl Approvals {
             .ok_or(ApprovalError::NotFound)?;
         record.account = Some(target.account.clone());
         let caller = self.approver(approver, &request.requester, &target).await?;
-        let proof = self
-            .verifier
-            .check(&caller.user.name, code)
-            .await
-            .map_err(ApprovalError::ApproverFactor)?;
-        let mut changes = proof.changes().to_vec();
+        let mut changes = self
+            .approver_code(&caller.user.name, &request.requester, code)
+            .await?;
         changes.push(Change::Approve {
             id: id.clone(),
             approver: caller.user.name.clone(),
@@ -360,15 +400,13 @@ impl Approvals {
             ApprovalProof::Inline { approver, code } => {
                 let identity = Identity::new(approver.clone(), AuthMethod::ApproverCode);
                 let caller = self.approver(identity, requester, target).await?;
-                let proof = self
-                    .verifier
-                    .check(&caller.user.name, code)
-                    .await
-                    .map_err(ApprovalError::ApproverFactor)?;
+                let changes = self
+                    .approver_code(&caller.user.name, requester, code)
+                    .await?;
                 Ok(ApprovalCheck {
                     approved_by: caller.user.name,
                     approval_id: None,
-                    changes: proof.changes().to_vec(),
+                    changes,
                 })
             }
             ApprovalProof::Approved(id) => {

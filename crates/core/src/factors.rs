@@ -7,14 +7,14 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 
-use crate::access::{Denial, Identity};
+use crate::access::{AuthMethod, Caller, Denial, Identity};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
 use crate::model::factors::{AuthFactors, LOCKOUT, PendingTotp, TotpEnrollment};
 use crate::names::UserName;
 use crate::password::{NewPassword, PasswordError, PasswordHash};
-use crate::ports::{FactorStore, KeyVault, UpstreamError};
+use crate::ports::{Directory, FactorStore, KeyVault, UpstreamError};
 use crate::totp::{TotpCode, TotpIssuer, TotpSecret};
 
 pub use crate::model::factors::MAX_FAILURES;
@@ -42,6 +42,12 @@ pub enum FactorError {
     CodeRequired,
     #[error("there is no enrollment waiting for confirmation (start again)")]
     NoPendingEnrollment,
+    /// A script's API token, or an identity provider's token used as a bearer, cannot enroll,
+    /// set a password or approve: those take a person signed in to cooper.
+    #[error("this needs a signed-in session (cooper login), not a script's token")]
+    SessionRequired,
+    #[error("an authenticator is enrolled already: an enrollment code enrolls only a first one")]
+    AlreadyEnrolled,
     #[error(transparent)]
     Denied(#[from] Denial),
     #[error(transparent)]
@@ -75,6 +81,8 @@ impl FactorError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::CodeRequired => "totp_required",
             Self::NoPendingEnrollment => "no_pending_enrollment",
+            Self::SessionRequired => "session_required",
+            Self::AlreadyEnrolled => "already_enrolled",
             Self::Denied(d) => d.code(),
             Self::Entropy(_) | Self::Hashing => "internal",
             Self::Upstream(_) => "upstream",
@@ -123,6 +131,7 @@ pub fn explain_conflict(change: &Change, at: OffsetDateTime) -> Option<FactorErr
         // The lock was set by failures that landed after our read: it runs a full window from
         // about now.
         Change::Unlocked { .. } => Some(locked(at + LOCKOUT, at)),
+        Change::UseEnrollmentCode { .. } => Some(FactorError::InvalidCredentials),
         _ => None,
     }
 }
@@ -237,7 +246,13 @@ pub struct StartedEnrollment {
 
 /// Enrolling an authenticator app: start (a new secret, sealed, waiting), then confirm with the
 /// app's first code. Each step is committed with its audit record.
+///
+/// Only a person may enroll: someone signed in to cooper, or the holder of a one-time
+/// enrollment code an admin issued (for a first authenticator). A script's API token or an
+/// identity provider's token alone cannot: a stolen one must not move a person's second factor
+/// to the thief's phone.
 pub struct Enrollment {
+    pub directory: Arc<dyn Directory>,
     pub verifier: Arc<SecondFactor>,
     pub ledger: Arc<dyn Ledger>,
     pub entropy: Arc<dyn Entropy>,
@@ -255,30 +270,61 @@ impl Enrollment {
     ) -> Result<StartedEnrollment, FactorError> {
         let now = self.verifier.clock.now();
         let record = AuditRecord::by(identity, meta, now, AuditEvent::TotpEnrollmentStarted);
-        let result = self
-            .started(&identity.user, current_code, now, &record)
-            .await;
+        let result = self.started(identity, current_code, now, &record).await;
         self.refused(result, record).await
+    }
+
+    /// Who may enroll, and the admin whose enrollment code they use (if they use one): an
+    /// active user, signed in or holding their own unused code.
+    async fn enroller(
+        &self,
+        identity: &Identity,
+        now: OffsetDateTime,
+    ) -> Result<Option<Option<UserName>>, FactorError> {
+        let code = match &identity.method {
+            AuthMethod::Session { .. } => None,
+            AuthMethod::EnrollmentCode(id) => {
+                let record = self
+                    .directory
+                    .enrollment_code(id)
+                    .await?
+                    .filter(|r| {
+                        r.user == identity.user && r.used_at.is_none() && r.expires_at > now
+                    })
+                    .ok_or(FactorError::InvalidCredentials)?;
+                Some(record.issued_by)
+            }
+            _ => return Err(FactorError::SessionRequired),
+        };
+        let profile = self.directory.user_profile(&identity.user).await?;
+        Caller::admit_enrolling(identity.clone(), profile, now)?;
+        Ok(code)
     }
 
     async fn started(
         &self,
-        user: &UserName,
+        identity: &Identity,
         current_code: Option<&TotpCode>,
         now: OffsetDateTime,
         record: &AuditRecord,
     ) -> Result<StartedEnrollment, FactorError> {
         let v = &self.verifier;
+        let user = &identity.user;
+        let by_code = self.enroller(identity, now).await?;
         let factors = v.store.factors(user).await?;
         SecondFactor::check_lock(&factors, now)?;
         let mut changes = Vec::new();
-        let bootstrapped_by = match &factors.totp {
-            Some(enrollment) => {
+        let bootstrapped_by = match (&factors.totp, by_code) {
+            (Some(_), Some(_)) => return Err(FactorError::AlreadyEnrolled),
+            // Enrolling again keeps the mark of how the first one was enrolled: whoever held
+            // the first secret could have made this one too.
+            (Some(enrollment), None) => {
                 let code = current_code.ok_or(FactorError::CodeRequired)?;
                 changes.extend(v.check_with(user, &factors, code).await?.changes());
                 enrollment.bootstrapped_by.clone()
             }
-            None => None,
+            (None, Some(issuer)) => issuer,
+            (None, None) => None,
         };
         let secret = TotpSecret::generate(self.entropy.as_ref())?;
         let provisioning_uri = secret
@@ -306,28 +352,37 @@ impl Enrollment {
     }
 
     /// Confirms the pending enrollment with a first code from the app; it then becomes the
-    /// user's authenticator (replacing any earlier one).
+    /// user's authenticator (replacing any earlier one). A first password may be set with it
+    /// (someone enrolling with a code has no other way to get one). An enrollment code is used
+    /// up by this, in the same write.
     pub async fn confirm(
         &self,
         identity: &Identity,
         code: &TotpCode,
+        password: Option<&NewPassword>,
         meta: &RequestMeta,
     ) -> Result<(), FactorError> {
         let now = self.verifier.clock.now();
         let record = AuditRecord::by(identity, meta, now, AuditEvent::TotpEnrolled);
-        let result = self.confirmed(&identity.user, code, now, &record).await;
+        let result = self.confirmed(identity, code, password, now, &record).await;
         self.refused(result, record).await
     }
 
     async fn confirmed(
         &self,
-        user: &UserName,
+        identity: &Identity,
         code: &TotpCode,
+        password: Option<&NewPassword>,
         now: OffsetDateTime,
         record: &AuditRecord,
     ) -> Result<(), FactorError> {
         let v = &self.verifier;
+        let user = &identity.user;
+        let by_code = self.enroller(identity, now).await?;
         let factors = v.store.factors(user).await?;
+        if by_code.is_some() && factors.totp.is_some() {
+            return Err(FactorError::AlreadyEnrolled);
+        }
         SecondFactor::check_lock(&factors, now)?;
         let pending = factors
             .pending
@@ -337,7 +392,7 @@ impl Enrollment {
         let Some(step) = secret.matching_step(code, now) else {
             return Err(v.fail(user, now, FactorError::InvalidCode).await);
         };
-        let changes = [
+        let mut changes = vec![
             Change::Unlocked {
                 user: user.clone(),
                 now,
@@ -353,6 +408,20 @@ impl Enrollment {
                 },
             },
         ];
+        if let Some(password) = password {
+            changes.push(Change::PutPassword {
+                user: user.clone(),
+                hash: PasswordHash::create(password, self.entropy.as_ref())?,
+                at: now,
+            });
+        }
+        if let AuthMethod::EnrollmentCode(id) = &identity.method {
+            changes.push(Change::UseEnrollmentCode {
+                id: id.clone(),
+                user: user.clone(),
+                now,
+            });
+        }
         self.ledger
             .commit(&changes, record)
             .await
@@ -393,9 +462,12 @@ impl PasswordChange {
     ) -> Result<(), FactorError> {
         let now = self.verifier.clock.now();
         let record = AuditRecord::by(identity, meta, now, AuditEvent::PasswordChanged);
-        let result = self
-            .changed(&identity.user, password, code, now, &record)
-            .await;
+        let result = if identity.method.is_session() {
+            self.changed(&identity.user, password, code, now, &record)
+                .await
+        } else {
+            Err(FactorError::SessionRequired)
+        };
         if let Err(e) = &result {
             if e.is_refusal() {
                 let record = record.refused(AuditEvent::PasswordRefused, e.code());

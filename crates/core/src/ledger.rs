@@ -12,7 +12,7 @@ use crate::model::{Account, AdminGrant, Grant, GrantKey, Group, Target, User};
 use crate::names::{AccountId, GroupName, TargetName, UserName};
 use crate::password::PasswordHash;
 use crate::ports::UpstreamError;
-use crate::token::{ApiTokenRecord, TokenId};
+use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 
 /// What a change expects of what it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,14 @@ pub enum Change {
     DeleteToken(TokenId),
     /// A user's TOTP enrollment, pending enrollment, password and lockout state.
     DeleteFactors(UserName),
+    /// A new enrollment code (refused if its id is taken).
+    PutEnrollmentCode(EnrollmentCodeRecord),
+    /// Uses up an enrollment code: refused unless it is `user`'s, unused and unexpired at `now`.
+    UseEnrollmentCode {
+        id: TokenId,
+        user: UserName,
+        now: OffsetDateTime,
+    },
     /// Refused while `user` is locked out at `now` (the rule of
     /// [`Guard::locked_until`](crate::model::factors::Guard::locked_until)); with
     /// `clear_failures`, the failure count starts again.

@@ -15,7 +15,7 @@ use crate::names::{
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
 };
 use crate::session::SessionDuration;
-use crate::token::{ApiTokenRecord, TokenId};
+use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 use crate::totp::TotpSecret;
 
 /// The AWS service behind a port.
@@ -84,6 +84,11 @@ impl UpstreamError {
 #[async_trait]
 pub trait Directory: Send + Sync {
     async fn api_token(&self, id: &TokenId) -> Result<Option<ApiTokenRecord>, UpstreamError>;
+
+    async fn enrollment_code(
+        &self,
+        id: &TokenId,
+    ) -> Result<Option<EnrollmentCodeRecord>, UpstreamError>;
 
     /// The user's profile, memberships and direct grants.
     async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError>;

@@ -13,7 +13,7 @@ use futures_util::future::try_join3;
 use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 
-use crate::access::{AuthMethod, Caller, Identity};
+use crate::access::{Caller, Identity};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::factors::{FactorError, SecondFactor};
 use crate::ledger::{Ledger, record_refusal};
@@ -248,10 +248,7 @@ impl SessionExchange {
                 return Err(FactorError::Denied(denial).into());
             }
         };
-        let idp = match &caller.identity.method {
-            AuthMethod::Oidc(issuer) => Some(issuer.clone()),
-            _ => None,
-        };
+        let idp = caller.identity.method.idp().map(str::to_owned);
         let mut groups = caller.identity.asserted_groups.clone();
         groups.sort();
         groups.dedup();

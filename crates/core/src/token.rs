@@ -1,4 +1,5 @@
-//! Per-user API tokens for scripts and CI: random, shown once, stored only as a hash, expiring, revocable.
+//! Per-user API tokens for scripts and CI: random, shown once, stored only as a hash, expiring,
+//! revocable. And one-time enrollment codes, of the same make, that enroll a first authenticator.
 
 use std::fmt;
 
@@ -104,6 +105,28 @@ impl fmt::Debug for ApiToken {
 }
 
 impl ApiToken {
+    fn with_prefix(bearer: &str, prefix: &str) -> Option<Self> {
+        let rest = bearer.strip_prefix(prefix)?;
+        let (id, secret) = rest.split_once('_')?;
+        let id = TokenId::parse(id).ok()?;
+        let secret_ok = secret.len() == SECRET_BYTES * 2
+            && secret
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        secret_ok.then(|| Self {
+            id,
+            secret: SecretString::from(secret.to_owned()),
+        })
+    }
+
+    fn reveal_with(&self, prefix: &str) -> SecretString {
+        SecretString::from(format!(
+            "{prefix}{}_{}",
+            self.id,
+            self.secret.expose_secret()
+        ))
+    }
+
     pub fn generate(entropy: &dyn Entropy) -> Result<Self, EntropyUnavailable> {
         let mut id = [0u8; ID_BYTES];
         let mut secret = [0u8; SECRET_BYTES];
@@ -117,17 +140,7 @@ impl ApiToken {
 
     /// Recognises a presented bearer value as an API token (by its shape only; nothing is verified).
     pub fn parse(bearer: &str) -> Option<Self> {
-        let rest = bearer.strip_prefix(PREFIX)?;
-        let (id, secret) = rest.split_once('_')?;
-        let id = TokenId::parse(id).ok()?;
-        let secret_ok = secret.len() == SECRET_BYTES * 2
-            && secret
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        secret_ok.then(|| Self {
-            id,
-            secret: SecretString::from(secret.to_owned()),
-        })
+        Self::with_prefix(bearer, PREFIX)
     }
 
     pub fn looks_like(bearer: &str) -> bool {
@@ -144,11 +157,7 @@ impl ApiToken {
 
     /// The bearer string, to hand to its owner once.
     pub fn reveal(&self) -> SecretString {
-        SecretString::from(format!(
-            "{PREFIX}{}_{}",
-            self.id,
-            self.secret.expose_secret()
-        ))
+        self.reveal_with(PREFIX)
     }
 }
 
@@ -217,6 +226,105 @@ impl ApiTokenRecord {
     }
 }
 
+const ENROLL_PREFIX: &str = "cooper_enroll_";
+
+/// A one-time enrollment code, `cooper_enroll_<id>_<secret>`: an admin issues it for a user who
+/// has no authenticator, and the person redeems it to enroll one (and set a first password).
+/// It proves nothing else: it is refused everywhere but enrollment, and works once.
+pub struct EnrollmentCode(ApiToken);
+
+impl fmt::Debug for EnrollmentCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnrollmentCode({}, ..)", self.0.id)
+    }
+}
+
+impl EnrollmentCode {
+    pub fn generate(entropy: &dyn Entropy) -> Result<Self, EntropyUnavailable> {
+        ApiToken::generate(entropy).map(Self)
+    }
+
+    pub fn parse(bearer: &str) -> Option<Self> {
+        ApiToken::with_prefix(bearer, ENROLL_PREFIX).map(Self)
+    }
+
+    pub fn looks_like(bearer: &str) -> bool {
+        bearer.starts_with(ENROLL_PREFIX)
+    }
+
+    pub fn id(&self) -> &TokenId {
+        &self.0.id
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        self.0.hash()
+    }
+
+    pub fn reveal(&self) -> SecretString {
+        self.0.reveal_with(ENROLL_PREFIX)
+    }
+}
+
+/// What the directory keeps of an enrollment code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentCodeRecord {
+    pub id: TokenId,
+    pub user: UserName,
+    pub hash: TokenHash,
+    /// The admin who issued it (`None`: an operator, from the command line). An authenticator
+    /// enrolled with it never approves that admin's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<UserName>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub used_at: Option<OffsetDateTime>,
+}
+
+impl EnrollmentCodeRecord {
+    pub fn issue(
+        code: &EnrollmentCode,
+        user: UserName,
+        issued_by: Option<UserName>,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Self {
+        Self {
+            id: code.id().clone(),
+            user,
+            hash: code.hash(),
+            issued_by,
+            issued_at: now,
+            expires_at: now + lifetime,
+            used_at: None,
+        }
+    }
+
+    /// As for API tokens, the secret is checked first, in constant time; a used code is revoked.
+    pub fn verify(
+        &self,
+        presented: &EnrollmentCode,
+        now: OffsetDateTime,
+    ) -> Result<&UserName, TokenRejection> {
+        if *presented.id() != self.id || !self.hash.matches(&presented.hash()) {
+            return Err(TokenRejection::Invalid);
+        }
+        if self.used_at.is_some() {
+            return Err(TokenRejection::Revoked);
+        }
+        if self.expires_at <= now {
+            return Err(TokenRejection::Expired);
+        }
+        Ok(&self.user)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +383,29 @@ mod tests {
         ] {
             assert!(ApiToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn enrollment_codes_are_not_api_tokens_and_work_once() {
+        let code = EnrollmentCode::generate(&OsEntropy).unwrap();
+        let bearer = code.reveal();
+        assert!(bearer.expose_secret().starts_with("cooper_enroll_"));
+        assert!(ApiToken::parse(bearer.expose_secret()).is_none());
+        let presented = EnrollmentCode::parse(bearer.expose_secret()).unwrap();
+        let mut record = EnrollmentCodeRecord::issue(
+            &code,
+            UserName::parse("carol").unwrap(),
+            None,
+            now(),
+            time::Duration::days(1),
+        );
+        assert_eq!(record.verify(&presented, now()).unwrap().as_str(), "carol");
+        record.used_at = Some(now());
+        assert_eq!(
+            record.verify(&presented, now()),
+            Err(TokenRejection::Revoked)
+        );
+        assert!(!format!("{code:?}").contains(&bearer.expose_secret()[30..]));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Enrolling};
 use crate::context::Meta;
 use crate::error::ApiError;
 use crate::json::SecretJsonBody;
@@ -55,7 +55,7 @@ struct Started<'a> {
 pub async fn start_enrollment(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
-    Authenticated(identity): Authenticated,
+    Enrolling(identity): Enrolling,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -88,8 +88,11 @@ pub async fn start_enrollment(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CodeBody {
+pub struct ConfirmBody {
     pub totp: String,
+    /// A first password, set with the enrollment (at least 12 characters).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -102,11 +105,18 @@ struct Enrolled<'a> {
 pub async fn confirm_enrollment(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
-    Authenticated(identity): Authenticated,
-    SecretJsonBody(body): SecretJsonBody<CodeBody>,
+    Enrolling(identity): Enrolling,
+    SecretJsonBody(body): SecretJsonBody<ConfirmBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = TotpCode::parse(&body.totp)?;
-    state.enrollment.confirm(&identity, &code, &meta).await?;
+    let password = body
+        .password
+        .map(|p| NewPassword::parse(SecretString::from(p), &identity.user))
+        .transpose()?;
+    state
+        .enrollment
+        .confirm(&identity, &code, password.as_ref(), &meta)
+        .await?;
     Ok(Json(serde_json::json!(Enrolled {
         user: identity.user.as_str(),
         enrolled: true,

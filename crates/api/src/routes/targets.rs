@@ -91,10 +91,12 @@ pub async fn whoami(
 ) -> Result<Json<WhoAmI>, ApiError> {
     let (caller, scope) = state.shared.admin.scope(identity).await?;
     let (authenticated_by, token_id) = match &caller.identity.method {
-        AuthMethod::CooperJwt => ("jwt", None),
+        AuthMethod::Session { idp: None } => ("jwt", None),
+        AuthMethod::Session { idp: Some(_) } => ("oidc_session", None),
         AuthMethod::ApiToken(id) => ("api_token", Some(id.to_string())),
         AuthMethod::ApproverCode => ("approver_code", None),
-        AuthMethod::Oidc(_) => ("oidc", None),
+        AuthMethod::IdToken(_) => ("oidc", None),
+        AuthMethod::EnrollmentCode(id) => ("enrollment_code", Some(id.to_string())),
     };
     Ok(Json(WhoAmI {
         user: caller.user.name.to_string(),

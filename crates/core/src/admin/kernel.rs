@@ -15,7 +15,7 @@ use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
 use crate::ledger::{Change, ChangeError, Expect, Ledger, MAX_CHANGES, record_refusal};
 use crate::model::{Grant, GrantScope, Target, User};
-use crate::names::{AccountId, GroupName, InvalidValue};
+use crate::names::{AccountId, GroupName, InvalidValue, UserName};
 use crate::ports::{Directory, FactorStore, UpstreamError};
 use crate::totp::TotpCode;
 
@@ -32,14 +32,17 @@ pub enum Sensitive {
     DeleteUser,
     ResetTotp,
     IssueToken,
+    /// Issuing a one-time code that enrolls someone's first authenticator.
+    EnrollmentCode,
 }
 
 impl Sensitive {
-    pub const DEFAULT: [Sensitive; 4] = [
+    pub const DEFAULT: [Sensitive; 5] = [
         Self::GrantTopLevel,
         Self::AdminScope,
         Self::FederationKeys,
         Self::DeleteAccount,
+        Self::EnrollmentCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Sensitive {
             Self::DeleteUser => "delete_user",
             Self::ResetTotp => "reset_totp",
             Self::IssueToken => "issue_token",
+            Self::EnrollmentCode => "enrollment_code",
         }
     }
 
@@ -64,6 +68,7 @@ impl Sensitive {
             Self::DeleteUser,
             Self::ResetTotp,
             Self::IssueToken,
+            Self::EnrollmentCode,
         ];
         spec.split(',')
             .map(str::trim)
@@ -119,6 +124,8 @@ pub enum AdminError {
     Immutable(&'static str),
     #[error("an admin cannot make an admin wider than themselves")]
     WiderAdmin,
+    #[error("{0} has an authenticator already; reset it first")]
+    AlreadyEnrolled(UserName),
     #[error("this operation ({0}) needs a fresh TOTP code (X-Cooper-TOTP)")]
     TotpRequired(&'static str),
     #[error(transparent)]
@@ -150,6 +157,7 @@ impl AdminError {
             Self::TooMuch => "too_many_dependents",
             Self::Immutable(_) => "immutable_field",
             Self::WiderAdmin => "wider_admin",
+            Self::AlreadyEnrolled(_) => "already_enrolled",
             Self::TotpRequired(_) => "totp_required",
             Self::Factor(e) => e.code(),
             Self::Denied(d) => d.code(),
@@ -276,6 +284,9 @@ pub struct Admin {
 
 /// Lifetime of tokens admins issue for users.
 pub const ISSUED_TOKEN_DAYS: i64 = 90;
+/// How long an enrollment code stays good by default, and at most.
+pub const ENROLLMENT_CODE_HOURS: i64 = 72;
+pub const MAX_ENROLLMENT_CODE_HOURS: i64 = 14 * 24;
 
 pub(super) fn target_view(t: &Target) -> Value {
     // The federation keys are ciphertext, but they are still kept out of audit records.

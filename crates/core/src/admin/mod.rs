@@ -14,6 +14,6 @@ mod users;
 pub use targets::{KindSpec, TargetSpec};
 
 pub use kernel::{
-    Actor, Admin, AdminCall, AdminConfig, AdminContext, AdminError, ISSUED_TOKEN_DAYS, OPERATOR,
-    Removed, Sensitive, UserDetails,
+    Actor, Admin, AdminCall, AdminConfig, AdminContext, AdminError, ENROLLMENT_CODE_HOURS,
+    ISSUED_TOKEN_DAYS, MAX_ENROLLMENT_CODE_HOURS, OPERATOR, Removed, Sensitive, UserDetails,
 };

@@ -152,7 +152,7 @@ mod tests {
             admin_grants: vec![],
         };
         Caller::admit(
-            Identity::new(user, AuthMethod::CooperJwt),
+            Identity::new(user, AuthMethod::Session { idp: None }),
             Some(profile),
             time::OffsetDateTime::UNIX_EPOCH,
         )

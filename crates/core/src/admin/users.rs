@@ -6,7 +6,7 @@ use crate::admin::store::{Page, PageRequest, Versioned};
 use crate::ledger::{Change, Expect, Reference};
 use crate::model::{Principal, User};
 use crate::names::{InvalidValue, TokenLabel, UserName};
-use crate::token::{ApiToken, ApiTokenRecord, TokenId};
+use crate::token::{ApiToken, ApiTokenRecord, EnrollmentCode, EnrollmentCodeRecord, TokenId};
 
 use super::kernel::*;
 
@@ -243,6 +243,65 @@ impl Admin {
         )
         .await?;
         Ok((token, record))
+    }
+
+    /// A one-time code that lets `user` enroll a first authenticator (and set a first
+    /// password): the way in for someone with no other (no identity provider). The whole code is
+    /// returned once, never stored. The authenticator it enrolls is marked with who issued it:
+    /// it never counts as a second person for that admin's own requests.
+    pub async fn issue_enrollment_code(
+        &self,
+        ctx: &AdminContext,
+        user: &UserName,
+        hours: Option<i64>,
+    ) -> Result<(EnrollmentCode, EnrollmentCodeRecord), AdminError> {
+        let resource = format!("user:{user}");
+        let action = "issue_enrollment_code";
+        self.check(ctx, &resource, action, Self::universal(ctx))
+            .await?;
+        self.check(
+            ctx,
+            &resource,
+            action,
+            self.step_up(ctx, Sensitive::EnrollmentCode).await,
+        )
+        .await?;
+        let hours = hours.unwrap_or(ENROLLMENT_CODE_HOURS);
+        if !(1..=MAX_ENROLLMENT_CODE_HOURS).contains(&hours) {
+            return Err(InvalidValue::new(
+                "hours",
+                format!("must be 1 to {MAX_ENROLLMENT_CODE_HOURS}"),
+            )
+            .into());
+        }
+        // A code enrolls a first authenticator only: someone who has one resets it first (an
+        // audited change of its own).
+        if self.factors.factors(user).await?.totp.is_some() {
+            return Err(AdminError::AlreadyEnrolled(user.clone()));
+        }
+        let code = EnrollmentCode::generate(self.entropy.as_ref())?;
+        let issued_by = ctx.admin().map(|c| c.user.name.clone());
+        let record = EnrollmentCodeRecord::issue(
+            &code,
+            user.clone(),
+            issued_by,
+            self.clock.now(),
+            time::Duration::hours(hours),
+        );
+        self.commit(
+            ctx,
+            &resource,
+            action,
+            None,
+            None,
+            Some(json!({"enrollment_code_id": record.id, "expires_at": record.expires_at.unix_timestamp()})),
+            vec![
+                Change::Require(Reference::User(user.clone())),
+                Change::PutEnrollmentCode(record.clone()),
+            ],
+        )
+        .await?;
+        Ok((code, record))
     }
 
     pub async fn revoke_token(&self, ctx: &AdminContext, id: &TokenId) -> Result<(), AdminError> {

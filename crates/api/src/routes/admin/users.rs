@@ -232,3 +232,37 @@ pub async fn revoke_token(
     s.shared.admin.revoke_token(&ctx, &id).await?;
     Ok(Json(json!({ "id": id, "revoked": true })))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentCodeBody {
+    /// How long the code stays good (1 to 336 hours; 72 by default).
+    #[serde(default)]
+    hours: Option<i64>,
+}
+
+/// A one-time code the person redeems to enroll a first authenticator (and set a first
+/// password): shown once, stored only as a hash.
+pub async fn issue_enrollment_code(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    Caller(ctx): Caller,
+    JsonBody(body): JsonBody<EnrollmentCodeBody>,
+) -> Result<Response, ApiError> {
+    let (code, record) = s
+        .shared
+        .admin
+        .issue_enrollment_code(&ctx, &UserName::parse(&name)?, body.hours)
+        .await?;
+    let view = json!({
+        "id": record.id,
+        "user": record.user,
+        "code": code.reveal().expose_secret(),
+        "expires_at": rfc3339(&record.expires_at),
+    });
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

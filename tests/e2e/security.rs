@@ -1,0 +1,563 @@
+//! The ways around cooper's own rules that a read of the code found (docs/security.md), each
+//! closed and held here: lockout and claim as one condition, strangers unable to lock anyone
+//! out or to learn who exists, the fresh-code rule whatever the order of steps, factors that a
+//! bearer token alone cannot take over, sealed keys bound to their account and target.
+
+use cooper_aws::aws_sdk_dynamodb::types::AttributeValue;
+use cooper_core::clock::Clock;
+use cooper_core::model::Principal;
+use serde_json::json;
+use time::Duration;
+
+use crate::harness::{ACCOUNT_A, Authenticator, TestEnv, pyotp_code};
+
+/// A high-security target alice may become, alice's API token and enrolled authenticator.
+async fn guarded(env: &TestEnv) -> (String, Authenticator) {
+    env.account(ACCOUNT_A).await;
+    let mut target = env.role_target("a-sensitive", ACCOUNT_A, 10, None).await;
+    target.high_security = true;
+    env.directory.put_target(&target).await.unwrap();
+    let alice = env.user("alice").await;
+    env.grant_target(Principal::User(alice.clone()), "a-sensitive")
+        .await;
+    let token = env.api_token(&alice).await;
+    let authenticator = env.enroll(&token).await;
+    (token, authenticator)
+}
+
+/// A six-digit code that is not the right one now (nor a step either side).
+fn wrong_code(env: &TestEnv, authenticator: &Authenticator) -> String {
+    let now = env.clock.now();
+    let taken: Vec<String> = [-30, 0, 30]
+        .iter()
+        .map(|s| pyotp_code(&authenticator.uri, now + Duration::seconds(*s)))
+        .collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+        .find(|c| !taken.contains(c))
+        .unwrap()
+}
+
+async fn failures_of(env: &TestEnv, user: &str) -> u32 {
+    let item = env
+        .dynamodb
+        .get_item()
+        .table_name(&env.settings.directory_table)
+        .key("PK", AttributeValue::S(format!("AUTH#{user}")))
+        .key("SK", AttributeValue::S("GUARD".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    item.get("failures")
+        .and_then(|v| v.as_n().ok())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Twenty wrong codes at once, with moto serving DynamoDB requests concurrently: each one is
+/// counted (the count is an atomic add, not a read and a write), none gets through, and then the
+/// user is locked out, the right code included.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_wrong_codes_each_count_and_then_nothing_gets_through() {
+    let env = TestEnv::start_concurrent().await;
+    let (token, authenticator) = guarded(&env).await;
+    let ask =
+        |code: String| env.credentials(&token, json!({"target": "a-sensitive", "totp": code}));
+
+    let wrong = wrong_code(&env, &authenticator);
+    let answers = futures_util::future::join_all((0..20).map(|_| ask(wrong.clone()))).await;
+    for a in &answers {
+        assert!(
+            matches!(
+                (a.status.as_u16(), a.error_code()),
+                (403, "totp_invalid") | (429, "locked_out")
+            ),
+            "{} {}",
+            a.status,
+            a.text
+        );
+    }
+    assert_eq!(failures_of(&env, "alice").await, 20, "every guess counted");
+
+    let right = ask(env.fresh_code(&authenticator)).await;
+    assert_eq!(
+        (right.status.as_u16(), right.error_code()),
+        (429, "locked_out"),
+        "{}",
+        right.text
+    );
+}
+
+/// The lock and the claim are one decision: a right code read before the lock and written
+/// after it is refused (the claim's condition is the lock rule), and its credentials are never
+/// handed out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_set_while_a_right_code_is_under_way_refuses_it() {
+    let env = TestEnv::start().await;
+    let (token, authenticator) = guarded(&env).await;
+    let ask =
+        |code: String| env.credentials(&token, json!({"target": "a-sensitive", "totp": code}));
+
+    // The right code's claim is held on its way to DynamoDB...
+    let hold = env.faults.hold("last_step");
+    let right = env.fresh_code(&authenticator);
+    let wrong = wrong_code(&env, &authenticator);
+    let (answer, ()) = tokio::join!(ask(right), async {
+        hold.until_holding(1).await;
+        // ...while five wrong codes lock the user out.
+        for _ in 0..5 {
+            ask(wrong.clone()).await;
+        }
+        hold.release();
+    });
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (429, "locked_out"),
+        "{}",
+        answer.text
+    );
+    assert!(answer.body.get("secret_access_key").is_none());
+}
+
+async fn set_password(env: &TestEnv, authenticator: &Authenticator) {
+    let session = env.jwt(&cooper_core::names::UserName::parse("alice").unwrap());
+    let set = env
+        .call(
+            reqwest::Method::PUT,
+            "/v1/password",
+            Some(&session),
+            Some(
+                &json!({"password": "correct horse battery staple", "totp": env.fresh_code(authenticator)})
+                    .to_string(),
+            ),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(set.status, 204, "{}", set.text);
+}
+
+/// A stranger's wrong passwords cost the user nothing: no failure is counted against them, so
+/// they are never locked out of their TOTP-gated work, and the audit trail gets a bounded number
+/// of records (not one, and one notice, per guess).
+#[tokio::test(flavor = "multi_thread")]
+async fn strangers_cannot_lock_a_user_out_and_their_guesses_cost_the_trail_little() {
+    let env = TestEnv::start().await;
+    let (token, authenticator) = guarded(&env).await;
+    set_password(&env, &authenticator).await;
+    let sign_in = |password: &str, code: String| {
+        env.post(
+            "/v1/sessions",
+            None,
+            json!({"user": "alice", "password": password, "totp": code}),
+        )
+    };
+    for _ in 0..12 {
+        let refused = sign_in("a guess", "123456".into()).await;
+        assert_eq!(
+            (refused.status.as_u16(), refused.error_code()),
+            (401, "invalid_credentials")
+        );
+    }
+    assert_eq!(failures_of(&env, "alice").await, 0);
+    let work = env
+        .credentials(
+            &token,
+            json!({"target": "a-sensitive", "totp": env.fresh_code(&authenticator)}),
+        )
+        .await;
+    assert_eq!(work.status, 200, "{}", work.text);
+
+    let refusals = env
+        .audit_items()
+        .await
+        .into_iter()
+        .filter(|i| i["event"].as_s().unwrap() == "session.refused")
+        .count();
+    assert!(
+        (1..=2).contains(&refusals),
+        "twelve guesses left {refusals} records"
+    );
+}
+
+/// A refusal does not say whether the user exists, is enrolled or is locked: an unknown user, a
+/// wrong password and a wrong code get the same answer, after the same floor of time; only the
+/// right password learns of a lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_sign_in_tells_a_stranger_nothing() {
+    let env = TestEnv::start().await;
+    let (_, authenticator) = guarded(&env).await;
+    set_password(&env, &authenticator).await;
+    let server = &env;
+    let sign_in = |user: &str, password: &str, code: String| {
+        let env = server;
+        let body = json!({"user": user, "password": password, "totp": code});
+        async move {
+            let started = std::time::Instant::now();
+            let answer = env.post("/v1/sessions", None, body).await;
+            (answer, started.elapsed())
+        }
+    };
+    let right_password = "correct horse battery staple";
+    let mut elapsed: Vec<(&str, std::time::Duration)> = Vec::new();
+    for _ in 0..3 {
+        let wrong = wrong_code(&env, &authenticator);
+        for (kind, user, password, code) in [
+            ("unknown user", "nobody-here", right_password, wrong.clone()),
+            ("wrong password", "alice", "not the password", wrong.clone()),
+            ("wrong code", "alice", right_password, wrong.clone()),
+        ] {
+            let (answer, took) = sign_in(user, password, code).await;
+            assert_eq!(
+                (answer.status.as_u16(), answer.error_code()),
+                (401, "invalid_credentials"),
+                "{kind}: {}",
+                answer.text
+            );
+            assert_eq!(
+                answer.body["error"]["message"],
+                "the user name, password or code is wrong"
+            );
+            elapsed.push((kind, took));
+        }
+    }
+    let floor = cooper_core::sessions::REFUSAL_FLOOR;
+    for (kind, took) in &elapsed {
+        assert!(*took >= floor, "{kind} answered in {took:?}");
+    }
+    let median = |kind: &str| {
+        let mut t: Vec<_> = elapsed
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| *d)
+            .collect();
+        t.sort();
+        t[t.len() / 2]
+    };
+    let medians = [
+        median("unknown user"),
+        median("wrong password"),
+        median("wrong code"),
+    ];
+    let spread = *medians.iter().max().unwrap() - *medians.iter().min().unwrap();
+    assert!(
+        spread < std::time::Duration::from_millis(250),
+        "{medians:?}"
+    );
+
+    // Locked out (by wrong codes with the right password): a wrong password still hears only
+    // "wrong", the right password hears of the lock.
+    for _ in 0..3 {
+        sign_in("alice", right_password, wrong_code(&env, &authenticator)).await;
+    }
+    let (guess, _) = sign_in("alice", "not the password", "123456".into()).await;
+    assert_eq!(guess.error_code(), "invalid_credentials");
+    let (owner, _) = sign_in("alice", right_password, env.fresh_code(&authenticator)).await;
+    assert_eq!(
+        (owner.status.as_u16(), owner.error_code()),
+        (429, "locked_out")
+    );
+    env.clock.advance(Duration::minutes(16));
+}
+
+/// API tokens are for scripts, and an identity provider's token is for signing in: neither
+/// alone enrolls an authenticator, sets a password or approves. Those take a person signed in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_token_cannot_enroll_set_a_password_or_approve() {
+    let idp = crate::harness::FakeIdp::start().await;
+    let config = idp.config(json!({}));
+    let env = TestEnv::start_with(|s| s.oidc_providers = vec![config]).await;
+    env.account(ACCOUNT_A).await;
+    let mut target = env.role_target("a-breakglass", ACCOUNT_A, 10, None).await;
+    let bob = env.user("bob").await;
+    target.approvers = vec![Principal::User(bob.clone())];
+    env.directory.put_target(&target).await.unwrap();
+    let alice = env.user("alice@example.com").await;
+    env.grant_target(Principal::User(alice.clone()), "a-breakglass")
+        .await;
+    let token = env.api_token(&alice).await;
+    let refused = |a: &crate::harness::Answer| (a.status.as_u16(), a.error_code().to_owned());
+    let session_required = (403, "session_required".to_owned());
+
+    let by_token = env
+        .post("/v1/totp/enrollment", Some(&token), json!({}))
+        .await;
+    assert_eq!(refused(&by_token), session_required, "{}", by_token.text);
+    let id_token = idp.mint(&idp.claims("alice@example.com", env.clock.now()), "key-1");
+    let by_id_token = env
+        .post("/v1/totp/enrollment", Some(&id_token), json!({}))
+        .await;
+    assert_eq!(
+        refused(&by_id_token),
+        session_required,
+        "{}",
+        by_id_token.text
+    );
+
+    let authenticator = env.enroll_user(&alice, None).await;
+    let password = env
+        .call(
+            reqwest::Method::PUT,
+            "/v1/password",
+            Some(&token),
+            Some(
+                &json!({"password": "correct horse battery staple", "totp": env.fresh_code(&authenticator)})
+                    .to_string(),
+            ),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(refused(&password), session_required, "{}", password.text);
+    let again = env
+        .post(
+            "/v1/totp/enrollment",
+            Some(&token),
+            json!({"totp": env.fresh_code(&authenticator)}),
+        )
+        .await;
+    assert_eq!(refused(&again), session_required, "{}", again.text);
+
+    let bob_code = env.enroll_user(&bob, None).await;
+    let opened = env
+        .post(
+            "/v1/approvals",
+            Some(&env.jwt(&alice)),
+            json!({"target": "a-breakglass", "reason": "deploy"}),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    let id = opened.body["id"].as_str().unwrap();
+    let path = format!("/v1/approvals/{id}/approve");
+    let bob_token = env.api_token(&bob).await;
+    let by_script = env
+        .post(
+            &path,
+            Some(&bob_token),
+            json!({"totp": env.fresh_code(&bob_code)}),
+        )
+        .await;
+    assert_eq!(refused(&by_script), session_required, "{}", by_script.text);
+    let by_bob = env
+        .post(
+            &path,
+            Some(&env.jwt(&bob)),
+            json!({"totp": env.fresh_code(&bob_code)}),
+        )
+        .await;
+    assert_eq!(by_bob.status, 200, "{}", by_bob.text);
+}
+
+/// A first authenticator takes a one-time code an admin issues (with a fresh code of their
+/// own). The code enrolls and sets a first password, once; as a bearer it opens nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enrollment_code_enrolls_once_and_opens_nothing_else() {
+    let env = TestEnv::start().await;
+    let (admin, admin_token) = env.universal_admin("una").await;
+    let admin_code = env.enroll_user(&admin, None).await;
+    let carol = env.user("carol").await;
+    let issue = |totp: Option<String>| {
+        let headers: Vec<(&str, String)> = totp.into_iter().map(|t| ("x-cooper-totp", t)).collect();
+        let env = &env;
+        let admin_token = &admin_token;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            env.admin(
+                reqwest::Method::POST,
+                "/v1/admin/users/carol/enrollment-code",
+                admin_token,
+                Some(json!({})),
+                &headers,
+            )
+            .await
+        }
+    };
+    let without = issue(None).await;
+    assert_eq!(
+        (without.status.as_u16(), without.error_code()),
+        (422, "totp_required")
+    );
+    let issued = issue(Some(env.fresh_code(&admin_code))).await;
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    assert_eq!(issued.headers["cache-control"], "no-store");
+    let code = issued.body["code"].as_str().unwrap().to_owned();
+    assert!(code.starts_with("cooper_enroll_"));
+
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/whoami"),
+        (reqwest::Method::GET, "/v1/targets"),
+    ] {
+        let answer = env.call(method, path, Some(&code), None, None).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (401, "enrollment_code_only"),
+            "{path}"
+        );
+    }
+    let credentials = env.credentials(&code, json!({"target": "anything"})).await;
+    assert_eq!(credentials.error_code(), "enrollment_code_only");
+
+    let started = env
+        .post("/v1/totp/enrollment", Some(&code), json!({}))
+        .await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let uri = started.body["otpauth_uri"].as_str().unwrap().to_owned();
+    let confirmed = env
+        .post(
+            "/v1/totp/enrollment/confirm",
+            Some(&code),
+            json!({"totp": pyotp_code(&uri, env.clock.now()), "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let used = env
+        .post("/v1/totp/enrollment", Some(&code), json!({}))
+        .await;
+    assert_eq!(
+        (used.status.as_u16(), used.error_code()),
+        (401, "token_revoked")
+    );
+
+    // The password set with it signs carol in, with her new authenticator.
+    let authenticator = Authenticator {
+        uri,
+        secret: started.body["secret"].as_str().unwrap().to_owned(),
+    };
+    let session = env
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"user": "carol", "password": "correct horse battery staple", "totp": env.fresh_code(&authenticator)}),
+        )
+        .await;
+    assert_eq!(session.status, 200, "{}", session.text);
+
+    // A code enrolls a first authenticator only.
+    let second = issue(Some(env.fresh_code(&admin_code))).await;
+    assert_eq!(
+        (second.status.as_u16(), second.error_code()),
+        (409, "already_enrolled")
+    );
+    let records = env.audit_items().await;
+    let issued_records = records
+        .iter()
+        .filter(|i| {
+            i["event"].as_s().unwrap() == "admin.change"
+                && i["resource"].as_s().unwrap() == "user:carol"
+                && i.get("action")
+                    .and_then(|a| a.as_s().ok())
+                    .map(String::as_str)
+                    == Some("issue_enrollment_code")
+        })
+        .count();
+    assert_eq!(issued_records, 1);
+    assert!(records.iter().any(|i| {
+        i["event"].as_s().unwrap() == "totp.enrolled"
+            && i["actor"].as_s().unwrap() == carol.as_str()
+            && i["auth"].as_s().unwrap().starts_with("enrollment_code:")
+    }));
+}
+
+/// An admin cannot be someone else's second person: an authenticator enrolled with an
+/// enrollment code the requester issued does not approve the requester's requests, inline or
+/// asynchronously, whoever holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_cannot_become_someone_elses_second_person() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    let mut target = env.role_target("a-breakglass", ACCOUNT_A, 10, None).await;
+    let dave = env.user("dave").await;
+    let erin = env.user("erin").await;
+    target.approvers = vec![Principal::User(dave.clone()), Principal::User(erin.clone())];
+    env.directory.put_target(&target).await.unwrap();
+    let (mallory, mallory_token) = env.universal_admin("mallory").await;
+    env.grant_target(Principal::User(mallory.clone()), "a-breakglass")
+        .await;
+    let mallory_code = env.enroll_user(&mallory, None).await;
+
+    // Mallory issues dave's enrollment code and redeems it herself, with a password.
+    let issued = env
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/users/dave/enrollment-code",
+            &mallory_token,
+            Some(json!({})),
+            &[("x-cooper-totp", &env.fresh_code(&mallory_code))],
+        )
+        .await;
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    let code = issued.body["code"].as_str().unwrap();
+    let started = env.post("/v1/totp/enrollment", Some(code), json!({})).await;
+    let daves = Authenticator {
+        uri: started.body["otpauth_uri"].as_str().unwrap().to_owned(),
+        secret: started.body["secret"].as_str().unwrap().to_owned(),
+    };
+    let confirmed = env
+        .post(
+            "/v1/totp/enrollment/confirm",
+            Some(code),
+            json!({"totp": pyotp_code(&daves.uri, env.clock.now()), "password": "mallory holds this one"}),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let as_dave = env
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"user": "dave", "password": "mallory holds this one", "totp": env.fresh_code(&daves)}),
+        )
+        .await;
+    assert_eq!(as_dave.status, 200, "{}", as_dave.text);
+    let dave_session = as_dave.body["token"].as_str().unwrap().to_owned();
+
+    let mallory_session = env.jwt(&mallory);
+    let inline = env
+        .credentials(
+            &mallory_session,
+            json!({"target": "a-breakglass", "approver": "dave", "approver_totp": env.fresh_code(&daves)}),
+        )
+        .await;
+    assert_eq!(
+        (inline.status.as_u16(), inline.error_code()),
+        (403, "approver_bootstrapped_by_requester"),
+        "{}",
+        inline.text
+    );
+    let opened = env
+        .post(
+            "/v1/approvals",
+            Some(&mallory_session),
+            json!({"target": "a-breakglass", "reason": "nothing to see"}),
+        )
+        .await;
+    let path = format!(
+        "/v1/approvals/{}/approve",
+        opened.body["id"].as_str().unwrap()
+    );
+    let approved_by_dave = env
+        .post(
+            &path,
+            Some(&dave_session),
+            json!({"totp": env.fresh_code(&daves)}),
+        )
+        .await;
+    assert_eq!(
+        (
+            approved_by_dave.status.as_u16(),
+            approved_by_dave.error_code()
+        ),
+        (403, "approver_bootstrapped_by_requester")
+    );
+
+    // Someone whose authenticator mallory did not bootstrap still can.
+    let erins = env.enroll_user(&erin, None).await;
+    let approved_by_erin = env
+        .post(
+            &path,
+            Some(&env.jwt(&erin)),
+            json!({"totp": env.fresh_code(&erins)}),
+        )
+        .await;
+    assert_eq!(approved_by_erin.status, 200, "{}", approved_by_erin.text);
+}
