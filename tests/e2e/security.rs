@@ -561,3 +561,219 @@ async fn an_admin_cannot_become_someone_elses_second_person() {
         .await;
     assert_eq!(approved_by_erin.status, 200, "{}", approved_by_erin.text);
 }
+
+/// The admin API's body of a target as it stands (what an update that changes one field sends).
+async fn target_body(env: &TestEnv, token: &str, name: &str) -> serde_json::Value {
+    let current = env
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/admin/targets/{name}"),
+            token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(current.status, 200, "{}", current.text);
+    let mut body = current.body.clone();
+    let fields = body.as_object_mut().unwrap();
+    for derived in ["version", "federation_keys", "partition"] {
+        fields.remove(derived);
+    }
+    body
+}
+
+/// Anything that widens what someone can reach, or weakens a target's protection, needs the
+/// same fresh code as granting the top level directly, whatever the order of the steps: the
+/// check is on the state a change leaves, not on the step alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fresh_code_rule_holds_whatever_the_order_of_steps() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-ro", ACCOUNT_A, 10, None).await;
+    let mut top = env.role_target("a-top", ACCOUNT_A, 100, None).await;
+    top.high_security = true;
+    top.approvers = vec![Principal::User(env.user("erin").await)];
+    env.directory.put_target(&top).await.unwrap();
+    let gina = env.user("gina").await;
+    let (_, token) = env.universal_admin("una").await;
+    let admin_code = env.enroll(&token).await;
+    let change =
+        |method: reqwest::Method, path: String, body: serde_json::Value, code: Option<String>| {
+            let env = &env;
+            let token = &token;
+            async move {
+                let mut headers: Vec<(&str, String)> =
+                    code.into_iter().map(|c| ("x-cooper-totp", c)).collect();
+                if method == reqwest::Method::PUT && path.starts_with("/v1/admin/targets/") {
+                    // An update names the version it read.
+                    let current = env
+                        .admin(reqwest::Method::GET, &path, token, None, &[])
+                        .await;
+                    headers.push(("if-match", current.body["version"].to_string()));
+                }
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                env.admin(method, &path, token, Some(body), &headers).await
+            }
+        };
+    let needs_code = |answer: &crate::harness::Answer, what: &str| {
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code()),
+            (422, "totp_required"),
+            "{what}: {}",
+            answer.text
+        );
+    };
+
+    // A grant just below the top level needs no code...
+    let grant = change(
+        reqwest::Method::POST,
+        "/v1/admin/grants".into(),
+        json!({"principal": {"user": "gina"}, "account_id": ACCOUNT_A, "max_level": 99}),
+        None,
+    )
+    .await;
+    assert_eq!(grant.status, 201, "{}", grant.text);
+    // ...but lowering the top target under it would give gina the top without one.
+    let mut lowered = target_body(&env, &token, "a-top").await;
+    lowered["level"] = json!(99);
+    let path = "/v1/admin/targets/a-top".to_owned();
+    let answer = change(reqwest::Method::PUT, path.clone(), lowered.clone(), None).await;
+    needs_code(&answer, "lowering the top target under a grant");
+
+    // Weakening the top target's protection needs one too, each way.
+    let mut weaker = target_body(&env, &token, "a-top").await;
+    weaker["high_security"] = json!(false);
+    needs_code(
+        &change(reqwest::Method::PUT, path.clone(), weaker, None).await,
+        "turning high_security off",
+    );
+    let mut weaker = target_body(&env, &token, "a-top").await;
+    weaker["approvers"] = json!([]);
+    needs_code(
+        &change(reqwest::Method::PUT, path.clone(), weaker, None).await,
+        "removing the approvers",
+    );
+    let mut weaker = target_body(&env, &token, "a-top").await;
+    weaker["approvers"] = json!([{"user": "gina"}]);
+    needs_code(
+        &change(reqwest::Method::PUT, path.clone(), weaker, None).await,
+        "replacing the approvers",
+    );
+    let mut weaker = target_body(&env, &token, "a-ro").await;
+    weaker["role_arn"] = json!(format!("arn:aws:iam::{ACCOUNT_A}:role/a-top-role"));
+    needs_code(
+        &change(
+            reqwest::Method::PUT,
+            "/v1/admin/targets/a-ro".into(),
+            weaker,
+            None,
+        )
+        .await,
+        "pointing a target at another role",
+    );
+
+    // A new target that gina's grant reaches at the account's top (it is the top once
+    // a-top is lowered, or it ties it) is as good as a top grant.
+    let new_top = json!({"name": "a-new", "account_id": ACCOUNT_A, "level": 99, "kind": "role",
+                         "role_arn": format!("arn:aws:iam::{ACCOUNT_A}:role/a-new")});
+    let with_code = change(
+        reqwest::Method::PUT,
+        path.clone(),
+        lowered,
+        Some(env.fresh_code(&admin_code)),
+    )
+    .await;
+    assert_eq!(with_code.status, 200, "{}", with_code.text);
+    needs_code(
+        &change(
+            reqwest::Method::POST,
+            "/v1/admin/targets".into(),
+            new_top.clone(),
+            None,
+        )
+        .await,
+        "a new target at the top, under an existing grant",
+    );
+    // Below the top, a new target needs nothing.
+    let below = change(
+        reqwest::Method::POST,
+        "/v1/admin/targets".into(),
+        json!({"name": "a-low", "account_id": ACCOUNT_A, "level": 20, "kind": "role",
+               "role_arn": format!("arn:aws:iam::{ACCOUNT_A}:role/a-low")}),
+        None,
+    )
+    .await;
+    assert_eq!(below.status, 201, "{}", below.text);
+
+    // A group holding a top grant (given with a code) passes it to every member added: adding
+    // one is as good as granting them the top.
+    let group = env.group("break-glass", &[]).await;
+    let top_grant = change(
+        reqwest::Method::POST,
+        "/v1/admin/grants".into(),
+        json!({"principal": {"group": group.as_str()}, "target": "a-top"}),
+        Some(env.fresh_code(&admin_code)),
+    )
+    .await;
+    assert_eq!(top_grant.status, 201, "{}", top_grant.text);
+    let member = change(
+        reqwest::Method::PUT,
+        format!("/v1/admin/groups/{group}/members/{gina}"),
+        json!({}),
+        None,
+    )
+    .await;
+    needs_code(&member, "adding a member to a group with a top grant");
+}
+
+/// Two changes decided side by side cannot together do what neither could alone: a grant just
+/// below the top, decided while the top target is being lowered to its level, is refused when
+/// it lands after (its decision read a top that no longer holds), and asked again it needs the
+/// code a top grant needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_decided_side_by_side_cannot_combine_into_a_top_grant() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-top", ACCOUNT_A, 100, None).await;
+    env.user("gina").await;
+    let (_, token) = env.universal_admin("una").await;
+    let grant = || {
+        env.admin(
+            reqwest::Method::POST,
+            "/v1/admin/grants",
+            &token,
+            Some(json!({"principal": {"user": "gina"}, "account_id": ACCOUNT_A, "max_level": 99})),
+            &[],
+        )
+    };
+    let mut lowered = target_body(&env, &token, "a-top").await;
+    lowered["level"] = json!(99);
+
+    let hold = env.faults.hold(&format!("GRANT#ACCOUNT#{ACCOUNT_A}\""));
+    let (granted, ()) = tokio::join!(grant(), async {
+        hold.until_holding(1).await;
+        let lowered = env
+            .admin(
+                reqwest::Method::PUT,
+                "/v1/admin/targets/a-top",
+                &token,
+                Some(lowered),
+                &[("if-match", "1")],
+            )
+            .await;
+        assert_eq!(lowered.status, 200, "{}", lowered.text);
+        hold.release();
+    });
+    assert_eq!(
+        (granted.status.as_u16(), granted.error_code()),
+        (409, "reach_changed"),
+        "{}",
+        granted.text
+    );
+    let again = grant().await;
+    assert_eq!(
+        (again.status.as_u16(), again.error_code()),
+        (422, "totp_required")
+    );
+}

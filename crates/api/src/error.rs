@@ -258,6 +258,7 @@ impl From<AdminError> for ApiError {
             AdminError::AlreadyExists(_)
             | AdminError::AlreadyEnrolled(_)
             | AdminError::VersionConflict(_)
+            | AdminError::ReachChanged(_)
             | AdminError::InUse { .. }
             | AdminError::TooMuch => StatusCode::CONFLICT,
             AdminError::VersionRequired => StatusCode::PRECONDITION_REQUIRED,

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cooper_core::admin::store::{DirectoryAdmin, Page, PageRequest, Versioned};
+use cooper_core::ledger::ReachKey;
 use cooper_core::model::{Account, AdminGrant, Grant, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError};
@@ -112,6 +113,42 @@ impl DirectoryAdmin for DynamoAdmin {
             .next()
             .map(|item| from_item::<Keyed<Target>>(item, "target").map(|t| t.body.level))
             .transpose()
+    }
+
+    async fn highest_targets(
+        &self,
+        account: &AccountId,
+        limit: u16,
+    ) -> Result<Vec<Target>, UpstreamError> {
+        let out = self
+            .directory
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("ACCOUNT#{account}")))
+            .expression_attribute_values(":prefix", AttributeValue::S("TARGET#".into()))
+            .scan_index_forward(false)
+            .limit(i32::from(limit))
+            .send()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<Keyed<Target>>(item, "target").map(|t| t.body))
+            .collect()
+    }
+
+    async fn reach(&self, key: &ReachKey) -> Result<u64, UpstreamError> {
+        Ok(self
+            .directory
+            .get_item(keys::reach(key))
+            .await?
+            .and_then(|item| item.get("version").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
     }
 
     async fn user(&self, name: &UserName) -> Result<Option<Versioned<User>>, UpstreamError> {

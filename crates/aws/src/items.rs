@@ -63,6 +63,21 @@ pub mod keys {
     pub fn token(id: &TokenId) -> (String, String) {
         (format!("TOKEN#{id}"), "TOKEN".into())
     }
+    /// The version item of what a reach guard watches.
+    pub fn reach(key: &cooper_core::ledger::ReachKey) -> (String, String) {
+        use cooper_core::ledger::ReachKey;
+        let pk = match key {
+            ReachKey::AccountTargets(a) | ReachKey::AccountGrants(a) => {
+                format!("REACH#ACCOUNT#{a}")
+            }
+            ReachKey::GroupGrants(g) => format!("REACH#GROUP#{g}"),
+        };
+        let sk = match key {
+            ReachKey::AccountTargets(_) => "TARGETS",
+            ReachKey::AccountGrants(_) | ReachKey::GroupGrants(_) => "GRANTS",
+        };
+        (pk, sk.into())
+    }
     pub fn enrollment_code(id: &TokenId) -> (String, String) {
         (
             format!("{}{id}", super::ENROLLMENT_CODE_PREFIX),

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use cooper_core::audit::AuditRecord;
-use cooper_core::ledger::{Change, ChangeError, Expect, Ledger, Reference};
+use cooper_core::ledger::{Change, ChangeError, Expect, Ledger, ReachGuard, Reference};
 use cooper_core::model::GrantOn;
 use cooper_core::model::factors::MAX_FAILURES;
 use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
@@ -23,7 +23,7 @@ use crate::approvals::{approval_item, approval_key};
 use crate::audit::record_item;
 use crate::error::{code_of, corrupt, upstream};
 use crate::factors::{self, CLAIM, CLAIM_CONDITION, GUARD, NOT_LOCKED, PENDING, TOTP, factor_key};
-use crate::items::{self, Item, key, keys};
+use crate::items::{self, Item, key, key as key_of, keys};
 
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -210,6 +210,55 @@ impl DynamoLedger {
                 .iter()
                 .map(|sk| self.delete(factor_key(user, sk), None))
                 .collect(),
+            Change::Reach { key, guard } => {
+                let at = |seen: u64| {
+                    if seen == 0 {
+                        ("attribute_not_exists(#version)", None)
+                    } else {
+                        ("#version = :seen", Some(AttributeValue::N(seen.to_string())))
+                    }
+                };
+                match *guard {
+                    ReachGuard::Unchanged { seen } => {
+                        let (condition, value) = at(seen);
+                        let check = ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key_of(keys::reach(key))))
+                            .condition_expression(condition)
+                            .expression_attribute_names("#version", "version")
+                            .set_expression_attribute_values(
+                                value.map(|v| std::collections::HashMap::from([(":seen".to_owned(), v)])),
+                            )
+                            .build()
+                            .map_err(build_error)?;
+                        Ok(vec![
+                            TransactWriteItem::builder().condition_check(check).build(),
+                        ])
+                    }
+                    ReachGuard::Moves { seen } => {
+                        let (condition, value) = at(seen);
+                        let mut update = self
+                            .update(keys::reach(key))
+                            .update_expression("SET #version = :next")
+                            .condition_expression(condition)
+                            .expression_attribute_names("#version", "version")
+                            .expression_attribute_values(
+                                ":next",
+                                AttributeValue::N((seen + 1).to_string()),
+                            );
+                        if let Some(v) = value {
+                            update = update.expression_attribute_values(":seen", v);
+                        }
+                        Self::updated(update)
+                    }
+                    ReachGuard::Bumps => Self::updated(
+                        self.update(keys::reach(key))
+                            .update_expression("ADD #version :one")
+                            .expression_attribute_names("#version", "version")
+                            .expression_attribute_values(":one", AttributeValue::N("1".into())),
+                    ),
+                }
+            }
             Change::PutEnrollmentCode(record) => {
                 one(self.put(items::enrollment_code_item(record)?, NEW))
             }

@@ -45,6 +45,36 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// What a guard on reach watches: an account's targets, an account's grants, a group's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReachKey {
+    AccountTargets(AccountId),
+    AccountGrants(AccountId),
+    GroupGrants(GroupName),
+}
+
+impl std::fmt::Display for ReachKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AccountTargets(a) => write!(f, "the targets of account {a}"),
+            Self::AccountGrants(a) => write!(f, "the grants of account {a}"),
+            Self::GroupGrants(g) => write!(f, "the grants of group {g}"),
+        }
+    }
+}
+
+/// How a change stands to what a reach key watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReachGuard {
+    /// The decision read it at `seen`: refused unless it still is.
+    Unchanged { seen: u64 },
+    /// The decision read it at `seen`, and the change alters it: refused unless it still is,
+    /// then one on (so changes of this kind land one at a time).
+    Moves { seen: u64 },
+    /// The change alters it, whatever it was: one on (so decisions that read it are refused).
+    Bumps,
+}
+
 /// One change, with the condition it is written under. A list of them is applied atomically,
 /// with its audit record; when a condition fails, nothing is written and [`ChangeError::Conflict`]
 /// names the change whose condition failed.
@@ -77,6 +107,12 @@ pub enum Change {
     DeleteToken(TokenId),
     /// A user's TOTP enrollment, pending enrollment, password and lockout state.
     DeleteFactors(UserName),
+    /// A guard on who can reach what (see `ReachGuard`; a version of 0 means never changed):
+    /// a decision made on what was read cannot be undone by another change landing in between.
+    Reach {
+        key: ReachKey,
+        guard: ReachGuard,
+    },
     /// A new enrollment code (refused if its id is taken).
     PutEnrollmentCode(EnrollmentCodeRecord),
     /// Uses up an enrollment code: refused unless it is `user`'s, unused and unexpired at `now`.

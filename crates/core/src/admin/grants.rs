@@ -2,7 +2,7 @@
 
 use crate::admin::scope::AdminGrant;
 use crate::admin::store::{Page, PageRequest};
-use crate::ledger::{Change, Reference};
+use crate::ledger::{Change, ReachGuard, ReachKey, Reference};
 use crate::model::{Grant, GrantKey, GrantOn, GrantScope, Principal, Target};
 use crate::names::AccountId;
 
@@ -70,6 +70,25 @@ impl Admin {
         let (account, target) = self.grant_account(&grant).await?;
         self.check(ctx, &resource, "create", Self::in_scope(ctx, &account))
             .await?;
+        // The check below reads the account's top, and a group's members get the grant:
+        // decisions made on what was read must not be undone by a change landing meanwhile.
+        // Grants of one account may land side by side (none decides on another), but not
+        // with a change to its targets; a group's new grant refuses a member added on the
+        // grants the group had.
+        let mut guards = vec![
+            self.reach_guard(ReachKey::AccountTargets(account.clone()), false)
+                .await?,
+            Change::Reach {
+                key: ReachKey::AccountGrants(account.clone()),
+                guard: ReachGuard::Bumps,
+            },
+        ];
+        if let Principal::Group(g) = &grant.principal {
+            guards.push(Change::Reach {
+                key: ReachKey::GroupGrants(g.clone()),
+                guard: ReachGuard::Bumps,
+            });
+        }
         let level = match (&grant.scope, &target) {
             (GrantScope::Account { max_level, .. }, _) => Some(*max_level),
             (GrantScope::Target(_), Some(t)) => Some(t.level),
@@ -90,6 +109,7 @@ impl Admin {
             Principal::User(u) => Reference::User(u.clone()),
             Principal::Group(g) => Reference::Group(g.clone()),
         };
+        ctx.add_proof(guards);
         let mut changes = vec![Change::Require(principal)];
         match &grant.scope {
             GrantScope::Account { account, .. } => {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::admin::store::{Page, PageRequest, Versioned};
-use crate::ledger::{Change, Expect, Reference};
+use crate::ledger::{Change, Expect, ReachKey, Reference};
 use crate::model::{Group, Principal};
 use crate::names::{GroupName, UserName};
 
@@ -128,6 +128,40 @@ impl Admin {
         let resource = format!("group:{group}");
         self.check(ctx, &resource, "add_member", Self::universal(ctx))
             .await?;
+        // A member gets every grant of the group: one that reaches an account's top makes
+        // adding them as good as granting them the top (the code was for the grant, not for
+        // whoever joins later). The group's grants, and the accounts they reach, are guarded.
+        let mut guards = vec![
+            self.reach_guard(ReachKey::GroupGrants(group.clone()), false)
+                .await?,
+        ];
+        let mut at_top = false;
+        let mut accounts = std::collections::BTreeSet::new();
+        for grant in self
+            .store
+            .grants_of(&Principal::Group(group.clone()))
+            .await?
+        {
+            let (top, account) = self.reaches_top(&grant).await?;
+            at_top |= top;
+            accounts.extend(account);
+        }
+        for account in accounts {
+            guards.push(
+                self.reach_guard(ReachKey::AccountTargets(account), false)
+                    .await?,
+            );
+        }
+        if at_top {
+            self.check(
+                ctx,
+                &resource,
+                "add_member",
+                self.step_up(ctx, Sensitive::GrantTopLevel).await,
+            )
+            .await?;
+        }
+        ctx.add_proof(guards);
         self.commit(
             ctx,
             &resource,

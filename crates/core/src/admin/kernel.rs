@@ -34,15 +34,19 @@ pub enum Sensitive {
     IssueToken,
     /// Issuing a one-time code that enrolls someone's first authenticator.
     EnrollmentCode,
+    /// Weakening a target's protection: turning high-security off, changing its approvers
+    /// (but for giving it some), pointing it at another role or policy, lengthening its sessions.
+    WeakenTarget,
 }
 
 impl Sensitive {
-    pub const DEFAULT: [Sensitive; 5] = [
+    pub const DEFAULT: [Sensitive; 6] = [
         Self::GrantTopLevel,
         Self::AdminScope,
         Self::FederationKeys,
         Self::DeleteAccount,
         Self::EnrollmentCode,
+        Self::WeakenTarget,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Sensitive {
             Self::ResetTotp => "reset_totp",
             Self::IssueToken => "issue_token",
             Self::EnrollmentCode => "enrollment_code",
+            Self::WeakenTarget => "weaken_target",
         }
     }
 
@@ -69,6 +74,7 @@ impl Sensitive {
             Self::ResetTotp,
             Self::IssueToken,
             Self::EnrollmentCode,
+            Self::WeakenTarget,
         ];
         spec.split(',')
             .map(str::trim)
@@ -113,6 +119,10 @@ pub enum AdminError {
     VersionConflict(String),
     #[error("send the version you read in If-Match")]
     VersionRequired,
+    /// Who can reach what in this account changed while the change was being decided: it was
+    /// decided on a state that no longer holds.
+    #[error("{0} changed meanwhile; try again")]
+    ReachChanged(String),
     #[error("{what} is still used by: {}; remove those first, or delete with cascade", dependents.join(", "))]
     InUse {
         what: String,
@@ -153,6 +163,7 @@ impl AdminError {
             Self::AlreadyExists(_) => "already_exists",
             Self::VersionConflict(_) => "version_conflict",
             Self::VersionRequired => "precondition_required",
+            Self::ReachChanged(_) => "reach_changed",
             Self::InUse { .. } => "in_use",
             Self::TooMuch => "too_many_dependents",
             Self::Immutable(_) => "immutable_field",
@@ -246,7 +257,9 @@ impl AdminContext {
             .unwrap_or_default()
     }
 
-    fn add_proof(&self, changes: impl IntoIterator<Item = Change>) {
+    /// Changes that come with the decision rather than the change itself: the claims of the
+    /// codes step-up checked, and the guards on what the decision read.
+    pub(super) fn add_proof(&self, changes: impl IntoIterator<Item = Change>) {
         if let Ok(mut p) = self.proofs.lock() {
             p.extend(changes);
         }
@@ -350,6 +363,7 @@ pub(super) fn conflict_error(change: Option<&Change>, resource: &str) -> AdminEr
             | Change::PutGroup(_, Expect::Version(_))
             | Change::DeleteGroup(_, Expect::Version(_)),
         ) => AdminError::VersionConflict(resource.to_owned()),
+        Some(Change::Reach { key, .. }) => AdminError::ReachChanged(key.to_string()),
         Some(_) => AdminError::NotFound(resource.to_owned()),
         None => AdminError::Upstream(UpstreamError::new(
             crate::ports::Service::DynamoDb,
@@ -502,9 +516,11 @@ impl Admin {
         after: Option<Value>,
         changes: Vec<Change>,
     ) -> Result<(), AdminError> {
-        let mut all = ctx.take_proofs();
-        let proofs = all.len();
-        all.extend(changes);
+        // The change first: when it and a guard both fail, what is said is what the change
+        // found (a stale version, a duplicate), the more telling of the two.
+        let own = changes.len();
+        let mut all = changes;
+        all.extend(ctx.take_proofs());
         if all.len() > MAX_CHANGES {
             return Err(AdminError::TooMuch);
         }
@@ -517,15 +533,12 @@ impl Admin {
                 tracing::info!(admin = %ctx.actor_name(), %resource, %action, "admin change");
                 Ok(())
             }
-            Err(ChangeError::Conflict { index }) if index < proofs => {
+            Err(ChangeError::Conflict { index }) if index >= own && index < all.len() => {
                 let now = self.clock.now();
-                Err(all
-                    .get(index)
+                let change = all.get(index);
+                Err(change
                     .and_then(|c| crate::factors::explain_conflict(c, now))
-                    .map_or(
-                        AdminError::VersionConflict(resource.to_owned()),
-                        AdminError::Factor,
-                    ))
+                    .map_or_else(|| conflict_error(change, resource), AdminError::Factor))
             }
             Err(ChangeError::Conflict { index }) => Err(conflict_error(all.get(index), resource)),
             Err(ChangeError::TooLarge) => Err(AdminError::TooMuch),

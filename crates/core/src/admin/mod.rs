@@ -6,6 +6,7 @@ mod audit;
 mod grants;
 mod groups;
 pub mod kernel;
+mod reach;
 pub mod scope;
 pub mod store;
 mod targets;

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::audit::AuditRecord;
+use crate::ledger::ReachKey;
 use crate::model::{Account, AdminGrant, Grant, Group, Principal, Target, User};
 use crate::names::{AccountId, GroupName, InvalidValue, Level, TargetName, UserName};
 use crate::ports::UpstreamError;
@@ -68,6 +69,14 @@ pub trait DirectoryAdmin: Send + Sync {
     ) -> Result<Page<Versioned<Target>>, UpstreamError>;
     /// The highest level among an account's targets.
     async fn top_level(&self, account: &AccountId) -> Result<Option<Level>, UpstreamError>;
+    /// An account's targets, highest level first, at most `limit`.
+    async fn highest_targets(
+        &self,
+        account: &AccountId,
+        limit: u16,
+    ) -> Result<Vec<Target>, UpstreamError>;
+    /// The version of what `key` watches (0: never changed); see `Change::Reach`.
+    async fn reach(&self, key: &ReachKey) -> Result<u64, UpstreamError>;
     async fn user(&self, name: &UserName) -> Result<Option<Versioned<User>>, UpstreamError>;
     async fn users(&self, page: &PageRequest) -> Result<Page<Versioned<User>>, UpstreamError>;
     async fn group(&self, name: &GroupName) -> Result<Option<Versioned<Group>>, UpstreamError>;

@@ -8,6 +8,7 @@ use crate::names::{
 };
 
 use super::kernel::*;
+use super::reach::weakens;
 
 /// A target as an admin describes it. What the stored account decides (a federated user's
 /// partition) and, on an update, the keys left out (kept as stored) are the use case's to fill
@@ -205,6 +206,7 @@ impl Admin {
             .target_account(ctx, &resource, "create", &spec.account)
             .await?;
         let target = spec.resolve(&account, None)?;
+        let guards = self.target_guards(&target.account).await?;
         if matches!(target.kind, TargetKind::FederatedUser { .. }) {
             self.check(
                 ctx,
@@ -214,9 +216,20 @@ impl Admin {
             )
             .await?;
         }
+        // A new target at the top that an existing grant reaches is as good as a top grant.
+        if self.newly_reached_at_top(&target, None).await? {
+            self.check(
+                ctx,
+                &resource,
+                "create",
+                self.step_up(ctx, Sensitive::GrantTopLevel).await,
+            )
+            .await?;
+        }
         let mut changes = vec![Change::Require(Reference::Account(target.account.clone()))];
         changes.extend(Self::approver_refs(&target));
         changes.push(Change::PutTarget(target.clone(), Expect::Absent));
+        changes.extend(guards);
         self.commit(
             ctx,
             &resource,
@@ -251,6 +264,7 @@ impl Admin {
             .target_account(ctx, &resource, "update", &spec.account)
             .await?;
         let target = spec.resolve(&account, Some(&before.value))?;
+        let guards = self.target_guards(&target.account).await?;
         let new_keys = match (&target.kind, &before.value.kind) {
             (
                 TargetKind::FederatedUser { sealed_keys, .. },
@@ -270,8 +284,31 @@ impl Admin {
             )
             .await?;
         }
+        if weakens(&before.value, &target) {
+            self.check(
+                ctx,
+                &resource,
+                "update",
+                self.step_up(ctx, Sensitive::WeakenTarget).await,
+            )
+            .await?;
+        }
+        // Lowered under a grant that now reaches it at the top: as good as a top grant.
+        if self
+            .newly_reached_at_top(&target, Some(before.value.level))
+            .await?
+        {
+            self.check(
+                ctx,
+                &resource,
+                "update",
+                self.step_up(ctx, Sensitive::GrantTopLevel).await,
+            )
+            .await?;
+        }
         let mut changes = Self::approver_refs(&target);
         changes.push(Change::PutTarget(target.clone(), Expect::Version(version)));
+        changes.extend(guards);
         self.commit(
             ctx,
             &resource,
@@ -304,6 +341,8 @@ impl Admin {
             .store
             .grants_in(&account, &PageRequest::first(crate::admin::store::MAX_PAGE))
             .await?;
+        // Gone, it lowers the account's top: decisions made on the old top must not land after.
+        ctx.add_proof(self.target_guards(&account).await?);
         let dependents = grants
             .items
             .into_iter()

@@ -1,0 +1,183 @@
+//! Who can reach an account's top. Granting the top level needs a fresh code; so does anything
+//! else that ends with someone reaching a target at the top they did not reach before (lowering
+//! a target under a grant, creating one a grant covers, adding a member to a group holding a
+//! top grant), or that weakens a target's protection. The rule is checked on the state a change
+//! leaves, not on the step alone, and every such change is guarded (`Change::Reach`) so that
+//! two changes decided side by side cannot together do what neither could alone.
+
+use time::OffsetDateTime;
+
+use crate::admin::store::PageRequest;
+use crate::ledger::{Change, ReachGuard, ReachKey};
+use crate::model::{Grant, GrantScope, Principal, Target, TargetKind};
+use crate::names::{AccountId, Level, TargetName};
+
+use super::kernel::*;
+
+fn live(grant: &Grant, now: OffsetDateTime) -> bool {
+    grant.expires_at.is_none_or(|at| at > now)
+}
+
+impl Admin {
+    /// A guard on `key` as read now: the change commits only if nothing it watches changed
+    /// meanwhile (and, with `moves`, moves it on).
+    pub(super) async fn reach_guard(
+        &self,
+        key: ReachKey,
+        moves: bool,
+    ) -> Result<Change, AdminError> {
+        let seen = self.store.reach(&key).await?;
+        let guard = if moves {
+            ReachGuard::Moves { seen }
+        } else {
+            ReachGuard::Unchanged { seen }
+        };
+        Ok(Change::Reach { key, guard })
+    }
+
+    /// The guards of a change to an account's targets: it decides on the account's grants, and
+    /// changes to targets land one at a time (each decides on the others' levels).
+    pub(super) async fn target_guards(
+        &self,
+        account: &AccountId,
+    ) -> Result<[Change; 2], AdminError> {
+        Ok([
+            self.reach_guard(ReachKey::AccountTargets(account.clone()), true)
+                .await?,
+            self.reach_guard(ReachKey::AccountGrants(account.clone()), false)
+                .await?,
+        ])
+    }
+
+    /// The account's top level once `name` is at `level` (`None`: once it is gone).
+    pub(super) async fn top_with(
+        &self,
+        account: &AccountId,
+        name: &TargetName,
+        level: Option<Level>,
+    ) -> Result<Option<Level>, AdminError> {
+        let others = self
+            .store
+            .highest_targets(account, 2)
+            .await?
+            .into_iter()
+            .filter(|t| t.name != *name)
+            .map(|t| t.level)
+            .max();
+        Ok(match (others, level) {
+            (Some(o), Some(l)) => Some(o.max(l)),
+            (o, l) => o.or(l),
+        })
+    }
+
+    /// The live cascade grants of `account` that reach `level`.
+    pub(super) async fn cascades_reaching(
+        &self,
+        account: &AccountId,
+        level: Level,
+    ) -> Result<Vec<Grant>, AdminError> {
+        let now = self.clock.now();
+        let mut found = Vec::new();
+        let mut page = PageRequest::first(crate::admin::store::MAX_PAGE);
+        loop {
+            let grants = self.store.grants_in(account, &page).await?;
+            found.extend(grants.items.into_iter().filter(|g| {
+                live(g, now)
+                    && matches!(&g.scope, GrantScope::Account { max_level, .. } if *max_level >= level)
+            }));
+            match grants.cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// Whether `target`, as it will be, is reached at its account's top by a cascade that did
+    /// not reach it at `before` (its level until now; `None` for a new target).
+    pub(super) async fn newly_reached_at_top(
+        &self,
+        target: &Target,
+        before: Option<Level>,
+    ) -> Result<bool, AdminError> {
+        if before.is_some_and(|b| target.level >= b) {
+            return Ok(false);
+        }
+        let top = self
+            .top_with(&target.account, &target.name, Some(target.level))
+            .await?;
+        if top.is_some_and(|top| target.level < top) {
+            return Ok(false);
+        }
+        Ok(self
+            .cascades_reaching(&target.account, target.level)
+            .await?
+            .iter()
+            .any(|g| match (&g.scope, before) {
+                (GrantScope::Account { max_level, .. }, Some(b)) => *max_level < b,
+                _ => true,
+            }))
+    }
+
+    /// Whether a grant (of a group) reaches a target at the top of its account now, and the
+    /// account it reaches.
+    pub(super) async fn reaches_top(
+        &self,
+        grant: &Grant,
+    ) -> Result<(bool, Option<AccountId>), AdminError> {
+        if !live(grant, self.clock.now()) {
+            return Ok((false, None));
+        }
+        match &grant.scope {
+            GrantScope::Account { account, max_level } => {
+                let top = self.store.top_level(account).await?;
+                Ok((top.is_some_and(|t| *max_level >= t), Some(account.clone())))
+            }
+            GrantScope::Target(name) => match self.store.target(name).await? {
+                None => Ok((false, None)),
+                Some(t) => {
+                    let t = t.value;
+                    let top = self.store.top_level(&t.account).await?;
+                    Ok((top.is_some_and(|top| t.level >= top), Some(t.account)))
+                }
+            },
+        }
+    }
+}
+
+/// Whether `after` weakens what protects `before`: high-security turned off, the approvers
+/// changed in any way but being given some, another role, policy or kind, longer sessions.
+pub(super) fn weakens(before: &Target, after: &Target) -> bool {
+    let approvers_changed = {
+        let set = |t: &Target| {
+            let mut v: Vec<String> = t.approvers.iter().map(Principal::to_string).collect();
+            v.sort();
+            v
+        };
+        !before.approvers.is_empty() && set(before) != set(after)
+    };
+    let what_it_gives = match (&before.kind, &after.kind) {
+        (
+            TargetKind::Role {
+                role_arn: a,
+                external_id: x,
+            },
+            TargetKind::Role {
+                role_arn: b,
+                external_id: y,
+            },
+        ) => a != b || x != y,
+        (
+            TargetKind::FederatedUser {
+                session_policy: a, ..
+            },
+            TargetKind::FederatedUser {
+                session_policy: b, ..
+            },
+        ) => a != b,
+        _ => true,
+    };
+    (before.high_security && !after.high_security)
+        || approvers_changed
+        || what_it_gives
+        || after.max_duration_seconds > before.max_duration_seconds
+}
