@@ -344,10 +344,13 @@ async fn sensitive_operations_need_a_fresh_code() {
         .seal_federation_keys(
             &env.kms_key,
             &FederationKeys::parse("AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG").unwrap(),
+            &cooper_core::ports::FederationBinding {
+                account: account.id.clone(),
+                target: cooper_core::names::TargetName::parse("a-fed").unwrap(),
+            },
         )
         .await
         .unwrap();
-    let _ = &account;
 
     let operations: Vec<(&str, Method, String, Option<Value>)> = vec![
         (

@@ -174,8 +174,16 @@ async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
     let moto = Moto::start();
     run(cooper(&moto).args(["setup", "--no-demo"]));
     let keys = "AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let sealed_for = ["--account", "111111111111", "--target", "a-fed"];
+    let encrypt = |extra: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args(["encrypt", "--kms-key", "alias/cooper"])
+            .args(sealed_for)
+            .args(extra);
+        c
+    };
 
-    let from_arg = run(cooper(&moto).args(["encrypt", "--kms-key", "alias/cooper", keys]));
+    let from_arg = run(&mut encrypt(&[keys]));
     let blob = String::from_utf8(from_arg.stdout)
         .unwrap()
         .trim()
@@ -184,10 +192,26 @@ async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
 
     let sdk = sdk_for(&moto.endpoint).await;
     let kms = cooper_aws::aws_sdk_kms::Client::new(&sdk);
-    let opened = KmsVault::new(kms.clone())
-        .open_federation_keys(&Sealed::parse(&blob).unwrap())
+    let binding = |account: &str, target: &str| cooper_core::ports::FederationBinding {
+        account: cooper_core::names::AccountId::parse(account).unwrap(),
+        target: cooper_core::names::TargetName::parse(target).unwrap(),
+    };
+    let vault = KmsVault::new(kms.clone());
+    let sealed = Sealed::parse(&blob).unwrap();
+    let opened = vault
+        .open_federation_keys(&sealed, &binding("111111111111", "a-fed"))
         .await
         .unwrap();
+    // Sealed for that target of that account: it opens for no other.
+    for (account, target) in [("111111111111", "a-other"), ("222222222222", "a-fed")] {
+        assert!(
+            vault
+                .open_federation_keys(&sealed, &binding(account, target))
+                .await
+                .is_err(),
+            "opened for {account}/{target}"
+        );
+    }
     assert_eq!(opened.access_key_id, "AKIAIOSFODNN7EXAMPLE");
     assert_eq!(
         opened.secret_access_key.expose_secret(),
@@ -207,8 +231,7 @@ async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
     assert!(plain.is_err());
 
     // From stdin, so the keys stay out of shell history.
-    let mut child = cooper(&moto)
-        .args(["encrypt", "--kms-key", "alias/cooper"])
+    let mut child = encrypt(&[])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -220,15 +243,7 @@ async fn encrypt_seals_keys_that_only_open_as_federation_keys() {
     assert!(!String::from_utf8(output.stdout).unwrap().trim().is_empty());
 
     // Not in the AKID|SECRET form: refused, and the input is not echoed.
-    let output = cooper(&moto)
-        .args([
-            "encrypt",
-            "--kms-key",
-            "alias/cooper",
-            "just-a-secret-value",
-        ])
-        .output()
-        .unwrap();
+    let output = encrypt(&["just-a-secret-value"]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(

@@ -426,7 +426,11 @@ impl TestEnv {
         level: u32,
         policy: &str,
     ) -> Target {
-        let iam = cooper_aws::aws_sdk_iam::Client::new(&self.sdk);
+        // The keys of an IAM user of the target's own account (moto makes it there for the
+        // account's assumed role), sealed for this target.
+        let iam = provisioning::iam_in_account(&self.sdk, &account.id, "e2e-admin")
+            .await
+            .unwrap();
         let keys = provisioning::create_iam_user_keys(&iam, &format!("{name}-iam-user"))
             .await
             .unwrap();
@@ -437,6 +441,10 @@ impl TestEnv {
                 &FederationKeys {
                     access_key_id: keys.access_key_id,
                     secret_access_key: keys.secret_access_key,
+                },
+                &cooper_core::ports::FederationBinding {
+                    account: account.id.clone(),
+                    target: TargetName::parse(name).unwrap(),
                 },
             )
             .await

@@ -156,8 +156,15 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
         secrets.push(Secret::new(name, &value));
     }
 
-    // Federation keys, sealed by the CLI: the server only ever opens them.
-    let iam = aws_sdk_iam::Client::new(&sdk);
+    // Federation keys of account A, sealed by the CLI for its target: the server only ever
+    // opens them.
+    let iam = cooper_aws::provisioning::iam_in_account(
+        &sdk,
+        &cooper_core::names::AccountId::parse(ACCOUNT_A).unwrap(),
+        "leak-scan-admin",
+    )
+    .await
+    .unwrap();
     iam.create_user()
         .user_name("fed-keys")
         .send()
@@ -180,6 +187,10 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
             "encrypt",
             "--kms-key",
             "alias/cooper",
+            "--account",
+            ACCOUNT_A,
+            "--target",
+            "a-fed",
             &format!("{}|{}", key.access_key_id, key.secret_access_key),
         ]))
         .stdout,

@@ -777,3 +777,103 @@ async fn changes_decided_side_by_side_cannot_combine_into_a_top_grant() {
         (422, "totp_required")
     );
 }
+
+/// Sealed federation keys open only for the account and target they were sealed for (their
+/// KMS encryption context names both), and the keys of another account are refused even when
+/// sealed for this one (the federated user STS returns names the account the keys are of).
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_federation_keys_belong_to_one_account_and_target() {
+    let env = TestEnv::start().await;
+    let a = env.account(ACCOUNT_A).await;
+    let b = env.account(crate::harness::ACCOUNT_B).await;
+    let alice = env.user("alice").await;
+    for account in [ACCOUNT_A, crate::harness::ACCOUNT_B] {
+        env.grant_account(Principal::User(alice.clone()), account, 10)
+            .await;
+    }
+    let token = env.api_token(&alice).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
+    let a_fed = env.federated_target("a-fed", &a, 10, policy).await;
+    let issued = env.credentials(&token, json!({"target": "a-fed"})).await;
+    assert_eq!(issued.status, 200, "{}", issued.text);
+
+    // An admin of account B puts A's blob on a target of theirs: it does not open there.
+    let cooper_core::model::TargetKind::FederatedUser { sealed_keys, .. } = &a_fed.kind else {
+        unreachable!()
+    };
+    let moved = cooper_core::model::Target::federated_user(
+        cooper_core::names::TargetName::parse("b-fed").unwrap(),
+        &b,
+        cooper_core::names::Level::new(10).unwrap(),
+        sealed_keys.clone(),
+        cooper_core::names::SessionPolicy::parse(policy).unwrap(),
+        None,
+    )
+    .unwrap();
+    env.directory.put_target(&moved).await.unwrap();
+    let refused = env.credentials(&token, json!({"target": "b-fed"})).await;
+    assert_eq!(refused.status, 502, "{}", refused.text);
+    assert!(refused.body.get("secret_access_key").is_none());
+
+    // Account A's own keys, sealed (properly) for a target of account B: STS says whose they
+    // are, and nothing is handed out.
+    let iam = cooper_aws::provisioning::iam_in_account(&env.sdk, &a.id, "e2e-admin")
+        .await
+        .unwrap();
+    let keys = cooper_aws::provisioning::create_iam_user_keys(&iam, "a-keys")
+        .await
+        .unwrap();
+    let b_name = cooper_core::names::TargetName::parse("b-fed2").unwrap();
+    let sealed = env
+        .vault
+        .seal_federation_keys(
+            &env.kms_key,
+            &cooper_core::model::FederationKeys {
+                access_key_id: keys.access_key_id,
+                secret_access_key: keys.secret_access_key,
+            },
+            &cooper_core::ports::FederationBinding {
+                account: b.id.clone(),
+                target: b_name.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let foreign = cooper_core::model::Target::federated_user(
+        b_name,
+        &b,
+        cooper_core::names::Level::new(10).unwrap(),
+        sealed,
+        cooper_core::names::SessionPolicy::parse(policy).unwrap(),
+        None,
+    )
+    .unwrap();
+    env.directory.put_target(&foreign).await.unwrap();
+    let refused = env.credentials(&token, json!({"target": "b-fed2"})).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.error_code()),
+        (502, "federation_keys_wrong_account"),
+        "{}",
+        refused.text
+    );
+    let denied = env
+        .audit_items()
+        .await
+        .into_iter()
+        .find(|i| {
+            i["event"].as_s().unwrap() == "credentials.denied"
+                && i.get("target")
+                    .and_then(|t| t.as_s().ok())
+                    .map(String::as_str)
+                    == Some("b-fed2")
+        })
+        .expect("the refusal is audited");
+    assert_eq!(
+        denied["reason"].as_s().unwrap(),
+        "federation_keys_wrong_account"
+    );
+    assert!(
+        denied.contains_key("access_key_id"),
+        "who holds the minted key: nobody"
+    );
+}

@@ -286,6 +286,14 @@ impl From<IssueError> for ApiError {
             IssueError::Upstream(u) => u.into(),
             IssueError::Rate(r) => r.into(),
             IssueError::AuditUnavailable(u) => audit_unavailable(&u, "no credentials were issued"),
+            IssueError::FederationAccountMismatch { .. } => {
+                tracing::error!(error = %e, "federation keys of the wrong account");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "federation_keys_wrong_account",
+                    "the target's keys belong to another account, so no credentials were issued; an administrator must seal the target's own keys (cooper encrypt --account --target)",
+                )
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cooper_core::model::{FederationKeys, Sealed};
 use cooper_core::names::UserName;
-use cooper_core::ports::{KeyVault, Service, UpstreamError, UpstreamKind};
+use cooper_core::ports::{FederationBinding, KeyVault, Service, UpstreamError, UpstreamKind};
 use cooper_core::totp::TotpSecret;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
@@ -20,11 +20,19 @@ use crate::error::{corrupt, upstream};
 /// will not decrypt for another, and CloudTrail shows what each Decrypt was for.
 const PURPOSE: &str = "cooper:purpose";
 const USER: &str = "cooper:user";
+const ACCOUNT: &str = "cooper:account";
+const TARGET: &str = "cooper:target";
 const FEDERATION_KEYS: &str = "federation-keys";
 const TOTP_SECRET: &str = "totp-secret";
 
-fn federation_context() -> HashMap<String, String> {
-    HashMap::from([(PURPOSE.to_owned(), FEDERATION_KEYS.to_owned())])
+/// Federation keys are sealed for one target of one account: a blob copied onto another target,
+/// or into another account, does not open there.
+fn federation_context(binding: &FederationBinding) -> HashMap<String, String> {
+    HashMap::from([
+        (PURPOSE.to_owned(), FEDERATION_KEYS.to_owned()),
+        (ACCOUNT.to_owned(), binding.account.to_string()),
+        (TARGET.to_owned(), binding.target.to_string()),
+    ])
 }
 
 fn totp_context(user: &UserName) -> HashMap<String, String> {
@@ -109,11 +117,13 @@ impl KmsVault {
         })
     }
 
-    /// Encrypts the keys as `AKID|SECRET` under `key_id`, for storing on a federated-user target.
+    /// Encrypts the keys as `AKID|SECRET` under `key_id`, for storing on the federated-user
+    /// target `binding` names (and no other).
     pub async fn seal_federation_keys(
         &self,
         key_id: &str,
         keys: &FederationKeys,
+        binding: &FederationBinding,
     ) -> Result<Sealed, UpstreamError> {
         let plaintext = SecretString::from(format!(
             "{}|{}",
@@ -123,7 +133,7 @@ impl KmsVault {
         self.seal(
             key_id,
             plaintext.expose_secret().as_bytes(),
-            federation_context(),
+            federation_context(binding),
         )
         .await
     }
@@ -131,9 +141,13 @@ impl KmsVault {
 
 #[async_trait]
 impl KeyVault for KmsVault {
-    async fn open_federation_keys(&self, sealed: &Sealed) -> Result<FederationKeys, UpstreamError> {
+    async fn open_federation_keys(
+        &self,
+        sealed: &Sealed,
+        binding: &FederationBinding,
+    ) -> Result<FederationKeys, UpstreamError> {
         let plaintext = self
-            .open(sealed, federation_context(), "federation keys")
+            .open(sealed, federation_context(binding), "federation keys")
             .await?;
         let text = std::str::from_utf8(plaintext.expose_secret())
             .map_err(|_| corrupt(Service::Kms, "the target's keys are not text"))?;

@@ -338,6 +338,41 @@ pub async fn create_iam_user_keys(
     })
 }
 
+/// An IAM client acting in `account`, by AssumeRole into its `role` with the ambient
+/// credentials (what the local demo and the tests use to make a federated-user target's keys in
+/// the target's own account; in AWS the account's own administrators make them).
+pub async fn iam_in_account(
+    base: &aws_config::SdkConfig,
+    account: &cooper_core::names::AccountId,
+    role: &str,
+) -> Result<aws_sdk_iam::Client, UpstreamError> {
+    let out = aws_sdk_sts::Client::new(base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
+        .role_session_name("cooper-setup")
+        .send()
+        .await
+        .map_err(|e| upstream(Service::Sts, e))?;
+    let c = out.credentials.ok_or_else(|| {
+        UpstreamError::new(
+            Service::Sts,
+            UpstreamKind::Corrupt,
+            "AssumeRole returned no credentials",
+        )
+    })?;
+    let credentials = aws_credential_types::Credentials::new(
+        c.access_key_id,
+        c.secret_access_key,
+        Some(c.session_token),
+        None,
+        "cooper-setup",
+    );
+    let conf = aws_sdk_iam::config::Builder::from(base)
+        .credentials_provider(credentials)
+        .build();
+    Ok(aws_sdk_iam::Client::from_conf(conf))
+}
+
 /// The SNS topic audit notices go to (CreateTopic is idempotent: the existing one is returned),
 /// with an email subscription when `email` is given (the address confirms it).
 pub async fn ensure_topic(

@@ -176,7 +176,7 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         None
     } else {
         let vault = KmsVault::new(kms.clone());
-        Some(seed_demo(&operator, &mut seeded, &vault, &iam, &kms_key).await?)
+        Some(seed_demo(&operator, &mut seeded, &vault, &sdk, &kms_key).await?)
     };
     steps.extend(seeded.0);
 
@@ -312,7 +312,7 @@ async fn seed_demo(
     operator: &Operator,
     seeded: &mut Seeded,
     vault: &KmsVault,
-    iam: &aws_sdk_iam::Client,
+    sdk: &aws_config::SdkConfig,
     kms_key: &str,
 ) -> Result<DemoReport, Error> {
     let admin = &operator.admin;
@@ -385,12 +385,21 @@ async fn seed_demo(
             Err(AdminError::AlreadyExists(federated_name.to_string())),
         )?;
     } else {
-        let keys = provisioning::create_iam_user_keys(iam, "cooper-demo-federation").await?;
+        // The keys are the demo account's own (an IAM user made there, through its admin role),
+        // sealed for this target of that account and no other.
+        let iam = provisioning::iam_in_account(sdk, &account.id, "cooper-demo-admin").await?;
+        let keys = provisioning::create_iam_user_keys(&iam, "cooper-demo-federation").await?;
         let fed_keys = cooper_core::model::FederationKeys {
             access_key_id: keys.access_key_id,
             secret_access_key: keys.secret_access_key,
         };
-        let sealed = vault.seal_federation_keys(kms_key, &fed_keys).await?;
+        let binding = cooper_core::ports::FederationBinding {
+            account: account.id.clone(),
+            target: federated_name.clone(),
+        };
+        let sealed = vault
+            .seal_federation_keys(kms_key, &fed_keys, &binding)
+            .await?;
         let policy = SessionPolicy::parse(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListAllMyBuckets","sts:GetCallerIdentity"],"Resource":"*"}]}"#,
         )?;

@@ -19,11 +19,12 @@ use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
 use crate::model::approvals::ApprovalId;
 use crate::model::{Grant, Target, TargetKind};
 use crate::names::{
-    FederatedUserName, InvalidValue, RoleSessionName, SourceIdentity, TargetName, UserName,
+    AccountId, FederatedUserName, InvalidValue, RoleSessionName, SourceIdentity, TargetName,
+    UserName,
 };
 use crate::ports::{
-    AssumeRoleCall, CredentialBroker, FederationTokenCall, IssuedCredentials, KeyVault,
-    UpstreamError,
+    AssumeRoleCall, CredentialBroker, FederationBinding, FederationTokenCall, IssuedCredentials,
+    KeyVault, UpstreamError,
 };
 use crate::rate::{RateError, RateLimiter};
 use crate::session::{BrokerSigning, DurationOutOfRange, SessionDuration};
@@ -85,6 +86,12 @@ pub enum IssueError {
     /// become a flood of audit writes).
     #[error(transparent)]
     Rate(#[from] RateError),
+    /// The federated user STS returned belongs to another account than the target's: the
+    /// target's keys are another account's, and its credentials are withheld.
+    #[error(
+        "the target's federation keys belong to account {actual}, not {expected}; an administrator must seal the right keys"
+    )]
+    FederationAccountMismatch { expected: AccountId, actual: String },
     /// STS answered, but the audit record could not be written: the credentials are withheld.
     #[error("the audit record could not be written: {0}")]
     AuditUnavailable(UpstreamError),
@@ -108,6 +115,7 @@ impl IssueError {
             Self::TotpRequired => Some("totp_required"),
             Self::SecondFactor(e) => e.is_refusal().then(|| e.code()),
             Self::Approval(e) => e.is_refusal().then(|| e.code()),
+            Self::FederationAccountMismatch { .. } => Some("federation_keys_wrong_account"),
             Self::InvalidDuration(_)
             | Self::Invalid(_)
             | Self::Upstream(_)
@@ -191,6 +199,31 @@ impl CredentialIssuer {
         };
 
         let credentials = self.call_sts(&target, &user, duration).await?;
+        // A federated user is of the account whose keys made it: keys of another account,
+        // even sealed for this target, give nothing.
+        if matches!(target.kind, TargetKind::FederatedUser { .. }) {
+            let actual = AccountId::of_arn(&credentials.principal_arn);
+            if actual.as_ref() != Some(&target.account) {
+                let error = IssueError::FederationAccountMismatch {
+                    expected: target.account.clone(),
+                    actual: actual.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                };
+                let mut record = AuditRecord::new(
+                    meta,
+                    now,
+                    AuditEvent::CredentialsDenied,
+                    user.as_str(),
+                    &auth,
+                );
+                record.target = Some(target.name.clone());
+                record.account = Some(target.account.clone());
+                record.access_key_id = Some(credentials.access_key_id.clone());
+                record.principal_arn = Some(credentials.principal_arn.clone());
+                record.reason = error.refusal_code().map(str::to_owned);
+                record_refusal(self.ledger.as_ref(), &record).await;
+                return Err(error);
+            }
+        }
         let console_url = match &destination {
             None => None,
             Some(destination) => {
@@ -350,7 +383,10 @@ impl CredentialIssuer {
                 sealed_keys,
                 session_policy,
             } => {
-                let keys = self.vault.open_federation_keys(sealed_keys).await?;
+                let keys = self
+                    .vault
+                    .open_federation_keys(sealed_keys, &FederationBinding::of(target))
+                    .await?;
                 let call = FederationTokenCall {
                     keys,
                     partition: *partition,

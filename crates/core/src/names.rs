@@ -99,6 +99,15 @@ impl AccountId {
             Err(InvalidValue::new("account_id", "must be exactly 12 digits"))
         }
     }
+
+    /// The account an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`) names, if it names one.
+    pub fn of_arn(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        match (parts.next(), parts.nth(3)) {
+            (Some("arn"), Some(account)) => Self::parse(account).ok(),
+            _ => None,
+        }
+    }
 }
 
 string_newtype!(
@@ -544,6 +553,21 @@ mod tests {
         assert!(AccountId::parse("12345678901").is_err());
         assert!(AccountId::parse("1234567890123").is_err());
         assert!(AccountId::parse("12345678901a").is_err());
+    }
+
+    #[test]
+    fn the_account_of_an_arn() {
+        let of = |arn| AccountId::of_arn(arn).map(|a| a.to_string());
+        assert_eq!(
+            of("arn:aws:sts::111111111111:federated-user/alice").as_deref(),
+            Some("111111111111")
+        );
+        assert_eq!(
+            of("arn:aws-us-gov:iam::222222222222:role/x").as_deref(),
+            Some("222222222222")
+        );
+        assert_eq!(of("arn:aws:s3:::bucket"), None);
+        assert_eq!(of("not an arn"), None);
     }
 
     #[test]

@@ -162,10 +162,32 @@ pub trait CredentialBroker: Send + Sync {
     ) -> Result<IssuedCredentials, UpstreamError>;
 }
 
+/// What a federated-user target's sealed keys are sealed for: they open for this account's
+/// target and no other (the KMS encryption context names both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationBinding {
+    pub account: AccountId,
+    pub target: TargetName,
+}
+
+impl FederationBinding {
+    pub fn of(target: &Target) -> Self {
+        Self {
+            account: target.account.clone(),
+            target: target.name.clone(),
+        }
+    }
+}
+
 /// KMS, for the federated-user keys a target carries.
 #[async_trait]
 pub trait KeyVault: Send + Sync {
-    async fn open_federation_keys(&self, sealed: &Sealed) -> Result<FederationKeys, UpstreamError>;
+    /// Opens keys sealed for `binding`; keys sealed for any other account or target do not open.
+    async fn open_federation_keys(
+        &self,
+        sealed: &Sealed,
+        binding: &FederationBinding,
+    ) -> Result<FederationKeys, UpstreamError>;
 
     /// Seals a TOTP secret under an encryption context naming `user`: it opens for no one else.
     async fn seal_totp_secret(
