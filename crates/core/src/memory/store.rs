@@ -342,6 +342,20 @@ fn page_of<T>(
     })
 }
 
+/// BatchGetItem refuses a list of keys with one twice; the reads made of one are refused alike.
+fn distinct<T: Ord>(keys: &[T]) -> Result<(), UpstreamError> {
+    let unique: BTreeSet<&T> = keys.iter().collect();
+    if unique.len() == keys.len() {
+        Ok(())
+    } else {
+        Err(UpstreamError::new(
+            Service::DynamoDb,
+            UpstreamKind::Refused,
+            "ValidationException: Provided list of item keys contains duplicates",
+        ))
+    }
+}
+
 #[async_trait]
 impl Directory for MemoryStore {
     async fn api_token(&self, id: &TokenId) -> Result<Option<ApiTokenRecord>, UpstreamError> {
@@ -378,6 +392,7 @@ impl Directory for MemoryStore {
         groups: &[GroupName],
         target: &Target,
     ) -> Result<Vec<Grant>, UpstreamError> {
+        distinct(groups)?;
         self.call(|s| {
             groups
                 .iter()
@@ -418,6 +433,7 @@ impl Directory for MemoryStore {
     }
 
     async fn targets(&self, names: &[TargetName]) -> Result<Vec<Target>, UpstreamError> {
+        distinct(names)?;
         self.call(|s| {
             names
                 .iter()

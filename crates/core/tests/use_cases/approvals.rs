@@ -466,3 +466,23 @@ async fn a_requester_cannot_lock_an_approver_out_with_inline_guesses() -> TestRe
     approve(&w, &request, "carol", &w.code("carol")?).await?;
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "BUG: invariant 10: Approvals::approve accepts an approver authenticated by an API token"]
+async fn an_api_token_cannot_approve() -> TestResult {
+    let w = approval_world();
+    let request = open(&w, "alice", "prod").await?;
+    let token = cooper_core::access::Identity::new(
+        user("carol"),
+        cooper_core::access::AuthMethod::ApiToken(cooper_core::token::TokenId::parse(
+            "0123456789abcdef",
+        )?),
+    );
+    let result = w
+        .approvals()
+        .approve(&request.id, token, &w.code("carol")?, &w.meta())
+        .await;
+    assert!(result.is_err(), "a script's token may not approve");
+    assert_eq!(stored(&w, &request).status, ApprovalStatus::Pending);
+    Ok(())
+}

@@ -461,3 +461,28 @@ async fn an_issuance_costs_as_many_reads_whatever_the_size_of_the_directory() ->
     assert_eq!(count(0).await, count(300).await);
     Ok(())
 }
+
+#[tokio::test]
+async fn no_credentials_without_the_console_link_that_was_asked_for() -> TestResult {
+    let w = issue_world();
+    w.console.fail(true);
+    let err = w
+        .issuer()
+        .issue(
+            w.identity("alice")?,
+            &CredentialRequest {
+                console: Some(None),
+                ..ask("a-ro")
+            },
+            &w.meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IssueError::Upstream(_)), "{err}");
+    assert_eq!(w.broker.issued().len(), 1, "STS made credentials");
+    assert!(
+        w.audit()?.is_empty(),
+        "nothing is recorded, and nothing handed out"
+    );
+    Ok(())
+}
