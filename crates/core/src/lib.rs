@@ -12,6 +12,8 @@ pub mod factors;
 pub mod issue;
 pub mod ledger;
 pub mod limits;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
 pub mod model;
 pub mod names;
 pub mod notify;

@@ -1,0 +1,450 @@
+//! Fakes of what lies outside the store: a clock tests move, deterministic randomness, KMS, STS,
+//! the console sign-in endpoint, the session signer and the pacer. Each records what it was
+//! asked, and can be told to fail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::{Clock, Entropy, EntropyUnavailable};
+use crate::console::{ConsoleSignin, Destination};
+use crate::model::{FederationKeys, Sealed};
+use crate::names::{FederatedUserName, Partition, SessionPolicy, UserName};
+use crate::ports::{
+    AssumeRoleCall, CredentialBroker, FederationTokenCall, IssuedCredentials, KeyVault, Pacer,
+    Service, SessionClaims, SessionSigner, SigningUnavailable, UpstreamError, UpstreamKind,
+};
+use crate::session::SessionDuration;
+use crate::totp::TotpSecret;
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A test that panicked while holding a fake's lock has failed already; its data is still
+    // what was recorded.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A clock that stands still until a test moves it.
+#[derive(Debug)]
+pub struct TestClock(Mutex<OffsetDateTime>);
+
+impl TestClock {
+    pub fn at(now: OffsetDateTime) -> Self {
+        Self(Mutex::new(now))
+    }
+
+    pub fn set(&self, now: OffsetDateTime) {
+        *locked(&self.0) = now;
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = locked(&self.0);
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *locked(&self.0)
+    }
+}
+
+/// Randomness that repeats from its seed (SplitMix64), and can be told to fail.
+#[derive(Debug)]
+pub struct SeededEntropy {
+    state: AtomicU64,
+    fail: AtomicBool,
+}
+
+impl SeededEntropy {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: AtomicU64::new(seed),
+            fail: AtomicBool::new(false),
+        }
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
+    fn next(&self) -> u64 {
+        let mut z = self
+            .state
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), EntropyUnavailable> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(EntropyUnavailable);
+        }
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// What a blob was sealed for: KMS's encryption context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedFor {
+    FederationKeys,
+    TotpSecret(UserName),
+}
+
+/// KMS: a blob is an opaque handle to (encryption context, plaintext); it opens only with the
+/// context it was sealed under, as KMS refuses a Decrypt with another context.
+#[derive(Debug, Default)]
+pub struct MemoryVault {
+    blobs: Mutex<HashMap<String, (SealedFor, Vec<u8>)>>,
+    next: AtomicU64,
+    fail: AtomicBool,
+    opened: Mutex<Vec<SealedFor>>,
+}
+
+fn kms(kind: UpstreamKind, message: &str) -> UpstreamError {
+    UpstreamError::new(Service::Kms, kind, message)
+}
+
+impl MemoryVault {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call fails (as KMS unreachable) while `on`.
+    pub fn fail(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
+    /// The contexts of every successful open, in order.
+    pub fn opened(&self) -> Vec<SealedFor> {
+        locked(&self.opened).clone()
+    }
+
+    fn check(&self) -> Result<(), UpstreamError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(kms(
+                UpstreamKind::Unavailable,
+                "the in-memory KMS was told to fail",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seals `plaintext` for `context`.
+    pub fn seal(&self, context: SealedFor, plaintext: &[u8]) -> Result<Sealed, UpstreamError> {
+        self.check()?;
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let handle = format!("MEMKMS{n:010}");
+        let sealed = Sealed::parse(&handle).map_err(|e| kms(UpstreamKind::Corrupt, &e.reason))?;
+        locked(&self.blobs).insert(handle, (context, plaintext.to_vec()));
+        Ok(sealed)
+    }
+
+    /// Seals a target's IAM-user keys, as `cooper encrypt` does.
+    pub fn seal_federation_keys(&self, keys: &FederationKeys) -> Result<Sealed, UpstreamError> {
+        let text = format!(
+            "{}|{}",
+            keys.access_key_id,
+            keys.secret_access_key.expose_secret()
+        );
+        self.seal(SealedFor::FederationKeys, text.as_bytes())
+    }
+
+    /// Opens `sealed` for `context`; another context is refused, as KMS refuses it.
+    pub fn open(&self, context: &SealedFor, sealed: &Sealed) -> Result<Vec<u8>, UpstreamError> {
+        self.check()?;
+        let blobs = locked(&self.blobs);
+        match blobs.get(sealed.as_str()) {
+            Some((made_for, plaintext)) if made_for == context => {
+                locked(&self.opened).push(context.clone());
+                Ok(plaintext.clone())
+            }
+            _ => Err(kms(
+                UpstreamKind::Refused,
+                "InvalidCiphertextException: the ciphertext does not open with this encryption context",
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl KeyVault for MemoryVault {
+    async fn open_federation_keys(&self, sealed: &Sealed) -> Result<FederationKeys, UpstreamError> {
+        let plaintext = self.open(&SealedFor::FederationKeys, sealed)?;
+        let text = std::str::from_utf8(&plaintext)
+            .map_err(|_| kms(UpstreamKind::Corrupt, "the target's keys are not text"))?;
+        FederationKeys::parse(text).map_err(|e| kms(UpstreamKind::Corrupt, &e.reason))
+    }
+
+    async fn seal_totp_secret(
+        &self,
+        user: &UserName,
+        secret: &TotpSecret,
+    ) -> Result<Sealed, UpstreamError> {
+        self.seal(SealedFor::TotpSecret(user.clone()), secret.expose_bytes())
+    }
+
+    async fn open_totp_secret(
+        &self,
+        user: &UserName,
+        sealed: &Sealed,
+    ) -> Result<TotpSecret, UpstreamError> {
+        let plaintext = self.open(&SealedFor::TotpSecret(user.clone()), sealed)?;
+        TotpSecret::from_bytes(plaintext).map_err(|e| kms(UpstreamKind::Corrupt, &e.reason))
+    }
+}
+
+/// A GetFederationToken call as the broker saw it (the keys' secret is not kept).
+#[derive(Debug, Clone)]
+pub struct FederationTokenSeen {
+    pub access_key_id: String,
+    pub partition: Partition,
+    pub name: FederatedUserName,
+    pub policy: SessionPolicy,
+    pub duration: SessionDuration,
+}
+
+/// One call STS received.
+#[derive(Debug, Clone)]
+pub enum BrokerCall {
+    AssumeRole(AssumeRoleCall),
+    FederationToken(FederationTokenSeen),
+}
+
+impl BrokerCall {
+    pub fn duration_seconds(&self) -> u32 {
+        match self {
+            Self::AssumeRole(c) => c.duration.seconds(),
+            Self::FederationToken(c) => c.duration.seconds(),
+        }
+    }
+}
+
+/// STS: records every call and answers with credentials whose access key ids are unique.
+pub struct MemoryBroker {
+    clock: Arc<dyn Clock>,
+    calls: Mutex<Vec<BrokerCall>>,
+    issued: Mutex<Vec<String>>,
+    fail: Mutex<Option<UpstreamKind>>,
+}
+
+impl MemoryBroker {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            calls: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
+            fail: Mutex::new(None),
+        }
+    }
+
+    /// Every call fails with `kind` while set (the call is still recorded).
+    pub fn fail(&self, kind: Option<UpstreamKind>) {
+        *locked(&self.fail) = kind;
+    }
+
+    pub fn calls(&self) -> Vec<BrokerCall> {
+        locked(&self.calls).clone()
+    }
+
+    /// The access key ids of every credential STS made, in order.
+    pub fn issued(&self) -> Vec<String> {
+        locked(&self.issued).clone()
+    }
+
+    fn answer(
+        &self,
+        call: BrokerCall,
+        principal_arn: String,
+        duration: SessionDuration,
+    ) -> Result<IssuedCredentials, UpstreamError> {
+        locked(&self.calls).push(call);
+        if let Some(kind) = *locked(&self.fail) {
+            return Err(UpstreamError::new(
+                Service::Sts,
+                kind,
+                "the in-memory STS was told to fail",
+            ));
+        }
+        let mut issued = locked(&self.issued);
+        let n = issued.len();
+        let access_key_id = format!("ASIAMEMORY{n:010}");
+        issued.push(access_key_id.clone());
+        Ok(IssuedCredentials {
+            access_key_id,
+            secret_access_key: SecretString::from(format!("memory-secret-{n}")),
+            session_token: SecretString::from(format!("memory-session-token-{n}")),
+            expiration: self.clock.now() + Duration::seconds(i64::from(duration.seconds())),
+            principal_arn,
+        })
+    }
+}
+
+#[async_trait]
+impl CredentialBroker for MemoryBroker {
+    async fn assume_role(&self, call: &AssumeRoleCall) -> Result<IssuedCredentials, UpstreamError> {
+        let arn = format!(
+            "arn:{}:sts::{}:assumed-role/{}/{}",
+            call.role_arn.partition().as_str(),
+            call.role_arn.account(),
+            call.role_arn.role_name(),
+            call.session_name.as_str()
+        );
+        self.answer(BrokerCall::AssumeRole(call.clone()), arn, call.duration)
+    }
+
+    async fn federation_token(
+        &self,
+        call: &FederationTokenCall,
+    ) -> Result<IssuedCredentials, UpstreamError> {
+        let arn = format!(
+            "arn:{}:sts::000000000000:federated-user/{}",
+            call.partition.as_str(),
+            call.name.as_str()
+        );
+        let seen = FederationTokenSeen {
+            access_key_id: call.keys.access_key_id.clone(),
+            partition: call.partition,
+            name: call.name.clone(),
+            policy: call.policy.clone(),
+            duration: call.duration,
+        };
+        self.answer(BrokerCall::FederationToken(seen), arn, call.duration)
+    }
+}
+
+/// One sign-in link asked of the federation endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleCall {
+    pub partition: Partition,
+    pub access_key_id: String,
+    pub session_seconds: Option<u32>,
+    pub destination: String,
+}
+
+/// The console federation endpoint: records each call, answers a login URL.
+#[derive(Debug, Default)]
+pub struct MemoryConsole {
+    calls: Mutex<Vec<ConsoleCall>>,
+    fail: AtomicBool,
+}
+
+impl MemoryConsole {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
+    pub fn calls(&self) -> Vec<ConsoleCall> {
+        locked(&self.calls).clone()
+    }
+}
+
+#[async_trait]
+impl ConsoleSignin for MemoryConsole {
+    async fn login_url(
+        &self,
+        partition: Partition,
+        credentials: &IssuedCredentials,
+        session_seconds: Option<u32>,
+        destination: &Destination,
+    ) -> Result<SecretString, UpstreamError> {
+        let mut calls = locked(&self.calls);
+        calls.push(ConsoleCall {
+            partition,
+            access_key_id: credentials.access_key_id.clone(),
+            session_seconds,
+            destination: destination.as_str().to_owned(),
+        });
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(UpstreamError::new(
+                Service::Signin,
+                UpstreamKind::Unavailable,
+                "the in-memory sign-in endpoint was told to fail",
+            ));
+        }
+        Ok(SecretString::from(format!(
+            "https://{}/federation?Action=login&SigninToken=memory-{}",
+            partition.signin_host(),
+            calls.len()
+        )))
+    }
+}
+
+/// Signs sessions as `memory-session.<user>.<n>`, recording the claims.
+#[derive(Debug, Default)]
+pub struct MemorySigner {
+    signed: Mutex<Vec<SessionClaims>>,
+    fail: AtomicBool,
+}
+
+impl MemorySigner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.fail.store(on, Ordering::SeqCst);
+    }
+
+    pub fn signed(&self) -> Vec<SessionClaims> {
+        locked(&self.signed).clone()
+    }
+}
+
+impl SessionSigner for MemorySigner {
+    fn sign(&self, claims: &SessionClaims) -> Result<SecretString, SigningUnavailable> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(SigningUnavailable);
+        }
+        let mut signed = locked(&self.signed);
+        signed.push(claims.clone());
+        Ok(SecretString::from(format!(
+            "memory-session.{}.{}",
+            claims.user,
+            signed.len()
+        )))
+    }
+}
+
+/// A pacer that holds nothing back (tests stay fast) but records every floor it was asked for.
+#[derive(Debug, Default)]
+pub struct RecordingPacer {
+    holds: Mutex<Vec<std::time::Duration>>,
+}
+
+impl RecordingPacer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn holds(&self) -> Vec<std::time::Duration> {
+        locked(&self.holds).clone()
+    }
+}
+
+#[async_trait]
+impl Pacer for RecordingPacer {
+    fn mark(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    async fn hold(&self, _since: std::time::Instant, floor: std::time::Duration) {
+        locked(&self.holds).push(floor);
+    }
+}
