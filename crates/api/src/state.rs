@@ -380,6 +380,7 @@ impl EnrollState {
                 lifetime,
             }),
             password: Arc::new(PasswordChange {
+                directory: shared.directory.clone(),
                 verifier: shared.second_factor.clone(),
                 ledger: shared.ledger.clone(),
                 entropy: shared.entropy.clone(),

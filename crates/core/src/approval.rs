@@ -272,6 +272,7 @@ impl Approvals {
         approver: &UserName,
         requester: &UserName,
         code: &TotpCode,
+        typed_by: &UserName,
     ) -> Result<Vec<Change>, ApprovalError> {
         let factors = self
             .verifier
@@ -288,7 +289,7 @@ impl Approvals {
         }
         let proof = self
             .verifier
-            .check_with(approver, &factors, code)
+            .check_charging(approver, &factors, code, typed_by)
             .await
             .map_err(ApprovalError::ApproverFactor)?;
         Ok(proof.changes().to_vec())
@@ -340,7 +341,12 @@ impl Approvals {
         record.account = Some(target.account.clone());
         let caller = self.approver(approver, &request.requester, &target).await?;
         let mut changes = self
-            .approver_code(&caller.user.name, &request.requester, code)
+            .approver_code(
+                &caller.user.name,
+                &request.requester,
+                code,
+                &caller.user.name,
+            )
             .await?;
         changes.push(Change::Approve {
             id: id.clone(),
@@ -400,8 +406,10 @@ impl Approvals {
             ApprovalProof::Inline { approver, code } => {
                 let identity = Identity::new(approver.clone(), AuthMethod::ApproverCode);
                 let caller = self.approver(identity, requester, target).await?;
+                // The code is typed into the requester's request: a wrong one is the
+                // requester's failure, so that nobody can lock an approver out by guessing.
                 let changes = self
-                    .approver_code(&caller.user.name, requester, code)
+                    .approver_code(&caller.user.name, requester, code, requester)
                     .await?;
                 Ok(ApprovalCheck {
                     approved_by: caller.user.name,

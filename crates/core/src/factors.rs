@@ -213,6 +213,19 @@ impl SecondFactor {
         factors: &AuthFactors,
         code: &TotpCode,
     ) -> Result<CodeProof, FactorError> {
+        self.check_charging(user, factors, code, user).await
+    }
+
+    /// As `check_with`, counting a wrong code against `charged` (who typed it) rather than
+    /// `user`: someone who names another person's code must not spend that person's failures,
+    /// or anyone could lock them out. The lock of `user` still holds.
+    pub async fn check_charging(
+        &self,
+        user: &UserName,
+        factors: &AuthFactors,
+        code: &TotpCode,
+        charged: &UserName,
+    ) -> Result<CodeProof, FactorError> {
         let now = self.clock.now();
         Self::check_lock(factors, now)?;
         let enrollment = factors.totp.as_ref().ok_or(FactorError::NotEnrolled)?;
@@ -221,7 +234,12 @@ impl SecondFactor {
             .open_totp_secret(user, &enrollment.sealed)
             .await?;
         let Some(step) = secret.matching_step(code, now) else {
-            return Err(self.fail(user, now, FactorError::InvalidCode).await);
+            let error = self.fail(charged, now, FactorError::InvalidCode).await;
+            return Err(match error {
+                // The one charged is locked out, not the code's owner: no lock to tell of hers.
+                FactorError::LockedOut { .. } if charged != user => FactorError::InvalidCode,
+                other => other,
+            });
         };
         // A replay is not counted as a failure: it is what a legitimate user gets for typing
         // the same code twice within 30 seconds.
@@ -445,8 +463,9 @@ impl Enrollment {
     }
 }
 
-/// Setting or changing a password: the caller, with a fresh code.
+/// Setting or changing a password: the caller, signed in, active, with a fresh code.
 pub struct PasswordChange {
+    pub directory: Arc<dyn Directory>,
     pub verifier: Arc<SecondFactor>,
     pub ledger: Arc<dyn Ledger>,
     pub entropy: Arc<dyn Entropy>,
@@ -485,6 +504,13 @@ impl PasswordChange {
         now: OffsetDateTime,
         record: &AuditRecord,
     ) -> Result<(), FactorError> {
+        // A session outlives a user's disabling: the directory still has its say.
+        let profile = self.directory.user_profile(user).await?;
+        Caller::admit(
+            Identity::new(user.clone(), AuthMethod::Session { idp: None }),
+            profile,
+            now,
+        )?;
         let proof = self.verifier.check(user, code).await?;
         let hash = PasswordHash::create(password, self.entropy.as_ref())?;
         let mut changes = proof.changes().to_vec();

@@ -12,20 +12,22 @@ impl Admin {
     // ---- grants ----
 
     /// The account a grant reaches: its own for a cascade, the target's for a target grant.
+    /// An account admin hears the same of a target that does not exist as of one outside
+    /// their scope: which targets other accounts have is not theirs to learn.
     async fn grant_account(
         &self,
+        ctx: &AdminContext,
         grant: &Grant,
     ) -> Result<(AccountId, Option<Target>), AdminError> {
         match &grant.scope {
             GrantScope::Account { account, .. } => Ok((account.clone(), None)),
-            GrantScope::Target(name) => {
-                let target = self
-                    .store
-                    .target(name)
-                    .await?
-                    .ok_or_else(|| AdminError::NotFound(format!("target {name}")))?;
-                Ok((target.value.account.clone(), Some(target.value)))
-            }
+            GrantScope::Target(name) => match self.store.target(name).await? {
+                Some(target) => Ok((target.value.account.clone(), Some(target.value))),
+                None if ctx.scope.is_universal() => {
+                    Err(AdminError::NotFound(format!("target {name}")))
+                }
+                None => Err(AdminError::OutOfScope),
+            },
         }
     }
 
@@ -67,7 +69,13 @@ impl Admin {
 
     pub async fn create_grant(&self, ctx: &AdminContext, grant: Grant) -> Result<(), AdminError> {
         let resource = grant_name(&grant);
-        let (account, target) = self.grant_account(&grant).await?;
+        let (account, target) = match self.grant_account(ctx, &grant).await {
+            Err(AdminError::OutOfScope) => {
+                let refusal = Err(AdminError::OutOfScope);
+                return self.check(ctx, &resource, "create", refusal).await;
+            }
+            other => other?,
+        };
         self.check(ctx, &resource, "create", Self::in_scope(ctx, &account))
             .await?;
         // The check below reads the account's top, and a group's members get the grant:
@@ -139,7 +147,11 @@ impl Admin {
             GrantOn::Account(account) => account.clone(),
             GrantOn::Target(name) => match self.store.target(name).await? {
                 Some(target) => target.value.account,
-                None => return Err(AdminError::NotFound(resource)),
+                None if ctx.scope.is_universal() => return Err(AdminError::NotFound(resource)),
+                None => {
+                    let refusal = Err(AdminError::OutOfScope);
+                    return self.check(ctx, &resource, "delete", refusal).await;
+                }
             },
         };
         self.check(ctx, &resource, "delete", Self::in_scope(ctx, &account))
@@ -215,6 +227,14 @@ impl Admin {
             changes.push(Change::Require(Reference::Account(a.clone())));
         }
         changes.push(Change::PutAdminGrant(grant.clone()));
+        // A group's members become admins with it: a member added meanwhile, on the grants
+        // the group had, must not land after.
+        if let Principal::Group(g) = &grant.principal {
+            changes.push(Change::Reach {
+                key: ReachKey::GroupGrants(g.clone()),
+                guard: ReachGuard::Bumps,
+            });
+        }
         self.commit(
             ctx,
             &resource,

@@ -161,6 +161,23 @@ impl Admin {
             )
             .await?;
         }
+        // A group that administers (by an admin grant, or by configuration) makes its members
+        // admins: as good as an admin grant to them.
+        let administers = self.config.groups.scope_of_group(group).is_admin()
+            || !self
+                .store
+                .admin_grants_of(&Principal::Group(group.clone()))
+                .await?
+                .is_empty();
+        if administers {
+            self.check(
+                ctx,
+                &resource,
+                "add_member",
+                self.step_up(ctx, Sensitive::AdminScope).await,
+            )
+            .await?;
+        }
         ctx.add_proof(guards);
         self.commit(
             ctx,

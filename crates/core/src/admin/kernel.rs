@@ -519,8 +519,22 @@ impl Admin {
         // The change first: when it and a guard both fail, what is said is what the change
         // found (a stale version, a duplicate), the more telling of the two.
         let own = changes.len();
+        // A code's claim on factors the change deletes (an admin resetting their own
+        // authenticator) is moot: the deleted enrollment takes no code again.
+        let deleted: Vec<UserName> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::DeleteFactors(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
         let mut all = changes;
-        all.extend(ctx.take_proofs());
+        all.extend(ctx.take_proofs().into_iter().filter(|c| match c {
+            Change::Unlocked { user, .. } | Change::ClaimStep { user, .. } => {
+                !deleted.contains(user)
+            }
+            _ => true,
+        }));
         if all.len() > MAX_CHANGES {
             return Err(AdminError::TooMuch);
         }

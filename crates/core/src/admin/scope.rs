@@ -113,6 +113,17 @@ impl AdminGroups {
     }
 }
 
+impl AdminGroups {
+    /// What membership of `group` makes someone administer, by configuration.
+    pub fn scope_of_group(&self, group: &GroupName) -> AdminScope {
+        self.0
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, s)| s.clone())
+            .fold(AdminScope::None, AdminScope::widen)
+    }
+}
+
 /// The caller's scope: their configured admin groups and explicit admin grants, together.
 pub fn scope_of(caller: &Caller, configured: &AdminGroups, grants: &[AdminGrant]) -> AdminScope {
     let mine = |p: &Principal| match p {

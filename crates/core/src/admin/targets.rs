@@ -125,7 +125,11 @@ impl TargetSpec {
         };
         target.high_security = self.high_security;
         target.description = self.description;
-        target.approvers = self.approvers;
+        // One each: a list that names someone twice means them once.
+        let mut approvers = self.approvers;
+        let mut seen = std::collections::HashSet::new();
+        approvers.retain(|p| seen.insert(p.clone()));
+        target.approvers = approvers;
         Ok(target)
     }
 }

@@ -21,9 +21,11 @@ impl Admin {
         Ok(self.store.users(page).await?)
     }
 
+    /// A user as admins see them; an account admin sees only the admin grants their scope
+    /// covers.
     pub async fn user(
         &self,
-        _ctx: &AdminContext,
+        ctx: &AdminContext,
         name: &UserName,
     ) -> Result<UserDetails, AdminError> {
         let user = self
@@ -38,6 +40,10 @@ impl Admin {
             self.factors.factors(name),
         )
         .await?;
+        let admin_grants = admin_grants
+            .into_iter()
+            .filter(|g| ctx.scope.includes(&g.scope()))
+            .collect();
         Ok(UserDetails {
             user,
             groups,

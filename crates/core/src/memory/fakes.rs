@@ -15,6 +15,7 @@ use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::console::{ConsoleSignin, Destination};
 use crate::model::{FederationKeys, Sealed};
 use crate::names::{FederatedUserName, Partition, SessionPolicy, UserName};
+use crate::ports::FederationBinding;
 use crate::ports::{
     AssumeRoleCall, CredentialBroker, FederationTokenCall, IssuedCredentials, KeyVault, Pacer,
     Service, SessionClaims, SessionSigner, SigningUnavailable, UpstreamError, UpstreamKind,
@@ -99,7 +100,7 @@ impl Entropy for SeededEntropy {
 /// What a blob was sealed for: KMS's encryption context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SealedFor {
-    FederationKeys,
+    FederationKeys(FederationBinding),
     TotpSecret(UserName),
 }
 
@@ -152,14 +153,18 @@ impl MemoryVault {
         Ok(sealed)
     }
 
-    /// Seals a target's IAM-user keys, as `cooper encrypt` does.
-    pub fn seal_federation_keys(&self, keys: &FederationKeys) -> Result<Sealed, UpstreamError> {
+    /// Seals a target's IAM-user keys for that target, as `cooper encrypt` does.
+    pub fn seal_federation_keys(
+        &self,
+        keys: &FederationKeys,
+        binding: &FederationBinding,
+    ) -> Result<Sealed, UpstreamError> {
         let text = format!(
             "{}|{}",
             keys.access_key_id,
             keys.secret_access_key.expose_secret()
         );
-        self.seal(SealedFor::FederationKeys, text.as_bytes())
+        self.seal(SealedFor::FederationKeys(binding.clone()), text.as_bytes())
     }
 
     /// Opens `sealed` for `context`; another context is refused, as KMS refuses it.
@@ -181,8 +186,12 @@ impl MemoryVault {
 
 #[async_trait]
 impl KeyVault for MemoryVault {
-    async fn open_federation_keys(&self, sealed: &Sealed) -> Result<FederationKeys, UpstreamError> {
-        let plaintext = self.open(&SealedFor::FederationKeys, sealed)?;
+    async fn open_federation_keys(
+        &self,
+        sealed: &Sealed,
+        binding: &FederationBinding,
+    ) -> Result<FederationKeys, UpstreamError> {
+        let plaintext = self.open(&SealedFor::FederationKeys(binding.clone()), sealed)?;
         let text = std::str::from_utf8(&plaintext)
             .map_err(|_| kms(UpstreamKind::Corrupt, "the target's keys are not text"))?;
         FederationKeys::parse(text).map_err(|e| kms(UpstreamKind::Corrupt, &e.reason))
@@ -238,12 +247,20 @@ pub struct MemoryBroker {
     calls: Mutex<Vec<BrokerCall>>,
     issued: Mutex<Vec<String>>,
     fail: Mutex<Option<UpstreamKind>>,
+    /// Whose IAM-user keys are whose: the account STS names a federated user in.
+    key_accounts: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryBroker {
+    /// Keys of `account`'s IAM user: GetFederationToken with them makes federated users of it.
+    pub fn keys_of(&self, access_key_id: &str, account: &str) {
+        locked(&self.key_accounts).insert(access_key_id.to_owned(), account.to_owned());
+    }
+
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
+            key_accounts: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
@@ -309,8 +326,12 @@ impl CredentialBroker for MemoryBroker {
         &self,
         call: &FederationTokenCall,
     ) -> Result<IssuedCredentials, UpstreamError> {
+        let account = locked(&self.key_accounts)
+            .get(&call.keys.access_key_id)
+            .cloned()
+            .unwrap_or_else(|| "000000000000".to_owned());
         let arn = format!(
-            "arn:{}:sts::000000000000:federated-user/{}",
+            "arn:{}:sts::{account}:federated-user/{}",
             call.partition.as_str(),
             call.name.as_str()
         );

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::admin::store::Versioned;
 use crate::audit::AuditRecord;
-use crate::ledger::{Change, ChangeError, Expect, Ledger, Reference};
+use crate::ledger::{Change, ChangeError, Expect, Ledger, ReachGuard, ReachKey, Reference};
 use crate::model::approvals::{ApprovalId, ApprovalStatus};
 use crate::model::factors::Guard;
 use crate::model::{AdminGrant, GrantKey, GrantOn, GrantScope};
@@ -17,7 +17,7 @@ use crate::names::{AccountId, GroupName, TargetName, UserName};
 use crate::ports::{Service, UpstreamError, UpstreamKind};
 use crate::token::TokenId;
 
-use super::store::{MemoryStore, State, StoredGrant, grant_key};
+use super::store::{MemoryStore, State, StoredGrant, grant_key, reach_slot};
 
 /// DynamoDB's limit on the items of one transaction (the record is one of them).
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -44,6 +44,9 @@ enum Item {
     Token(TokenId),
     Factor(UserName, FactorItem),
     Approval(ApprovalId),
+    EnrollmentCode(TokenId),
+    /// A reach guard's version item (the targets and the grants of one account are two).
+    Reach(String),
 }
 
 /// The items one change is written as (the DynamoDB adapter writes `ActivateTotp` as two, and
@@ -91,6 +94,9 @@ fn items_of(change: &Change) -> Vec<Item> {
         Change::Approve { id, .. } | Change::ConsumeApproval { id, .. } => {
             vec![Item::Approval(id.clone())]
         }
+        Change::Reach { key, .. } => vec![Item::Reach(reach_slot(key))],
+        Change::PutEnrollmentCode(r) => vec![Item::EnrollmentCode(r.id.clone())],
+        Change::UseEnrollmentCode { id, .. } => vec![Item::EnrollmentCode(id.clone())],
     }
 }
 
@@ -190,7 +196,26 @@ fn holds(s: &State, change: &Change) -> bool {
                 && r.target == *target
                 && r.expires_at.unix_timestamp() > now.unix_timestamp()
         }),
+        Change::Reach { key, guard } => {
+            let version = reach_version(s, key);
+            match guard {
+                ReachGuard::Unchanged { seen } | ReachGuard::Moves { seen } => version == *seen,
+                ReachGuard::Bumps => true,
+            }
+        }
+        Change::PutEnrollmentCode(r) => !s.enrollment_codes.contains_key(&r.id),
+        Change::UseEnrollmentCode { id, user, now } => {
+            s.enrollment_codes.get(id).is_some_and(|r| {
+                r.user == *user
+                    && r.used_at.is_none()
+                    && r.expires_at.unix_timestamp() > now.unix_timestamp()
+            })
+        }
     }
+}
+
+fn reach_version(s: &State, key: &ReachKey) -> u64 {
+    s.reach.get(&reach_slot(key)).copied().unwrap_or(0)
 }
 
 /// Writes `change` (its condition held).
@@ -296,6 +321,20 @@ fn apply(s: &mut State, change: &Change) {
         Change::ConsumeApproval { id, .. } => {
             if let Some(r) = s.approvals.get_mut(id) {
                 r.status = ApprovalStatus::Used;
+            }
+        }
+        Change::Reach { key, guard } => match guard {
+            ReachGuard::Unchanged { .. } => {}
+            ReachGuard::Moves { .. } | ReachGuard::Bumps => {
+                *s.reach.entry(reach_slot(key)).or_insert(0) += 1;
+            }
+        },
+        Change::PutEnrollmentCode(r) => {
+            s.enrollment_codes.insert(r.id.clone(), r.clone());
+        }
+        Change::UseEnrollmentCode { id, now, .. } => {
+            if let Some(r) = s.enrollment_codes.get_mut(id) {
+                r.used_at = Some(*now);
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::password::PasswordHash;
 use crate::ports::{
     ApprovalStore, Directory, FactorStore, RequestCounter, Service, UpstreamError, UpstreamKind,
 };
-use crate::token::{ApiTokenRecord, TokenId};
+use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 
 /// A grant as stored: the grant, and the account it reaches (the target's, for a target grant).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,14 @@ pub struct State {
     pub audit: Vec<AuditRecord>,
     /// Request counts by (key, window start).
     pub counters: BTreeMap<(String, i64), u32>,
+    pub enrollment_codes: HashMap<TokenId, EnrollmentCodeRecord>,
+    /// The versions reach guards watch (`Change::Reach`).
+    pub reach: BTreeMap<String, u64>,
+}
+
+/// What a reach guard's version is kept under.
+pub(super) fn reach_slot(key: &crate::ledger::ReachKey) -> String {
+    key.to_string()
 }
 
 impl State {
@@ -362,6 +370,13 @@ impl Directory for MemoryStore {
         self.call(|s| s.tokens.get(id).cloned()).await
     }
 
+    async fn enrollment_code(
+        &self,
+        id: &TokenId,
+    ) -> Result<Option<EnrollmentCodeRecord>, UpstreamError> {
+        self.call(|s| s.enrollment_codes.get(id).cloned()).await
+    }
+
     async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError> {
         self.call(|s| {
             let profile = s.users.get(user)?.value.clone();
@@ -514,6 +529,31 @@ impl DirectoryAdmin for MemoryStore {
                 .max()
         })
         .await
+    }
+
+    async fn highest_targets(
+        &self,
+        account: &AccountId,
+        limit: u16,
+    ) -> Result<Vec<Target>, UpstreamError> {
+        self.call(|s| {
+            let mut found: Vec<Target> = s
+                .targets
+                .values()
+                .filter(|t| t.value.account == *account)
+                .map(|t| t.value.clone())
+                .collect();
+            // As the index sorts them: by level, then name; highest first.
+            found.sort_by(|a, b| (b.level, &b.name).cmp(&(a.level, &a.name)));
+            found.truncate(usize::from(limit));
+            found
+        })
+        .await
+    }
+
+    async fn reach(&self, key: &crate::ledger::ReachKey) -> Result<u64, UpstreamError> {
+        self.call(|s| s.reach.get(&reach_slot(key)).copied().unwrap_or(0))
+            .await
     }
 
     async fn user(&self, name: &UserName) -> Result<Option<Versioned<User>>, UpstreamError> {

@@ -181,6 +181,7 @@ impl MemoryWorld {
 
     pub fn enrollment(&self) -> Enrollment {
         Enrollment {
+            directory: self.store.clone(),
             verifier: self.second_factor(),
             ledger: self.store.clone(),
             entropy: self.entropy.clone(),
@@ -190,6 +191,7 @@ impl MemoryWorld {
 
     pub fn password_change(&self) -> PasswordChange {
         PasswordChange {
+            directory: self.store.clone(),
             verifier: self.second_factor(),
             ledger: self.store.clone(),
             entropy: self.entropy.clone(),
@@ -240,7 +242,10 @@ impl MemoryWorld {
 
     /// `user`, signed in with a cooper session.
     pub fn identity(&self, user: &str) -> Result<Identity, SeedError> {
-        Ok(Identity::new(UserName::parse(user)?, AuthMethod::CooperJwt))
+        Ok(Identity::new(
+            UserName::parse(user)?,
+            AuthMethod::Session { idp: None },
+        ))
     }
 
     // ---- reading what happened ----
@@ -339,7 +344,13 @@ impl MemoryWorld {
     ) -> Result<Target, SeedError> {
         let account = self.seeded_account(account)?;
         let keys = FederationKeys::parse("AKIAFEDERATIONKEYS01|federation-secret")?;
-        let sealed = self.vault.seal_federation_keys(&keys)?;
+        self.broker
+            .keys_of(&keys.access_key_id, account.id.as_str());
+        let binding = crate::ports::FederationBinding {
+            account: account.id.clone(),
+            target: TargetName::parse(name)?,
+        };
+        let sealed = self.vault.seal_federation_keys(&keys, &binding)?;
         let policy = SessionPolicy::parse(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
         )?;

@@ -445,7 +445,6 @@ async fn a_request_is_seen_by_its_requester_and_its_approvers_only() -> TestResu
 }
 
 #[tokio::test]
-#[ignore = "BUG: a requester's wrong inline approver codes count against the approver, so any granted requester can lock an approver out (invariant 11)"]
 async fn a_requester_cannot_lock_an_approver_out_with_inline_guesses() -> TestResult {
     let w = approval_world();
     for _ in 0..MAX_FAILURES {
@@ -468,7 +467,6 @@ async fn a_requester_cannot_lock_an_approver_out_with_inline_guesses() -> TestRe
 }
 
 #[tokio::test]
-#[ignore = "BUG: invariant 10: Approvals::approve accepts an approver authenticated by an API token"]
 async fn an_api_token_cannot_approve() -> TestResult {
     let w = approval_world();
     let request = open(&w, "alice", "prod").await?;

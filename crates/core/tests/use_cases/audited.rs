@@ -108,7 +108,7 @@ async fn enrollment_confirm() -> TestResult {
     let code = secret.code_at(w.now()).unwrap();
     let (_, record) = audited(
         &w,
-        async || w.enrollment().confirm(&bob, &code, &w.meta()).await,
+        async || w.enrollment().confirm(&bob, &code, None, &w.meta()).await,
         factor_unavailable,
     )
     .await;

@@ -38,7 +38,10 @@ pub fn ask(target_name: &str) -> CredentialRequest {
 
 /// `name`, vouched for by the identity provider `https://idp.example` with `groups`.
 pub fn oidc(name: &str, groups: &[&str]) -> Identity {
-    let mut identity = Identity::new(user(name), AuthMethod::Oidc("https://idp.example".into()));
+    let mut identity = Identity::new(
+        user(name),
+        AuthMethod::IdToken("https://idp.example".into()),
+    );
     identity.asserted_groups = groups.iter().map(|g| group(g)).collect();
     identity
 }
