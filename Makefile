@@ -71,8 +71,9 @@ $(TOOLS_STAMP): requirements-tools.txt
 	@rm -f $(TOOLS)/.installed-*
 	@touch $@
 
-lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint); check docs/openapi.json is generated
+lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint); hold the function policies to infra/function-policies.json; check docs/openapi.json is generated
 	$(PYTHON) scripts/openapi.py --check
+	$(TOOLS)/bin/python scripts/check_policies.py
 	$(TOOLS)/bin/cfn-lint template.yaml infra/*.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
 

@@ -25,6 +25,7 @@ mod leaks;
 mod limits;
 mod notices;
 mod oidc;
+mod policies;
 mod scale;
 mod security;
 mod totp;
