@@ -39,7 +39,13 @@ async fn partition_account(env: &TestEnv, id: &str, partition: Partition, role: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn console_links_for_all_three_partitions() {
-    let env = TestEnv::start().await;
+    // cooper has a broker identity in each partition (its own IAM user there).
+    let env = TestEnv::start_with(|s| {
+        s.broker_partitions = [Partition::AwsUsGov, Partition::AwsCn]
+            .into_iter()
+            .collect()
+    })
+    .await;
     partition_account(&env, "111111111111", Partition::Aws, "commercial").await;
     partition_account(&env, "222222222222", Partition::AwsUsGov, "govcloud").await;
     partition_account(&env, "333333333333", Partition::AwsCn, "china").await;

@@ -153,6 +153,8 @@ pub struct AwsCall {
     pub service: String,
     pub operation: String,
     pub body: String,
+    /// The SigV4 credential scope it was signed with: `AKID/date/region/service/aws4_request`.
+    pub credential: String,
 }
 
 impl AwsCall {
@@ -184,10 +186,17 @@ impl AwsCall {
             Some(target) => target.rsplit('.').next().unwrap_or_default().to_owned(),
             None => form_value(&body, "Action").unwrap_or_default(),
         };
+        let credential = headers
+            .get("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split(',').next())
+            .unwrap_or_default()
+            .to_owned();
         Self {
             service,
             operation,
             body,
+            credential,
         }
     }
 
@@ -642,6 +651,20 @@ pub async fn provision(sdk: &SdkConfig, settings: &Settings) -> String {
     provisioning::ensure_broker_user(&iam, &ssm, &settings.ssm_prefix, &key, "cooper-broker")
         .await
         .unwrap();
+    for partition in &settings.broker_partitions {
+        let keys = provisioning::create_iam_user_keys(&iam, &format!("cooper-broker-{partition}"))
+            .await
+            .unwrap();
+        provisioning::store_partition_broker_keys(
+            &ssm,
+            &settings.ssm_prefix,
+            &key,
+            *partition,
+            &keys,
+        )
+        .await
+        .unwrap();
+    }
     key
 }
 

@@ -877,3 +877,133 @@ async fn sealed_federation_keys_belong_to_one_account_and_target() {
         "who holds the minted key: nobody"
     );
 }
+
+/// A role in GovCloud or China is assumed at that partition's STS, signed by cooper's own
+/// identity there, or not at all: a role of a partition cooper has no identity in is refused
+/// when it is configured, and never sent to another partition's STS.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_of_other_partitions_go_to_their_own_sts_or_nowhere() {
+    use cooper_core::names::Partition;
+    let gov = "222222222222";
+    let store_gov = || {
+        let account = cooper_core::model::Account {
+            id: cooper_core::names::AccountId::parse(gov).unwrap(),
+            name: cooper_core::names::AccountName::parse("gov").unwrap(),
+            partition: Partition::AwsUsGov,
+        };
+        let target = cooper_core::model::Target::role(
+            cooper_core::names::TargetName::parse("gov-ro").unwrap(),
+            account.id.clone(),
+            cooper_core::names::Level::new(10).unwrap(),
+            cooper_core::names::RoleArn::parse(&format!("arn:aws-us-gov:iam::{gov}:role/ro"))
+                .unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        (account, target)
+    };
+
+    // No identity in GovCloud: its roles are refused as they are configured...
+    let env = TestEnv::start_with(|s| s.admin_totp_operations = Default::default()).await;
+    let (_, admin) = env.universal_admin("una").await;
+    let created = env
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/accounts",
+            &admin,
+            Some(json!({"id": gov, "name": "gov", "partition": "aws-us-gov"})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let refused = env
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/targets",
+            &admin,
+            Some(
+                json!({"name": "gov-ro", "account_id": gov, "level": 10, "kind": "role",
+                        "role_arn": format!("arn:aws-us-gov:iam::{gov}:role/ro")}),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("no broker identity"),
+        "{}",
+        refused.text
+    );
+    // ...and one stored anyway is never sent to the commercial STS.
+    let (_, target) = store_gov();
+    env.directory.put_target(&target).await.unwrap();
+    let alice = env.user("alice").await;
+    env.grant_target(Principal::User(alice.clone()), "gov-ro")
+        .await;
+    let token = env.api_token(&alice).await;
+    let (answer, calls) = env
+        .moto
+        .record(env.credentials(&token, json!({"target": "gov-ro"})))
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code()),
+        (502, "upstream_refused")
+    );
+    assert!(
+        crate::harness::calls_to(&calls, "sts").is_empty(),
+        "STS was asked"
+    );
+
+    // With an identity in GovCloud: its STS, in its region, signed by its keys.
+    let env =
+        TestEnv::start_with(|s| s.broker_partitions = [Partition::AwsUsGov].into_iter().collect())
+            .await;
+    let (account, target) = store_gov();
+    env.directory.put_account(&account).await.unwrap();
+    env.directory.put_target(&target).await.unwrap();
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-ro", ACCOUNT_A, 10, None).await;
+    let alice = env.user("alice").await;
+    env.grant_target(Principal::User(alice.clone()), "gov-ro")
+        .await;
+    env.grant_target(Principal::User(alice.clone()), "a-ro")
+        .await;
+    let token = env.api_token(&alice).await;
+    let (answers, calls) = env
+        .moto
+        .record(async {
+            (
+                env.credentials(&token, json!({"target": "gov-ro"})).await,
+                env.credentials(&token, json!({"target": "a-ro"})).await,
+            )
+        })
+        .await;
+    assert_eq!(answers.0.status, 200, "{}", answers.0.text);
+    assert_eq!(answers.1.status, 200, "{}", answers.1.text);
+    let assumed: Vec<(String, String)> = crate::harness::calls_to(&calls, "sts")
+        .iter()
+        .map(|c| {
+            let parts: Vec<&str> = c.credential.split('/').collect();
+            (
+                c.form("RoleArn").unwrap(),
+                format!("{} {}", parts[0], parts[2]),
+            )
+        })
+        .collect();
+    let scope = |arn: &str| {
+        assumed
+            .iter()
+            .find(|(a, _)| a.contains(arn))
+            .map(|(_, s)| s.clone())
+            .unwrap()
+    };
+    let (gov_scope, home_scope) = (scope("aws-us-gov"), scope(":role/a-ro-role"));
+    assert!(gov_scope.ends_with(" us-gov-west-1"), "{gov_scope}");
+    assert!(home_scope.ends_with(" us-east-1"), "{home_scope}");
+    assert_ne!(
+        gov_scope.split(' ').next(),
+        home_scope.split(' ').next(),
+        "each partition is signed by its own broker"
+    );
+}

@@ -1,5 +1,6 @@
 //! cooper's HTTP edge: the routers, authentication, strict request parsing and the JSON errors,
 //! served by a Lambda (with the `lambda` feature) or by `cooper serve`.
+#![deny(clippy::indexing_slicing)]
 
 pub mod auth;
 pub mod context;

@@ -20,7 +20,9 @@ pub fn png(data: &str) -> Option<Vec<u8>> {
         let (mx, my) = (i % modules + QUIET, i / modules + QUIET);
         for y in my * SCALE..(my + 1) * SCALE {
             let row = y * side;
-            pixels[row + mx * SCALE..row + (mx + 1) * SCALE].fill(0);
+            if let Some(run) = pixels.get_mut(row + mx * SCALE..row + (mx + 1) * SCALE) {
+                run.fill(0);
+            }
         }
     }
     let mut out = Vec::new();

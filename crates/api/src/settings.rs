@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 
 use cooper_core::admin::Sensitive;
+use std::ops::Not;
+
 use cooper_core::admin::scope::AdminGroups;
+use cooper_core::names::Partition;
 
 use crate::oidc::{ProviderConfig, parse_providers};
 
@@ -25,6 +28,7 @@ pub mod env {
     pub const CONSOLE_ISSUER: &str = "COOPER_CONSOLE_ISSUER";
     pub const OIDC_PROVIDERS: &str = "COOPER_OIDC_PROVIDERS";
     pub const CREDENTIAL_RATE_LIMIT: &str = "COOPER_CREDENTIAL_RATE_LIMIT";
+    pub const BROKER_PARTITIONS: &str = "COOPER_BROKER_PARTITIONS";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -85,6 +89,10 @@ pub struct Settings {
     pub oidc_providers: Vec<ProviderConfig>,
     /// Credential and console requests one user may make per minute (0: no limit).
     pub credential_rate_limit: u32,
+    /// Partitions besides the home one (the region's) where cooper has a broker identity (an
+    /// IAM user there, its keys in SSM under `broker/<partition>/`): roles there are assumed
+    /// through it. A role in any other partition is refused when it is configured.
+    pub broker_partitions: BTreeSet<Partition>,
 }
 
 impl Settings {
@@ -107,6 +115,7 @@ impl Settings {
             console_issuer: DEFAULT_CONSOLE_ISSUER.to_owned(),
             oidc_providers: Vec::new(),
             credential_rate_limit: DEFAULT_CREDENTIAL_RATE_LIMIT,
+            broker_partitions: BTreeSet::new(),
         }
     }
 
@@ -165,6 +174,22 @@ impl Settings {
                 reason: e.to_string(),
             }
         })?;
+        let broker_partitions = optional(env::BROKER_PARTITIONS, "")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(Partition::parse)
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|e| ConfigError::Invalid {
+                name: env::BROKER_PARTITIONS,
+                reason: e.to_string(),
+            })?;
+        if broker_partitions.is_empty().not() && broker_credentials == BrokerCredentials::Ambient {
+            return Err(ConfigError::Invalid {
+                name: env::BROKER_PARTITIONS,
+                reason: "needs broker keys from SSM (COOPER_BROKER_CREDENTIALS=ssm)".into(),
+            });
+        }
         let admin_totp_operations = match lookup(env::ADMIN_TOTP_OPERATIONS) {
             None => Sensitive::DEFAULT.into_iter().collect(),
             Some(spec) => Sensitive::parse_list(&spec).map_err(|e| ConfigError::Invalid {
@@ -194,6 +219,7 @@ impl Settings {
                 }
             })?,
             credential_rate_limit,
+            broker_partitions,
         })
     }
 }

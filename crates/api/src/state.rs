@@ -149,6 +149,9 @@ impl Core {
             config: AdminConfig {
                 groups: settings.admin_groups.clone(),
                 sensitive: settings.admin_totp_operations.clone(),
+                role_partitions: std::iter::once(StsBroker::home(sdk))
+                    .chain(settings.broker_partitions.iter().copied())
+                    .collect(),
             },
         });
         Self {
@@ -259,9 +262,28 @@ impl FromRef<IssueState> for Arc<Authenticator> {
 
 fn broker_params(settings: &Settings) -> Vec<Param> {
     match settings.broker_credentials {
-        BrokerCredentials::Ssm => vec![Param::BrokerAccessKeyId, Param::BrokerSecretAccessKey],
+        BrokerCredentials::Ssm => {
+            let mut params = vec![Param::BrokerAccessKeyId, Param::BrokerSecretAccessKey];
+            for p in &settings.broker_partitions {
+                params.push(Param::PartitionBrokerAccessKeyId(*p));
+                params.push(Param::PartitionBrokerSecretAccessKey(*p));
+            }
+            params
+        }
         BrokerCredentials::Ambient => Vec::new(),
     }
+}
+
+/// The broker identities in other partitions, out of the secrets read at start-up.
+fn partition_brokers(
+    settings: &Settings,
+    secrets: &mut Secrets,
+) -> Vec<(cooper_core::names::Partition, StaticKeys)> {
+    settings
+        .broker_partitions
+        .iter()
+        .filter_map(|p| secrets.partition_broker_keys(*p).map(|k| (*p, k)))
+        .collect()
 }
 
 impl IssueState {
@@ -270,22 +292,24 @@ impl IssueState {
         let clock = Arc::new(SystemClock);
         let (shared, mut secrets) =
             Shared::load(sdk, settings, &broker_params(settings), clock).await?;
-        Self::build(shared, sdk, settings, secrets.broker_keys().as_ref())
+        Self::build(shared, sdk, settings, &mut secrets)
     }
 
     fn build(
         shared: Shared,
         sdk: &SdkConfig,
         settings: &Settings,
-        broker_keys: Option<&StaticKeys>,
+        secrets: &mut Secrets,
     ) -> Result<Self, StartupError> {
+        let broker_keys = secrets.broker_keys();
+        let elsewhere = partition_brokers(settings, secrets);
         let signing = match settings.broker_credentials {
             BrokerCredentials::Ssm => BrokerSigning::IamUser,
             BrokerCredentials::Ambient => BrokerSigning::RoleChain,
         };
         let issuer = CredentialIssuer {
             catalog: shared.catalog.clone(),
-            broker: Arc::new(StsBroker::new(sdk, broker_keys)),
+            broker: Arc::new(StsBroker::new(sdk, broker_keys.as_ref(), &elsewhere)),
             vault: shared.second_factor.vault.clone(),
             ledger: shared.ledger.clone(),
             clock: shared.clock.clone(),
@@ -411,12 +435,7 @@ pub async fn load_all_with_clock(
     let (shared, mut secrets) =
         Shared::load(sdk, settings, &broker_params(settings), clock).await?;
     Ok(States {
-        issue: IssueState::build(
-            shared.clone(),
-            sdk,
-            settings,
-            secrets.broker_keys().as_ref(),
-        )?,
+        issue: IssueState::build(shared.clone(), sdk, settings, &mut secrets)?,
         enroll: EnrollState::build(shared.clone(), settings)?,
         admin: AdminState { shared },
     })

@@ -2,6 +2,7 @@
 //!
 //! Endpoints come from the SDK's standard configuration (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_<SERVICE>`), so the same code talks to AWS and to a local emulator.
+#![deny(clippy::indexing_slicing)]
 
 pub mod admin;
 pub mod approvals;

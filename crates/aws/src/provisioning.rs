@@ -308,6 +308,31 @@ pub async fn ensure_broker_user(
     Ok(Outcome::Created)
 }
 
+/// Stores the keys of cooper's broker identity in another partition (`broker/<partition>/` under
+/// the prefix), where the functions read them at start-up.
+pub async fn store_partition_broker_keys(
+    ssm: &aws_sdk_ssm::Client,
+    prefix: &str,
+    kms_key: &str,
+    partition: cooper_core::names::Partition,
+    keys: &StaticKeys,
+) -> Result<(), UpstreamError> {
+    put_secure(
+        ssm,
+        &Param::PartitionBrokerAccessKeyId(partition).name(prefix),
+        &SecretString::from(keys.access_key_id.clone()),
+        kms_key,
+    )
+    .await?;
+    put_secure(
+        ssm,
+        &Param::PartitionBrokerSecretAccessKey(partition).name(prefix),
+        &keys.secret_access_key,
+        kms_key,
+    )
+    .await
+}
+
 /// Creates `user_name` if needed and a new access key for it.
 pub async fn create_iam_user_keys(
     iam: &aws_sdk_iam::Client,

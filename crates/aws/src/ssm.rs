@@ -5,6 +5,7 @@ use std::fmt;
 
 use aws_credential_types::Credentials;
 use aws_sdk_ssm::Client;
+use cooper_core::names::Partition;
 use cooper_core::ports::{Service, UpstreamError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -19,14 +20,20 @@ pub enum Param {
     BrokerSecretAccessKey,
     /// The key cooper signs its own JWTs with (base64 of at least 32 random bytes).
     JwtSigningKey,
+    /// The access key id of the broker identity cooper has in another partition (an IAM user
+    /// of an account there: GovCloud and China are separate clouds with their own IAM).
+    PartitionBrokerAccessKeyId(Partition),
+    PartitionBrokerSecretAccessKey(Partition),
 }
 
 impl Param {
     pub fn name(self, prefix: &str) -> String {
         let leaf = match self {
-            Self::BrokerAccessKeyId => "broker/access-key-id",
-            Self::BrokerSecretAccessKey => "broker/secret-access-key",
-            Self::JwtSigningKey => "jwt/signing-key",
+            Self::BrokerAccessKeyId => "broker/access-key-id".to_owned(),
+            Self::BrokerSecretAccessKey => "broker/secret-access-key".to_owned(),
+            Self::JwtSigningKey => "jwt/signing-key".to_owned(),
+            Self::PartitionBrokerAccessKeyId(p) => format!("broker/{p}/access-key-id"),
+            Self::PartitionBrokerSecretAccessKey(p) => format!("broker/{p}/secret-access-key"),
         };
         format!("{}/{leaf}", prefix.trim_end_matches('/'))
     }
@@ -111,13 +118,25 @@ impl Secrets {
         self.values.remove(&param)
     }
 
-    /// The broker's keys, if both were loaded.
-    pub fn broker_keys(&mut self) -> Option<StaticKeys> {
-        let id = self.take(Param::BrokerAccessKeyId)?;
-        let secret = self.take(Param::BrokerSecretAccessKey)?;
+    fn keys(&mut self, id: Param, secret: Param) -> Option<StaticKeys> {
+        let id = self.take(id)?;
+        let secret = self.take(secret)?;
         Some(StaticKeys {
             access_key_id: id.expose_secret().to_owned(),
             secret_access_key: secret,
         })
+    }
+
+    /// The broker's keys, if both were loaded.
+    pub fn broker_keys(&mut self) -> Option<StaticKeys> {
+        self.keys(Param::BrokerAccessKeyId, Param::BrokerSecretAccessKey)
+    }
+
+    /// The broker's keys in another partition, if both were loaded.
+    pub fn partition_broker_keys(&mut self, partition: Partition) -> Option<StaticKeys> {
+        self.keys(
+            Param::PartitionBrokerAccessKeyId(partition),
+            Param::PartitionBrokerSecretAccessKey(partition),
+        )
     }
 }

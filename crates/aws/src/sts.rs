@@ -18,24 +18,48 @@ use crate::error::{corrupt, upstream};
 use crate::ssm::StaticKeys;
 
 pub struct StsBroker {
-    /// Signs AssumeRole: the broker's IAM-user keys (or the ambient credentials).
-    broker: Client,
+    /// Signs AssumeRole, one client per partition cooper has a broker identity in: the home
+    /// partition's (the broker's IAM-user keys, or the ambient credentials), and any other
+    /// partition's (its own IAM user's keys, to that partition's STS).
+    brokers: Vec<(Partition, Client)>,
     /// The shared SDK configuration (region, endpoints, retries, HTTP client) federation clients start from.
     base: SdkConfig,
 }
 
 impl StsBroker {
-    /// `keys` are the broker's long-term IAM-user keys; without them the ambient credentials of
-    /// `base` sign (which makes AssumeRole a role chain when those are role credentials).
-    pub fn new(base: &SdkConfig, keys: Option<&StaticKeys>) -> Self {
+    /// `keys` are the broker's long-term IAM-user keys in the home partition (the region's);
+    /// without them the ambient credentials of `base` sign (which makes AssumeRole a role
+    /// chain when those are role credentials). `elsewhere` are the broker identities in other
+    /// partitions.
+    pub fn new(
+        base: &SdkConfig,
+        keys: Option<&StaticKeys>,
+        elsewhere: &[(Partition, StaticKeys)],
+    ) -> Self {
         let mut conf = aws_sdk_sts::config::Builder::from(base);
         if let Some(keys) = keys {
             conf = conf.credentials_provider(keys.provider("cooper-broker"));
         }
+        let home = Self::home(base);
+        let mut brokers = vec![(home, Client::from_conf(conf.build()))];
+        for (partition, keys) in elsewhere.iter().filter(|(p, _)| *p != home) {
+            let conf = aws_sdk_sts::config::Builder::from(base)
+                .credentials_provider(keys.provider("cooper-broker-partition"))
+                .region(Region::new(partition.home_region()))
+                .build();
+            brokers.push((*partition, Client::from_conf(conf)));
+        }
         Self {
-            broker: Client::from_conf(conf.build()),
+            brokers,
             base: base.clone(),
         }
+    }
+
+    /// The partition of the region cooper runs in.
+    pub fn home(base: &SdkConfig) -> Partition {
+        base.region()
+            .map(|r| Partition::of_region(r.as_ref()))
+            .unwrap_or_default()
     }
 
     /// Federation tokens are minted in the target's partition: in the broker's own region when it
@@ -72,8 +96,22 @@ fn seconds(call_duration: u32) -> i32 {
 #[async_trait]
 impl CredentialBroker for StsBroker {
     async fn assume_role(&self, call: &AssumeRoleCall) -> Result<IssuedCredentials, UpstreamError> {
-        let out = self
-            .broker
+        // A role of another partition goes to that partition's STS, signed by cooper's identity
+        // there, or nowhere: never to another partition's STS.
+        let partition = call.role_arn.partition();
+        let broker = self
+            .brokers
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map(|(_, c)| c)
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    Service::Sts,
+                    cooper_core::ports::UpstreamKind::Refused,
+                    format!("cooper has no broker identity in partition {partition}"),
+                )
+            })?;
+        let out = broker
             .assume_role()
             .role_arn(call.role_arn.as_str())
             .role_session_name(call.session_name.as_str())

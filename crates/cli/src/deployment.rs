@@ -54,6 +54,10 @@ pub struct DeploymentArgs {
     /// Credential and console requests one user may make per minute (0: no limit).
     #[arg(long, env = env::CREDENTIAL_RATE_LIMIT, default_value_t = settings::DEFAULT_CREDENTIAL_RATE_LIMIT)]
     pub credential_rate_limit: u32,
+    /// Partitions besides the region's where cooper has a broker identity (`aws-us-gov,aws-cn`;
+    /// its keys in SSM under broker/<partition>/).
+    #[arg(long, env = env::BROKER_PARTITIONS, default_value = "")]
+    pub broker_partitions: String,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -83,6 +87,13 @@ impl DeploymentArgs {
             oidc_providers: cooper_api::oidc::parse_providers(&self.oidc_providers)
                 .map_err(|e| InvalidValue::new("oidc_providers", e.to_string()))?,
             credential_rate_limit: self.credential_rate_limit,
+            broker_partitions: self
+                .broker_partitions
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(cooper_core::names::Partition::parse)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! cooper's domain: validated names, the directory's things, the access decision, and the ports
 //! that adapters implement. Nothing here knows AWS, Lambda or HTTP.
+#![deny(clippy::indexing_slicing)]
 
 pub mod access;
 pub mod admin;

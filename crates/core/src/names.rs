@@ -273,7 +273,9 @@ impl AccessKeyId {
 }
 
 /// The AWS partition an account lives in; it decides ARNs, the STS region and the console sign-in host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub enum Partition {
     #[default]
     #[serde(rename = "aws")]
@@ -519,9 +521,10 @@ impl FederatedUserName {
             return Self(name.to_owned());
         }
         let digest = Sha256::digest(name.as_bytes());
-        let suffix = hex::encode(&digest[..4]);
-        let keep = Self::MAX - suffix.len() - 1;
-        Self(format!("{}-{suffix}", &name[..keep]))
+        let suffix: String = hex::encode(digest).chars().take(8).collect();
+        // A user name is ASCII (`[\w+=,.@-]`), so characters are bytes.
+        let keep: String = name.chars().take(Self::MAX - suffix.len() - 1).collect();
+        Self(format!("{keep}-{suffix}"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -92,6 +92,9 @@ impl Sensitive {
 pub struct AdminConfig {
     pub groups: AdminGroups,
     pub sensitive: BTreeSet<Sensitive>,
+    /// The partitions cooper has a broker identity in: a role target elsewhere is refused
+    /// when it is configured (it could never be assumed, and must not be tried elsewhere).
+    pub role_partitions: BTreeSet<crate::names::Partition>,
 }
 
 impl Default for AdminConfig {
@@ -99,6 +102,7 @@ impl Default for AdminConfig {
         Self {
             groups: AdminGroups::default(),
             sensitive: Sensitive::DEFAULT.into_iter().collect(),
+            role_partitions: BTreeSet::from([crate::names::Partition::Aws]),
         }
     }
 }
@@ -315,18 +319,21 @@ pub(super) fn view<T: serde::Serialize>(t: &T) -> Value {
 }
 
 pub(super) fn grant_view(g: &Grant) -> Value {
-    let mut v = json!({ "principal": view(&g.principal) });
+    let mut v = serde_json::Map::new();
+    v.insert("principal".into(), view(&g.principal));
     match &g.scope {
-        GrantScope::Target(t) => v["target"] = json!(t),
+        GrantScope::Target(t) => {
+            v.insert("target".into(), json!(t));
+        }
         GrantScope::Account { account, max_level } => {
-            v["account"] = json!(account);
-            v["max_level"] = json!(max_level);
+            v.insert("account".into(), json!(account));
+            v.insert("max_level".into(), json!(max_level));
         }
     }
     if let Some(at) = g.expires_at {
-        v["expires_at"] = json!(at.unix_timestamp());
+        v.insert("expires_at".into(), json!(at.unix_timestamp()));
     }
-    v
+    Value::Object(v)
 }
 
 pub(super) fn grant_name(g: &Grant) -> String {

@@ -72,13 +72,28 @@ impl From<Target> for TargetSpec {
 
 impl TargetSpec {
     /// The target this describes, in `account` (read from the directory); `stored` is the
-    /// target it replaces, whose keys an update without keys keeps.
-    fn resolve(self, account: &Account, stored: Option<&Target>) -> Result<Target, InvalidValue> {
+    /// target it replaces, whose keys an update without keys keeps. A role must be in a
+    /// partition cooper has a broker identity in.
+    fn resolve(
+        self,
+        account: &Account,
+        stored: Option<&Target>,
+        brokered: &std::collections::BTreeSet<crate::names::Partition>,
+    ) -> Result<Target, InvalidValue> {
         let mut target = match self.kind {
             KindSpec::Role {
                 role_arn,
                 external_id,
             } => {
+                if !brokered.contains(&role_arn.partition()) {
+                    return Err(InvalidValue::new(
+                        "role_arn",
+                        format!(
+                            "is in partition {}, where cooper has no broker identity (COOPER_BROKER_PARTITIONS, and its keys in SSM); a federated-user target works there",
+                            role_arn.partition()
+                        ),
+                    ));
+                }
                 if role_arn.partition() != account.partition {
                     return Err(InvalidValue::new(
                         "role_arn",
@@ -209,7 +224,7 @@ impl Admin {
         let account = self
             .target_account(ctx, &resource, "create", &spec.account)
             .await?;
-        let target = spec.resolve(&account, None)?;
+        let target = spec.resolve(&account, None, &self.config.role_partitions)?;
         let guards = self.target_guards(&target.account).await?;
         if matches!(target.kind, TargetKind::FederatedUser { .. }) {
             self.check(
@@ -267,7 +282,7 @@ impl Admin {
         let account = self
             .target_account(ctx, &resource, "update", &spec.account)
             .await?;
-        let target = spec.resolve(&account, Some(&before.value))?;
+        let target = spec.resolve(&account, Some(&before.value), &self.config.role_partitions)?;
         let guards = self.target_guards(&target.account).await?;
         let new_keys = match (&target.kind, &before.value.kind) {
             (

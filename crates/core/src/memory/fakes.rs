@@ -91,7 +91,9 @@ impl Entropy for SeededEntropy {
         }
         for chunk in buf.chunks_mut(8) {
             let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
+            for (b, v) in chunk.iter_mut().zip(bytes) {
+                *b = v;
+            }
         }
         Ok(())
     }

@@ -48,6 +48,7 @@ pub fn config() -> AdminConfig {
     AdminConfig {
         groups: AdminGroups::parse("platform-admins, payments-admins=111111111111").unwrap(),
         sensitive: Sensitive::DEFAULT.into_iter().collect(),
+        ..AdminConfig::default()
     }
 }
 

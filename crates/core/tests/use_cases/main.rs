@@ -1,7 +1,12 @@
 //! The use cases over the in-memory adapters (`cooper_core::memory`): every decision tested in
 //! milliseconds, without moto. The end-to-end suite (tests/e2e) covers the same paths through
 //! the routers, DynamoDB, KMS and STS.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod given;
 

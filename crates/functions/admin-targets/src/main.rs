@@ -1,4 +1,5 @@
 //! Lambda: admin-targets. /v1/admin/{accounts,targets,users,groups,grants,admins,tokens,audit}.
+#![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;
 use cooper_api::state::AdminState;

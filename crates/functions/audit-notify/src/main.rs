@@ -1,5 +1,6 @@
 //! Lambda: audit-notify. The audit table's stream in, one SNS notice per record out; failed
 //! records are reported back (partial batch response) to be delivered again.
+#![deny(clippy::indexing_slicing)]
 
 use aws_lambda_events::event::dynamodb::Event;
 use cooper_api::notify::{lambda, system_notifier};

@@ -1,4 +1,5 @@
 //! Lambda: enroll-totp. POST /v1/totp/enrollment(/confirm), POST /v1/sessions, PUT /v1/password.
+#![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;
 use cooper_api::state::EnrollState;

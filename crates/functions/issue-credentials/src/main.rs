@@ -1,4 +1,5 @@
 //! Lambda: issue-credentials. POST /v1/credentials, GET /v1/targets, GET /v1/whoami.
+#![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;
 use cooper_api::state::IssueState;

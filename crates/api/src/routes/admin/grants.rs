@@ -9,7 +9,7 @@ use cooper_core::names::{AccountId, GroupName, InvalidValue, Level, TargetName, 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Caller, QueryResult, page_json, query, rfc3339, time_opt};
+use super::{Caller, QueryResult, page_json, query, rfc3339, set, time_opt};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AdminState;
@@ -93,10 +93,10 @@ fn grant_view(g: &Grant) -> Value {
     let mut v =
         json!({ "principal": g.principal, "expires_at": g.expires_at.as_ref().map(rfc3339) });
     match &g.scope {
-        GrantScope::Target(t) => v["target"] = json!(t),
+        GrantScope::Target(t) => set(&mut v, "target", json!(t)),
         GrantScope::Account { account, max_level } => {
-            v["account_id"] = json!(account);
-            v["max_level"] = json!(max_level);
+            set(&mut v, "account_id", json!(account));
+            set(&mut v, "max_level", json!(max_level));
         }
     }
     v

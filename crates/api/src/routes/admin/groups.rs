@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     Caller, DeleteQuery, IfMatch, ListQuery, QueryResult, key_of, keyed, page_json, query, removed,
-    versioned_response,
+    set, versioned_response,
 };
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -69,7 +69,7 @@ pub async fn get_group(
         .group(&ctx, &GroupName::parse(&name)?)
         .await?;
     let mut v = group_view(&g.value);
-    v["members"] = json!(members);
+    set(&mut v, "members", json!(members));
     Ok(versioned_response(StatusCode::OK, g.version, v))
 }
 

@@ -93,9 +93,16 @@ pub(super) fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
+/// Sets `key` of a JSON object view (a view is an object; anything else is left as it is).
+pub(super) fn set(view: &mut Value, key: &str, value: Value) {
+    if let Some(fields) = view.as_object_mut() {
+        fields.insert(key.to_owned(), value);
+    }
+}
+
 /// A resource with its version in the body and in `ETag`.
 pub(super) fn versioned_response(status: StatusCode, version: u64, mut body: Value) -> Response {
-    body["version"] = json!(version);
+    set(&mut body, "version", json!(version));
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     response

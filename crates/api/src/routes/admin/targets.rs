@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     Caller, DeleteQuery, IfMatch, ListQuery, QueryResult, key_of, keyed, page_json, query, removed,
-    versioned_response,
+    set, versioned_response,
 };
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -110,19 +110,19 @@ fn target_view(t: &Target) -> Value {
             role_arn,
             external_id,
         } => {
-            v["role_arn"] = json!(role_arn);
-            v["external_id"] = json!(external_id);
+            set(&mut v, "role_arn", json!(role_arn));
+            set(&mut v, "external_id", json!(external_id));
         }
         TargetKind::FederatedUser {
             partition,
             session_policy,
             ..
         } => {
-            v["partition"] = json!(partition);
-            v["session_policy"] =
-                serde_json::from_str(session_policy.as_str()).unwrap_or(Value::Null);
+            set(&mut v, "partition", json!(partition));
+            let policy = serde_json::from_str(session_policy.as_str()).unwrap_or(Value::Null);
+            set(&mut v, "session_policy", policy);
             // The sealed keys are never sent back: it is enough to know they are set.
-            v["federation_keys"] = json!("sealed");
+            set(&mut v, "federation_keys", json!("sealed"));
         }
     }
     v

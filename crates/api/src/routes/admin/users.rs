@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{
     Caller, DeleteQuery, IfMatch, ListQuery, QueryResult, key_of, keyed, page_json, query, removed,
-    rfc3339, time_opt, versioned_response,
+    rfc3339, set, time_opt, versioned_response,
 };
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -79,18 +79,19 @@ pub async fn list_users(
 
 fn details_view(d: UserDetails) -> Response {
     let mut v = user_view(&d.user.value);
-    v["groups"] = json!(d.groups);
-    v["admin"] = json!(
-        d.admin_grants
-            .iter()
-            .map(|g| g
-                .account
+    set(&mut v, "groups", json!(d.groups));
+    let admin: Vec<String> = d
+        .admin_grants
+        .iter()
+        .map(|g| {
+            g.account
                 .as_ref()
-                .map_or("universal".to_owned(), ToString::to_string))
-            .collect::<Vec<_>>()
-    );
-    v["totp_enrolled"] = json!(d.totp_enrolled);
-    v["has_password"] = json!(d.has_password);
+                .map_or("universal".to_owned(), ToString::to_string)
+        })
+        .collect();
+    set(&mut v, "admin", json!(admin));
+    set(&mut v, "totp_enrolled", json!(d.totp_enrolled));
+    set(&mut v, "has_password", json!(d.has_password));
     versioned_response(StatusCode::OK, d.user.version, v)
 }
 
@@ -215,7 +216,7 @@ pub async fn issue_token(
         .issue_token(&ctx, &UserName::parse(&name)?, label, body.days)
         .await?;
     let mut view = token_view(&record);
-    view["token"] = json!(token.reveal().expose_secret());
+    set(&mut view, "token", json!(token.reveal().expose_secret()));
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     response
         .headers_mut()
