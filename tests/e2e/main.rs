@@ -12,6 +12,7 @@
 mod access;
 mod admin;
 mod approvals;
+mod atomic;
 mod audit;
 mod bad_input;
 mod cli;
