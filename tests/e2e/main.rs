@@ -12,6 +12,7 @@
 mod access;
 mod admin;
 mod approvals;
+mod architecture;
 mod atomic;
 mod audit;
 mod bad_input;
