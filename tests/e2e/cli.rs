@@ -780,6 +780,24 @@ async fn exec_passes_working_credentials_and_get_prints_them() {
     );
     // The child's exit status is cooper's.
     assert_eq!(exec(&["sh", "-c", "exit 7"]).status.code(), Some(7));
+    // The child gets the target's credentials, not cooper's bearer token.
+    let mut with_env_token = cooper(&moto);
+    with_env_token
+        .args([
+            "exec",
+            "demo-readonly",
+            "--endpoint",
+            &url,
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("test -z \"$COOPER_TOKEN\" && test -n \"$AWS_SESSION_TOKEN\"")
+        .env("COOPER_TOKEN", &token);
+    assert!(
+        with_env_token.status().unwrap().success(),
+        "COOPER_TOKEN reached the child"
+    );
 
     let get = |format: &str| {
         let mut c = cooper(&moto);

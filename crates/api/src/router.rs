@@ -245,6 +245,24 @@ mod tests {
         }
     }
 
+    /// docs/security.md has an entry (a heading naming `METHOD /path`) for every routed
+    /// operation: a route cannot be added without its threats written down.
+    #[test]
+    fn the_threat_model_has_an_entry_for_every_route() {
+        let model = include_str!("../../../docs/security.md");
+        let headings: Vec<&str> = model.lines().filter(|l| l.starts_with('#')).collect();
+        let missing: Vec<String> = routed()
+            .into_iter()
+            .map(|(method, path)| format!("`{method} {path}`"))
+            .filter(|entry| !headings.iter().any(|h| h.contains(entry.as_str())))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/security.md has no entry for: {}",
+            missing.join(", ")
+        );
+    }
+
     /// The SAM template's HTTP API routes each function exactly the operations its router serves
     /// (the admin function takes `/v1/admin/{proxy+}`, so it is checked by prefix).
     #[test]

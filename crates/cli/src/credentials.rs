@@ -230,7 +230,15 @@ pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
     let mut command = std::process::Command::new(program);
     command.args(rest);
     // Other credentials in the environment would take precedence in some tools: remove them.
-    for name in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"] {
+    // The child gets the target's credentials and nothing of cooper's own: not the bearer
+    // token that fetched them, nor an enrollment code.
+    for name in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SECURITY_TOKEN",
+        "COOPER_TOKEN",
+        "COOPER_ENROLLMENT_CODE",
+    ] {
         command.env_remove(name);
     }
     for (k, v) in env_pairs(&c) {
