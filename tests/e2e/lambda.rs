@@ -155,3 +155,38 @@ async fn every_event_fixture_drives_its_function() {
         }
     }
 }
+
+/// `events/` holds an API Gateway event for every route of issue-credentials and enroll-totp (the
+/// functions people and scripts call), and for three of admin-targets' (a read, a create and the
+/// audit query: the rest share their host path). Each fixture's `routeKey` is a route its function
+/// serves.
+#[test]
+fn the_people_facing_functions_have_a_fixture_for_every_route() {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for function in ["issue-credentials", "enroll-totp", "admin-targets"] {
+        for file in std::fs::read_dir(repo_root().join("events").join(function)).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let event: Value = serde_json::from_str(&text).unwrap();
+            keys.push((
+                function.to_owned(),
+                event["routeKey"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let served: Vec<(String, String)> = cooper_api::router::operations()
+        .into_iter()
+        .map(|(function, op)| (function.to_owned(), format!("{} {}", op.method, op.path)))
+        .collect();
+    for key in &keys {
+        assert!(served.contains(key), "fixture for {key:?}: no such route");
+    }
+    for (function, key) in &served {
+        if function != "admin-targets" {
+            assert!(
+                keys.contains(&(function.clone(), key.clone())),
+                "{function}: no fixture for {key}"
+            );
+        }
+    }
+    assert_eq!(keys.iter().filter(|(f, _)| f == "admin-targets").count(), 3);
+}

@@ -1,4 +1,6 @@
-//! Lambda: enroll-totp. POST /v1/totp/enrollment(/confirm), POST /v1/sessions, PUT /v1/password.
+//! Lambda: enroll-totp. POST /v1/totp/enrollment, POST /v1/totp/enrollment/confirm,
+//! POST /v1/sessions, POST /v1/sessions/oidc, PUT /v1/password (the routes are
+//! `cooper_api::router::enroll_totp`).
 #![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;
