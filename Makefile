@@ -43,14 +43,15 @@ $(BENCH_STAMP): bench/requirements.txt $(STAMP)
 	@rm -f $(VENV)/.bench-*
 	@touch $@
 
-openapi: ## Regenerate docs/openapi.json from scripts/openapi.py
-	$(PYTHON) scripts/openapi.py
+openapi: ## Regenerate docs/openapi.json from the Rust types and handlers (utoipa, feature `openapi`)
+	COOPER_WRITE_OPENAPI=1 $(CARGO) test --quiet -p cooper-api --features openapi --test openapi
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-clippy: ## Lint the Rust code (warnings are errors)
+clippy: ## Lint the Rust code (warnings are errors), also with the OpenAPI generator's feature
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p cooper-core -p cooper-api --all-targets --features openapi -- -D warnings
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
@@ -72,7 +73,7 @@ $(TOOLS_STAMP): requirements-tools.txt
 	@touch $@
 
 lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint); hold the function policies to infra/function-policies.json; check docs/openapi.json is generated
-	$(PYTHON) scripts/openapi.py --check
+	$(CARGO) test --quiet -p cooper-api --features openapi --test openapi
 	$(TOOLS)/bin/python scripts/check_policies.py
 	$(TOOLS)/bin/cfn-lint template.yaml infra/*.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml

@@ -40,7 +40,8 @@ export COOPER_SIGNIN_ENDPOINT="http://127.0.0.1:9/federation"
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-token=$("$cooper" setup --json --endpoint "$base" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["admin_token"])')
+# The CLI logs to stdout (at info by default, admin changes included): keep them out of the JSON.
+token=$(COOPER_LOG=warn "$cooper" setup --json --endpoint "$base" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["admin_token"])')
 
 # The hooks keep the fuzzer from locking itself out (disabling its own admin, revoking its token).
 export FUZZ_ADMIN=admin FUZZ_ADMIN_TOKEN_ID="$(echo "$token" | cut -d_ -f2)"

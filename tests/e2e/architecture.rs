@@ -245,3 +245,99 @@ fn no_crate_has_a_cycle_among_its_modules() {
         }
     }
 }
+
+/// Every file, test and symbol the README's invariants table names exists: a rename cannot leave
+/// the table pointing at nothing.
+#[test]
+fn the_readme_names_code_and_tests_that_exist() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = readme
+        .split("## Security invariants")
+        .nth(1)
+        .expect("the README has its invariants section");
+    let mut sources = String::new();
+    for crate_dir in std::fs::read_dir(root.join("crates")).unwrap() {
+        let dir = crate_dir.unwrap().path();
+        for file in rust_files(&dir) {
+            sources.push_str(&std::fs::read_to_string(file).unwrap());
+        }
+        if let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) {
+            sources.push_str(&manifest);
+        }
+    }
+    sources.push_str(&std::fs::read_to_string(root.join("template.yaml")).unwrap());
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for row in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| invariant"))
+    {
+        // The invariant's own words are free text; the other columns name things.
+        for cell in row.split(" | ").skip(1) {
+            for (i, token) in cell.split('`').enumerate() {
+                if i % 2 == 0 || token.is_empty() {
+                    continue;
+                }
+                named += 1;
+                if !names_something(&root, &sources, token) {
+                    missing.push(token.to_owned());
+                }
+            }
+        }
+    }
+    assert!(
+        named > 50,
+        "only {named} names found: is the table still there?"
+    );
+    assert!(
+        missing.is_empty(),
+        "the README names what does not exist: {missing:?}"
+    );
+}
+
+fn names_something(root: &Path, sources: &str, token: &str) -> bool {
+    // A path in the repository.
+    if token.contains('/') || token.ends_with(".rs") || token.ends_with(".toml") {
+        return root.join(token).exists();
+    }
+    // A test: `module::name`, `module::*`, `module::prefix…`, or `use_cases::module::name`.
+    let (dir, rest) = match token.strip_prefix("use_cases::") {
+        Some(rest) => (root.join("crates/core/tests/use_cases"), rest),
+        None => (root.join("tests/e2e"), token),
+    };
+    if let Some((module, test)) = rest.split_once("::") {
+        let file = dir.join(format!("{module}.rs"));
+        if module.chars().all(|c| c.is_ascii_lowercase() || c == '_') && file.exists() {
+            let text = std::fs::read_to_string(file).unwrap();
+            return match test {
+                "*" => text.contains("#[test]") || text.contains("#[tokio::test"),
+                t => match t.strip_suffix('…') {
+                    Some(prefix) => text.contains(&format!("fn {prefix}")),
+                    None => text.contains(&format!("fn {t}(")),
+                },
+            };
+        }
+    }
+    // A symbol (`Type::item`, `CONST`, a crate, an IAM condition key): its last part appears in
+    // the sources.
+    let last = token.rsplit(['.', ':']).next().unwrap_or(token);
+    !last.is_empty() && sources.contains(last)
+}
+
+/// Every `.rs` file under `dir` (crates nest their functions one level down).
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}

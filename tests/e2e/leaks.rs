@@ -199,7 +199,7 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
     .trim()
     .to_owned();
 
-    // `cooper serve`, everything at trace: its logs go to stdout, its notices to stderr.
+    // `cooper serve`, everything at trace: its logs and notices go to stderr (both are read).
     let providers = json!([{
         "issuer": idp.issuer, "audiences": ["cooper-test"], "algorithms": ["ES256"],
         "email_domains": ["example.com"],

@@ -32,11 +32,11 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
             id
         }
     };
-    if req.extensions().get::<ClientAddr>().is_none() {
-        if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            let addr = ClientAddr(peer.ip());
-            req.extensions_mut().insert(addr);
-        }
+    if req.extensions().get::<ClientAddr>().is_none()
+        && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+    {
+        let addr = ClientAddr(peer.ip());
+        req.extensions_mut().insert(addr);
     }
 
     let span = tracing::info_span!(

@@ -25,8 +25,65 @@ pub struct ApiError {
     pub retry_after: Option<i64>,
 }
 
+/// Every error code a client can see, by status (with what the status adds): the one list. The
+/// OpenAPI document's error response is written from it, and a debug build (so every test)
+/// panics on a code that is not in it: a new code cannot reach a client undocumented.
+#[rustfmt::skip]
+pub const CODES: &[(u16, &str, &[&str])] = &[
+    (400, "", &[
+        "invalid_request", "malformed_json", "invalid_target", "invalid_duration",
+        "invalid_format", "invalid_reason", "immutable_field",
+    ]),
+    (401, " (with `WWW-Authenticate: Bearer realm=\"cooper\"`)", &[
+        "unauthenticated", "invalid_authorization", "invalid_token", "token_expired",
+        "token_not_yet_valid", "token_revoked", "enrollment_code_only", "invalid_credentials",
+        "unknown_issuer", "invalid_algorithm", "unknown_key", "invalid_signature",
+        "invalid_audience", "missing_claim", "email_not_verified", "email_domain_not_allowed",
+        "invalid_user",
+    ]),
+    (403, "", &[
+        "unknown_user", "user_disabled", "user_expired", "not_granted", "enrollment_code_only",
+        "session_required", "totp_not_enrolled", "totp_invalid", "self_approval",
+        "not_an_approver", "approval_mismatch", "approver_bootstrapped_by_requester",
+        "approver_not_enrolled", "approver_totp_invalid", "not_an_admin", "out_of_scope",
+        "universal_admin_required", "wider_admin",
+    ]),
+    (404, "", &["not_found", "approval_not_found", "oidc_not_configured"]),
+    (405, "", &["method_not_allowed"]),
+    (409, "", &[
+        "totp_replayed", "approver_totp_replayed", "no_pending_enrollment", "already_enrolled",
+        "approval_not_required", "approval_expired", "approval_pending", "approval_decided",
+        "approval_used", "already_exists", "version_conflict", "reach_changed", "in_use",
+        "too_many_dependents",
+    ]),
+    (413, " (bodies are limited to 16384 bytes)", &["body_too_large"]),
+    (415, "", &["unsupported_media_type"]),
+    (422, "", &["totp_required", "approval_required"]),
+    (428, " (send If-Match)", &["precondition_required"]),
+    (429, " (with `Retry-After`)", &["locked_out", "approver_locked_out", "rate_limited"]),
+    (431, " (the request line and headers are limited to 10240 bytes)", &["headers_too_large"]),
+    (502, " (e.g. the console sign-in endpoint failed)", &[
+        "upstream_refused", "upstream_invalid", "federation_keys_wrong_account",
+    ]),
+    (503, " (with `Retry-After`)", &[
+        "upstream_throttled", "upstream_unavailable", "audit_unavailable",
+        "identity_provider_unavailable", "unavailable", "internal",
+    ]),
+];
+
+/// Whether `code` is documented for `status`.
+pub fn documented(status: StatusCode, code: &str) -> bool {
+    CODES
+        .iter()
+        .any(|(s, _, codes)| *s == status.as_u16() && codes.contains(&code))
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            documented(status, code),
+            "error code {code} ({status}) is not in cooper_api::error::CODES"
+        );
         Self {
             status,
             code,
@@ -57,16 +114,21 @@ impl ApiError {
     }
 }
 
-/// The JSON error body of DESIGN section 3.
+/// The one error body of every refusal and failure.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Error))]
 pub struct ErrorBody<'a> {
     pub error: ErrorDetail<'a>,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail<'a> {
+    /// A stable snake_case code (see the Error response).
     pub code: &'a str,
+    /// A human sentence.
     pub message: &'a str,
+    /// The request's id (also in X-Request-Id).
     pub request_id: &'a str,
 }
 

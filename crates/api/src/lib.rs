@@ -10,9 +10,13 @@ pub mod json;
 pub mod jwt;
 pub mod notify;
 pub mod oidc;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod qr;
 pub mod router;
 pub mod routes;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod settings;
 pub mod state;
 pub mod telemetry;

@@ -454,10 +454,10 @@ impl OidcVerifier {
                 }
             }
         }
-        if let Some(hd) = &config.hosted_domain {
-            if claims.get("hd").and_then(Value::as_str) != Some(hd.as_str()) {
-                return Err(OidcError::EmailDomainNotAllowed);
-            }
+        if let Some(hd) = &config.hosted_domain
+            && claims.get("hd").and_then(Value::as_str) != Some(hd.as_str())
+        {
+            return Err(OidcError::EmailDomainNotAllowed);
         }
         let user = UserName::parse(user).map_err(|_| OidcError::InvalidUser)?;
 

@@ -152,7 +152,13 @@ pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 /// The OpenAPI 3.1 description of every operation, as committed in `docs/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
-async fn openapi() -> Response {
+/// This OpenAPI document
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/openapi.json", operation_id = "getOpenApi", tag = "meta", security(),
+    responses((status = 200, description = "The OpenAPI 3.1 description of the API.", body = Object,
+        headers(("Cache-Control" = crate::schema::PublicCache)))),
+))]
+pub(crate) async fn openapi() -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),

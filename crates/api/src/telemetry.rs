@@ -1,4 +1,6 @@
-//! Logging: plain-text lines to stdout (CloudWatch on Lambda), filtered by `COOPER_LOG`.
+//! Logging: plain-text lines to stderr (CloudWatch on Lambda, which keeps both streams; on a
+//! terminal, apart from what a command prints for scripts, such as `cooper setup --json`),
+//! filtered by `COOPER_LOG`.
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -12,6 +14,7 @@ pub fn init() {
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
                 .with_ansi(false)
                 .with_target(false),
         )

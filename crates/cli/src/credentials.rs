@@ -183,15 +183,13 @@ fn still_good(cached: &Value, now: OffsetDateTime) -> bool {
 pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
     let client = Client::new(&args.client)?;
     let cache = cache_path(&client.profile, client.endpoint(), &args.target);
-    if let (Some(path), false) = (&cache, args.no_cache) {
-        if let Ok(text) = std::fs::read(path) {
-            if let Ok(cached) = serde_json::from_slice::<Value>(&text) {
-                if still_good(&cached, OffsetDateTime::now_utc()) {
-                    println!("{cached}");
-                    return Ok(());
-                }
-            }
-        }
+    if let (Some(path), false) = (&cache, args.no_cache)
+        && let Ok(text) = std::fs::read(path)
+        && let Ok(cached) = serde_json::from_slice::<Value>(&text)
+        && still_good(&cached, OffsetDateTime::now_utc())
+    {
+        println!("{cached}");
+        return Ok(());
     }
     let c = fetch(&client, &args.target, false)
         .await
@@ -202,10 +200,10 @@ pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
             _ => e,
         })?;
     let out = process_json(&c);
-    if let Some(path) = cache {
-        if let Err(e) = write_private(&path, out.to_string().as_bytes()) {
-            eprintln!("cooper: could not cache the credentials: {e}");
-        }
+    if let Some(path) = cache
+        && let Err(e) = write_private(&path, out.to_string().as_bytes())
+    {
+        eprintln!("cooper: could not cache the credentials: {e}");
     }
     println!("{out}");
     Ok(())

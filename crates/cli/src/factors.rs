@@ -67,10 +67,10 @@ pub async fn enroll(args: EnrollArgs) -> Result<(), Error> {
         other => other?,
     };
     let uri = started["otpauth_uri"].as_str().unwrap_or_default();
-    if !args.no_qr {
-        if let Some(qr) = cooper_api::qr::text(uri) {
-            println!("{qr}");
-        }
+    if !args.no_qr
+        && let Some(qr) = cooper_api::qr::text(uri)
+    {
+        println!("{qr}");
     }
     println!("Scan the code above with your authenticator app, or add this key by hand:");
     println!("  {}", started["secret"].as_str().unwrap_or_default());

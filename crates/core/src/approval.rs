@@ -182,11 +182,11 @@ impl Approvals {
         result: Result<T, ApprovalError>,
         record: AuditRecord,
     ) -> Result<T, ApprovalError> {
-        if let Err(e) = &result {
-            if e.is_refusal() {
-                let record = record.refused(AuditEvent::ApprovalRefused, e.code());
-                record_refusal(self.ledger.as_ref(), &record).await;
-            }
+        if let Err(e) = &result
+            && e.is_refusal()
+        {
+            let record = record.refused(AuditEvent::ApprovalRefused, e.code());
+            record_refusal(self.ledger.as_ref(), &record).await;
         }
         result
     }

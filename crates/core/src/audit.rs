@@ -10,6 +10,7 @@ use crate::names::{AccountId, TargetName};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuditEvent {
     #[serde(rename = "credentials.issued")]
     CredentialsIssued,
@@ -54,6 +55,7 @@ pub struct RequestMeta {
 /// and which is what lets an incident responder ask "who holds this key?"), never a secret key,
 /// session token, password or bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// The request id: one record per request, written at most once.
     pub id: String,
@@ -62,9 +64,10 @@ pub struct AuditRecord {
     pub event: AuditEvent,
     /// The user who asked.
     pub actor: String,
-    /// How they authenticated (`jwt`, `api_token:<id>`).
+    /// How they authenticated (`jwt`, `api_token:<id>`, ...).
     pub auth: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub source_ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetName>,

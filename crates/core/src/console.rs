@@ -54,6 +54,20 @@ impl Partition {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Destination(String);
 
+/// Any partition's console (which one is the target's decides); the pattern cannot know the target.
+pub const DESTINATION_PATTERN: &str = concat!(
+    r"^https://(?:[^/?#\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+\.)?",
+    r"console\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)",
+    r"(?:[/?#][^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)?$"
+);
+string_schema!(
+    Destination,
+    DESTINATION_PATTERN,
+    (None, Some(2048)),
+    "Where the console opens: an https URL on the target partition's console.",
+    Some("https://us-east-1.console.aws.amazon.com/s3/home")
+);
+
 impl Destination {
     pub fn parse(value: &str, partition: Partition) -> Result<Self, InvalidValue> {
         let bad = || {

@@ -453,11 +453,11 @@ impl Enrollment {
         result: Result<T, FactorError>,
         record: AuditRecord,
     ) -> Result<T, FactorError> {
-        if let Err(e) = &result {
-            if e.is_refusal() {
-                let record = record.refused(AuditEvent::TotpEnrollmentRefused, e.code());
-                record_refusal(self.ledger.as_ref(), &record).await;
-            }
+        if let Err(e) = &result
+            && e.is_refusal()
+        {
+            let record = record.refused(AuditEvent::TotpEnrollmentRefused, e.code());
+            record_refusal(self.ledger.as_ref(), &record).await;
         }
         result
     }
@@ -487,11 +487,11 @@ impl PasswordChange {
         } else {
             Err(FactorError::SessionRequired)
         };
-        if let Err(e) = &result {
-            if e.is_refusal() {
-                let record = record.refused(AuditEvent::PasswordRefused, e.code());
-                record_refusal(self.ledger.as_ref(), &record).await;
-            }
+        if let Err(e) = &result
+            && e.is_refusal()
+        {
+            let record = record.refused(AuditEvent::PasswordRefused, e.code());
+            record_refusal(self.ledger.as_ref(), &record).await;
         }
         result
     }

@@ -345,10 +345,8 @@ impl CredentialIssuer {
             Change::ClaimStep { user, .. } | Change::Unlocked { user, .. } => user == requester,
             _ => false,
         };
-        if mine {
-            if let Some(e) = crate::factors::explain_conflict(change, at) {
-                return IssueError::SecondFactor(e);
-            }
+        if mine && let Some(e) = crate::factors::explain_conflict(change, at) {
+            return IssueError::SecondFactor(e);
         }
         match crate::approval::explain_conflict(change, at) {
             Some(e) => IssueError::Approval(e),

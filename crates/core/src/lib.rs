@@ -2,6 +2,22 @@
 //! that adapters implement. Nothing here knows AWS, Lambda or HTTP.
 #![deny(clippy::indexing_slicing)]
 
+/// Gives a string newtype its schema (with the `openapi` feature): `$pattern` is the same rules as
+/// the type's `parse`, which a test checks on samples.
+macro_rules! string_schema {
+    ($name:ident, $pattern:expr, $lengths:expr, $description:literal, $example:expr) => {
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::schema::string($pattern, $lengths, $description, $example)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
 pub mod access;
 pub mod admin;
 pub mod approval;
@@ -21,6 +37,8 @@ pub mod notify;
 pub mod password;
 pub mod ports;
 pub mod rate;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod session;
 pub mod sessions;
 pub mod token;

@@ -38,6 +38,74 @@ fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> Result
     Ok(())
 }
 
+// Regular-expression fragments (ECMA-262, as JSON Schema reads them) for the patterns below.
+/// `char::is_control` (Unicode Cc).
+macro_rules! control {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F"
+    };
+}
+/// `char::is_whitespace` (Unicode White_Space) that is not also a control character.
+macro_rules! space {
+    () => {
+        r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+/// All of Unicode White_Space: what `str::trim` removes.
+macro_rules! trimmed {
+    () => {
+        concat!(r"\t\n\u000B\u000C\r\u0085", space!())
+    };
+}
+/// The characters of [`is_sts_name_char`].
+macro_rules! sts {
+    () => {
+        r"A-Za-z0-9_+=,.@-"
+    };
+}
+/// Text for people ([`Reason`] and the like): trimmed, then `$min` (0 or 1) to `$max` characters
+/// without control characters; `$middle` is `$max - 2`.
+macro_rules! text_pattern {
+    (0, $middle:literal) => {
+        concat!(
+            "^[",
+            trimmed!(),
+            "]*(?:[^",
+            control!(),
+            space!(),
+            "](?:[^",
+            control!(),
+            "]{0,",
+            $middle,
+            "}[^",
+            control!(),
+            space!(),
+            "])?)?[",
+            trimmed!(),
+            "]*$"
+        )
+    };
+    (1, $middle:literal) => {
+        concat!(
+            "^[",
+            trimmed!(),
+            "]*[^",
+            control!(),
+            space!(),
+            "](?:[^",
+            control!(),
+            "]{0,",
+            $middle,
+            "}[^",
+            control!(),
+            space!(),
+            "])?[",
+            trimmed!(),
+            "]*$"
+        )
+    };
+}
+
 /// Declares a string newtype that can only be built through `parse`, and (de)serialises through it.
 macro_rules! string_newtype {
     ($(#[$meta:meta])* $name:ident) => {
@@ -91,6 +159,15 @@ string_newtype!(
     AccountId
 );
 
+pub const ACCOUNT_ID_PATTERN: &str = "^[0-9]{12}$";
+string_schema!(
+    AccountId,
+    ACCOUNT_ID_PATTERN,
+    (Some(12), Some(12)),
+    "A 12-digit AWS account id.",
+    Some("123456789012")
+);
+
 impl AccountId {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -116,6 +193,15 @@ string_newtype!(
     UserName
 );
 
+pub const USER_NAME_PATTERN: &str = concat!("^[", sts!(), "]{2,64}$");
+string_schema!(
+    UserName,
+    USER_NAME_PATTERN,
+    (Some(2), Some(64)),
+    "A cooper user name: 2 to 64 of `A-Z a-z 0-9 _ + = , . @ -` (it doubles as the STS SourceIdentity and RoleSessionName).",
+    Some("alice@example.com")
+);
+
 impl UserName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         check_len("user", value, 2, 64)?;
@@ -134,6 +220,25 @@ string_newtype!(
     GroupName
 );
 
+pub const GROUP_NAME_PATTERN: &str = concat!(
+    "^[^",
+    control!(),
+    space!(),
+    "#](?:[^",
+    control!(),
+    "#]{0,126}[^",
+    control!(),
+    space!(),
+    "#])?$"
+);
+string_schema!(
+    GroupName,
+    GROUP_NAME_PATTERN,
+    (Some(1), Some(128)),
+    "A group name: 1 to 128 characters, no control characters, no `#`, not starting or ending with white space.",
+    Some("payments-engineers")
+);
+
 impl GroupName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         check_len("group", value, 1, 128)?;
@@ -150,6 +255,15 @@ impl GroupName {
 string_newtype!(
     /// The name a user asks for: `prod-admin`. 1 to 64 of `[A-Za-z0-9._-]`, starting with a letter or digit.
     TargetName
+);
+
+pub const TARGET_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+string_schema!(
+    TargetName,
+    TARGET_NAME_PATTERN,
+    (Some(1), Some(64)),
+    "A target name: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.",
+    Some("payments-readonly")
 );
 
 impl TargetName {
@@ -176,6 +290,15 @@ string_newtype!(
     AccountName
 );
 
+pub const ACCOUNT_NAME_PATTERN: &str = concat!("^[^", control!(), "]{1,64}$");
+string_schema!(
+    AccountName,
+    ACCOUNT_NAME_PATTERN,
+    (Some(1), Some(64)),
+    "A friendly name: 1 to 64 characters, no control characters.",
+    Some("Payments (EU)")
+);
+
 impl AccountName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         check_len("account_name", value, 1, 64)?;
@@ -192,6 +315,15 @@ impl AccountName {
 string_newtype!(
     /// The ExternalId a role's trust policy asks for: 2 to 1224 of `[\w+=,.@:/-]`.
     ExternalId
+);
+
+pub const EXTERNAL_ID_PATTERN: &str = "^[A-Za-z0-9_+=,.@:/-]{2,1224}$";
+string_schema!(
+    ExternalId,
+    EXTERNAL_ID_PATTERN,
+    (Some(2), Some(1224)),
+    "The ExternalId the role's trust policy asks for: 2 to 1224 of `A-Z a-z 0-9 _ + = , . @ : / -`.",
+    None
 );
 
 impl ExternalId {
@@ -239,9 +371,27 @@ text_newtype!(
     Reason, "reason", 1, 500
 );
 
+pub const REASON_PATTERN: &str = text_pattern!(1, 498);
+string_schema!(
+    Reason,
+    REASON_PATTERN,
+    (None, None),
+    "Why: 1 to 500 characters once trimmed, no control characters.",
+    Some("Rotate the payments database password (CHG-1234)")
+);
+
 text_newtype!(
     /// What a target or group is for.
     Description, "description", 0, 256
+);
+
+pub const DESCRIPTION_PATTERN: &str = text_pattern!(0, 254);
+string_schema!(
+    Description,
+    DESCRIPTION_PATTERN,
+    (None, None),
+    "At most 256 characters once trimmed, no control characters.",
+    None
 );
 
 text_newtype!(
@@ -249,14 +399,41 @@ text_newtype!(
     DisplayName, "display_name", 0, 128
 );
 
+pub const DISPLAY_NAME_PATTERN: &str = text_pattern!(0, 126);
+string_schema!(
+    DisplayName,
+    DISPLAY_NAME_PATTERN,
+    (None, None),
+    "A name for people: at most 128 characters once trimmed, no control characters.",
+    Some("Alice Example")
+);
+
 text_newtype!(
     /// What an API token is for, shown when listing tokens.
     TokenLabel, "label", 0, 100
 );
 
+pub const TOKEN_LABEL_PATTERN: &str = text_pattern!(0, 98);
+string_schema!(
+    TokenLabel,
+    TOKEN_LABEL_PATTERN,
+    (None, None),
+    "What the token is for: at most 100 characters once trimmed, no control characters.",
+    Some("CI deploy (payments)")
+);
+
 string_newtype!(
     /// An AWS access key id (`AKIA...`, `ASIA...`): what an incident responder looks up.
     AccessKeyId
+);
+
+pub const ACCESS_KEY_ID_PATTERN: &str = "^[A-Za-z0-9]{16,128}$";
+string_schema!(
+    AccessKeyId,
+    ACCESS_KEY_ID_PATTERN,
+    (Some(16), Some(128)),
+    "An AWS access key id: 16 to 128 letters and digits.",
+    Some("ASIAEXAMPLEEXAMPLE12")
 );
 
 impl AccessKeyId {
@@ -276,6 +453,7 @@ impl AccessKeyId {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Partition {
     #[default]
     #[serde(rename = "aws")]
@@ -337,6 +515,19 @@ impl fmt::Display for Partition {
 string_newtype!(
     /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
     RoleArn
+);
+
+pub const ROLE_ARN_PATTERN: &str = concat!(
+    "^arn:(?:aws|aws-us-gov|aws-cn):iam::[0-9]{12}:role/(?:[!-9;-~]*/)?[",
+    sts!(),
+    "]{1,64}$"
+);
+string_schema!(
+    RoleArn,
+    ROLE_ARN_PATTERN,
+    (None, Some(2048)),
+    "An IAM role: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.",
+    Some("arn:aws:iam::123456789012:role/ReadOnly")
 );
 
 impl RoleArn {
@@ -426,6 +617,20 @@ impl From<Level> for u32 {
         u32::from(value.0)
     }
 }
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Level {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::integer(
+            0,
+            u32::from(Self::MAX),
+            "A target level (0 to 1000); a cascade grant of level N covers the account's targets of level N and below.",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Level {}
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -671,5 +876,277 @@ mod tests {
         assert!(serde_json::from_str::<TargetName>("\"-bad\"").is_err());
         assert!(serde_json::from_str::<Level>("5000").is_err());
         assert!(serde_json::from_str::<Partition>("\"aws-cn\"").is_ok());
+    }
+}
+
+/// Each published pattern (with the lengths its schema adds) accepts exactly what `parse` accepts,
+/// on a sample set of edge cases shared by all the types and a few of each type's own.
+#[cfg(test)]
+mod pattern_tests {
+    use regex_lite::Regex;
+
+    use super::*;
+    use crate::model::Sealed;
+    use crate::model::approvals::{APPROVAL_ID_PATTERN, ApprovalId};
+    use crate::token::{TOKEN_ID_PATTERN, TokenId};
+    use crate::totp::{TOTP_CODE_PATTERN, TotpCode};
+
+    fn shared_samples() -> Vec<String> {
+        let mut samples: Vec<String> = [
+            "",
+            " ",
+            "a",
+            "ab",
+            "a b",
+            " a",
+            "a ",
+            "\t",
+            "x\n",
+            "\nx",
+            "x\ty",
+            "\u{85}x",
+            "x\u{85}",
+            "\u{a0}x",
+            "x\u{a0}",
+            "x\u{a0}y",
+            "\u{3000}",
+            "x\u{1}",
+            "\u{7f}",
+            "x#y",
+            "#",
+            "ålice",
+            "alice@example.com",
+            "ci.deploy+prod=1,x_y-z",
+            "aws:alice",
+            "-bad",
+            "prod-admin",
+            "a.b_c-d",
+            "123456789012",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "123456",
+            "123 456",
+            " 1 2 3 4 5 6 ",
+            "12345",
+            "1234567",
+            "12345a",
+            "０１２３４５",
+            "0123456789abcdef",
+            "0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdef",
+            "ASIAIOSFODNN7EXAMPLE",
+            "ASIA-short",
+            "abc+/==",
+            "ab:cd/ef",
+            "Payments (EU)",
+            "  deploy fix  ",
+            "line\nbreak",
+            "arn:aws:iam::123456789012:role/ReadOnly",
+            "arn:aws-us-gov:iam::123456789012:role/ops/ReadOnly",
+            "arn:aws-cn:iam::123456789012:role/a/b/c/x",
+            "arn:aws:iam::123456789012:user/alice",
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:s3:::bucket",
+            "arn:aws-mars:iam::123456789012:role/x",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/bad name",
+            "arn:aws:iam::123456789012:role/p:q/x",
+            "arn:aws:iam::123456789012:role//x",
+            "arn:aws:iam::123456789012:role/é/x",
+            "not an arn",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for n in [
+            12, 16, 32, 63, 64, 65, 98, 99, 100, 101, 126, 127, 128, 129, 254, 255, 256, 257,
+        ] {
+            samples.push("a".repeat(n));
+            samples.push("é".repeat(n));
+            samples.push(format!(" {} ", "x".repeat(n)));
+            samples.push(format!("x{}x", " ".repeat(n.saturating_sub(2))));
+        }
+        for n in [499, 500, 501, 1224, 1225, 8192, 8193] {
+            samples.push("a".repeat(n));
+            samples.push(format!("\t{}\n", "r".repeat(n)));
+        }
+        samples.push(format!("arn:aws:iam::123456789012:role/{}", "a".repeat(64)));
+        samples.push(format!("arn:aws:iam::123456789012:role/{}", "a".repeat(65)));
+        samples.push(format!(
+            "arn:aws:iam::123456789012:role/{}/x",
+            "p".repeat(2000)
+        ));
+        samples.push(format!(
+            "arn:aws:iam::123456789012:role/{}/x",
+            "p".repeat(2020)
+        ));
+        samples
+    }
+
+    /// The schema's view of a string: the pattern, and the lengths it adds (in characters).
+    fn check(
+        name: &str,
+        pattern: &str,
+        max_chars: Option<usize>,
+        parse: impl Fn(&str) -> bool,
+        own: &[&str],
+    ) {
+        let regex = Regex::new(pattern).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let samples = shared_samples()
+            .into_iter()
+            .chain(own.iter().map(|s| (*s).to_owned()));
+        for sample in samples {
+            let by_schema =
+                regex.is_match(&sample) && max_chars.is_none_or(|m| sample.chars().count() <= m);
+            assert_eq!(
+                by_schema,
+                parse(&sample),
+                "{name}: the pattern and parse disagree on {sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_pattern_accepts_what_parse_accepts_and_refuses_what_it_refuses() {
+        check(
+            "AccountId",
+            ACCOUNT_ID_PATTERN,
+            None,
+            |s| AccountId::parse(s).is_ok(),
+            &[],
+        );
+        check(
+            "UserName",
+            USER_NAME_PATTERN,
+            None,
+            |s| UserName::parse(s).is_ok(),
+            &["a=b", "x,y"],
+        );
+        check(
+            "GroupName",
+            GROUP_NAME_PATTERN,
+            None,
+            |s| GroupName::parse(s).is_ok(),
+            &["ops team", "x\u{2028}"],
+        );
+        check(
+            "TargetName",
+            TARGET_NAME_PATTERN,
+            None,
+            |s| TargetName::parse(s).is_ok(),
+            &["_x", "x."],
+        );
+        check(
+            "AccountName",
+            ACCOUNT_NAME_PATTERN,
+            None,
+            |s| AccountName::parse(s).is_ok(),
+            &[" padded "],
+        );
+        check(
+            "ExternalId",
+            EXTERNAL_ID_PATTERN,
+            None,
+            |s| ExternalId::parse(s).is_ok(),
+            &["urn:x/y"],
+        );
+        check(
+            "RoleArn",
+            ROLE_ARN_PATTERN,
+            Some(2048),
+            |s| RoleArn::parse(s).is_ok(),
+            &[],
+        );
+        check(
+            "Reason",
+            REASON_PATTERN,
+            None,
+            |s| Reason::parse(s).is_ok(),
+            &["\u{2029}why\u{85}"],
+        );
+        check(
+            "Description",
+            DESCRIPTION_PATTERN,
+            None,
+            |s| Description::parse(s).is_ok(),
+            &["\u{85}"],
+        );
+        check(
+            "DisplayName",
+            DISPLAY_NAME_PATTERN,
+            None,
+            |s| DisplayName::parse(s).is_ok(),
+            &["Alice Example"],
+        );
+        check(
+            "TokenLabel",
+            TOKEN_LABEL_PATTERN,
+            None,
+            |s| TokenLabel::parse(s).is_ok(),
+            &["ci\u{7}"],
+        );
+        check(
+            "AccessKeyId",
+            ACCESS_KEY_ID_PATTERN,
+            None,
+            |s| AccessKeyId::parse(s).is_ok(),
+            &[],
+        );
+        check(
+            "Sealed",
+            crate::model::SEALED_PATTERN,
+            None,
+            |s| Sealed::parse(s).is_ok(),
+            &["a b"],
+        );
+        check(
+            "TokenId",
+            TOKEN_ID_PATTERN,
+            None,
+            |s| TokenId::parse(s).is_ok(),
+            &[],
+        );
+        check(
+            "ApprovalId",
+            APPROVAL_ID_PATTERN,
+            None,
+            |s| ApprovalId::parse(s).is_ok(),
+            &[],
+        );
+        let on_some_console = |s: &str| {
+            [Partition::Aws, Partition::AwsUsGov, Partition::AwsCn]
+                .into_iter()
+                .any(|p| crate::console::Destination::parse(s, p).is_ok())
+        };
+        check(
+            "Destination",
+            crate::console::DESTINATION_PATTERN,
+            Some(2048),
+            on_some_console,
+            &[
+                "https://console.aws.amazon.com",
+                "https://eu-west-1.console.aws.amazon.com/ec2/home?region=eu-west-1#Instances:",
+                "https://console.amazonaws.cn/x",
+                "https://console.amazonaws-us-gov.com?x",
+                "https://x.y.console.amazonaws.cn#z",
+                "https://.console.aws.amazon.com/",
+                "https://evil.com/console.aws.amazon.com",
+                "https://console.aws.amazon.com.evil.com/",
+                "http://console.aws.amazon.com/",
+                "https://console.aws.amazon.com/a b",
+                "https://console.aws.amazon.com/\u{a0}",
+                "https://a\u{85}.console.aws.amazon.com/",
+                "https://console.aws.amazon.com/é",
+                "https://console.aws.amazon.comx",
+            ],
+        );
+        check(
+            "TotpCode",
+            TOTP_CODE_PATTERN,
+            None,
+            |s| TotpCode::parse(s).is_ok(),
+            &["12 34 56", "1234 56 "],
+        );
     }
 }

@@ -42,6 +42,15 @@ impl TokenId {
     }
 }
 
+pub const TOKEN_ID_PATTERN: &str = "^[0-9a-f]{16}$";
+string_schema!(
+    TokenId,
+    TOKEN_ID_PATTERN,
+    (None, None),
+    "An API token's id: 16 lowercase hex digits.",
+    Some("0123456789abcdef")
+);
+
 impl TryFrom<String> for TokenId {
     type Error = InvalidValue;
     fn try_from(value: String) -> Result<Self, Self::Error> {

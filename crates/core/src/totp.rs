@@ -55,6 +55,15 @@ impl TotpCode {
     }
 }
 
+pub const TOTP_CODE_PATTERN: &str = "^ *(?:[0-9] *){6}$";
+string_schema!(
+    TotpCode,
+    TOTP_CODE_PATTERN,
+    (None, None),
+    "A 6-digit TOTP code from the authenticator app (spaces are ignored).",
+    Some("123456")
+);
+
 fn unix_seconds(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp()).unwrap_or(0)
 }

@@ -5,6 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cooper_core::approval::ApprovalError;
 use cooper_core::model::approvals::{ApprovalId, ApprovalRequest, ApprovalStatus};
+#[cfg(feature = "openapi")]
+use cooper_core::names::UserName;
 use cooper_core::names::{Reason, TargetName};
 use cooper_core::totp::TotpCode;
 use serde::{Deserialize, Serialize};
@@ -16,32 +18,55 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::IssueState;
 
+/// A request for a second person's approval of access to a target.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApprovalRequest))]
 pub struct OpenBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = TargetName))]
     pub target: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Reason))]
     pub reason: String,
 }
 
+/// The approver's own fresh code.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApproveRequest))]
 pub struct ApproveBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = TotpCode))]
     pub totp: String,
 }
 
+/// Where an approval request stands (`expired` once past `expires_at`, unless used).
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Used,
+    Expired,
+}
+
+/// An approval request.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Approval))]
 pub struct ApprovalView {
+    #[cfg_attr(feature = "openapi", schema(value_type = ApprovalId))]
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = TargetName))]
     pub target: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = UserName))]
     pub requester: String,
     pub reason: String,
-    /// `pending`, `approved`, `used`, or `expired`.
-    pub status: &'static str,
+    pub status: ApprovalState,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<UserName>))]
     pub approved_by: Option<String>,
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -53,10 +78,10 @@ pub struct ApprovalView {
 impl ApprovalView {
     fn of(r: ApprovalRequest, now: OffsetDateTime) -> Self {
         let status = match r.status {
-            ApprovalStatus::Used => "used",
-            _ if r.expires_at <= now => "expired",
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Used => ApprovalState::Used,
+            _ if r.expires_at <= now => ApprovalState::Expired,
+            ApprovalStatus::Pending => ApprovalState::Pending,
+            ApprovalStatus::Approved => ApprovalState::Approved,
         };
         Self {
             id: r.id.to_string(),
@@ -77,8 +102,16 @@ fn approval_id(raw: &str) -> Result<ApprovalId, ApiError> {
     ApprovalId::parse(raw).map_err(|_| ApprovalError::NotFound.into())
 }
 
-/// Opens a request for `target`. Only someone granted the target may ask: approval adds a
-/// second person to a grant, it never stands in for one.
+/// Ask a second person to approve access to a target
+///
+/// Only for a target that requires approval, by someone granted it.
+// Only someone granted the target may ask: approval adds a second person to a grant, it never
+// stands in for one.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/approvals", operation_id = "openApproval", tag = "approvals",
+    request_body(content = OpenBody, example = json!({"target": "payments-admin", "reason": "Rotate the payments database password (CHG-1234)"})),
+    responses((status = 201, description = "The request, pending for an hour.", body = ApprovalView)),
+))]
 pub async fn open(
     State(state): State<IssueState>,
     Meta(meta): Meta,
@@ -96,7 +129,15 @@ pub async fn open(
     Ok((StatusCode::CREATED, Json(ApprovalView::of(request, now))))
 }
 
-/// The approver confirms with their own fresh code.
+/// Approve a request with one's own fresh code
+///
+/// By an approver on the target's list, never the requester.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/approvals/{id}/approve", operation_id = "approveApproval", tag = "approvals",
+    params(("id" = ApprovalId, Path, description = "The approval request's id (anything else is a 404).")),
+    request_body(content = ApproveBody, example = json!({"totp": "123456"})),
+    responses((status = 200, description = "The approved request.", body = ApprovalView)),
+))]
 pub async fn approve(
     State(state): State<IssueState>,
     Meta(meta): Meta,
@@ -114,7 +155,14 @@ pub async fn approve(
     Ok(Json(ApprovalView::of(request, state.shared.clock.now())))
 }
 
-/// A request, to its requester and to those who may approve it.
+/// An approval request
+///
+/// For its requester and its possible approvers (404 to anyone else).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/approvals/{id}", operation_id = "getApproval", tag = "approvals",
+    params(("id" = ApprovalId, Path, description = "The approval request's id (anything else is a 404).")),
+    responses((status = 200, description = "The request.", body = ApprovalView)),
+))]
 pub async fn view(
     State(state): State<IssueState>,
     Path(id): Path<String>,

@@ -11,6 +11,12 @@ use cooper_core::totp::TotpCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
+#[cfg(feature = "openapi")]
+use {
+    crate::schema::{Location, NoCache, NoReferrer, NoStore},
+    cooper_core::console::Destination,
+    cooper_core::names::AccountId,
+};
 
 use crate::auth::Authenticated;
 use crate::context::Meta;
@@ -18,28 +24,42 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::IssueState;
 
+/// A request for credentials. Give `approver` with `approver_totp`, or `approval_id`, or neither.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CredentialsRequest))]
 pub struct CredentialsBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = TargetName))]
     pub target: String,
+    /// Session length; by default an hour (or the target's maximum, if lower). Must lie within
+    /// the target's limits: 900 s to its maximum (at most 43200 s for a role, 129600 s for a
+    /// federated user).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 900, maximum = 129600))]
     pub duration_seconds: Option<u64>,
     /// The caller's fresh code, for a high-security target.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TotpCode>))]
     pub totp: Option<String>,
-    /// Inline approval: the approver, next to the requester, and their fresh code.
+    /// Inline approval: the approver (with `approver_totp`), next to the requester.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<UserName>))]
     pub approver: Option<String>,
+    /// Inline approval: the approver's own fresh code (with `approver`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TotpCode>))]
     pub approver_totp: Option<String>,
-    /// Asynchronous approval: an approved request, used once.
+    /// Asynchronous approval: an approved request, used once. Not with `approver`/`approver_totp`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ApprovalId>))]
     pub approval_id: Option<String>,
-    /// A console sign-in link too.
+    /// Also return a console sign-in link (`console_url`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub console: bool,
-    /// Where the console opens (an https URL on the target partition's console).
+    /// Where the console opens (implies `console`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Destination>))]
     pub destination: Option<String>,
 }
 
@@ -71,38 +91,69 @@ impl CredentialsBody {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct CredentialsQuery {
+    /// The answer's shape (default `json`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<CredentialsFormat>))]
     pub format: Option<String>,
 }
 
+/// The answer's shape.
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialsFormat {
+    Json,
+    CredentialProcess,
+}
+
+/// Temporary AWS credentials (format `json`, the default).
 #[derive(Serialize)]
-struct CredentialsResponse<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Credentials))]
+pub struct CredentialsResponse<'a> {
     access_key_id: &'a str,
     secret_access_key: &'a str,
     session_token: &'a str,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     expiration: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = TargetName))]
     target: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = AccountId))]
     account_id: &'a str,
     principal_arn: &'a str,
     duration_seconds: u32,
+    /// The approver, for a target that requires approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     approved_by: Option<&'a str>,
-    /// A console sign-in link, when asked for: as secret as the credentials.
+    /// The console sign-in link, when asked for: as secret as the credentials.
     #[serde(skip_serializing_if = "Option::is_none")]
     console_url: Option<&'a str>,
+    /// The id the issuance was audited under.
     request_id: &'a str,
 }
 
-/// The AWS CLI's `credential_process` output (Version 1).
+/// The AWS CLI's `credential_process` output, Version 1 (format `credential_process`).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct CredentialProcessOutput<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialProcessOutput<'a> {
+    #[cfg_attr(feature = "openapi", schema(value_type = u8, minimum = 1, maximum = 1))]
     version: u8,
     access_key_id: &'a str,
     secret_access_key: &'a str,
     session_token: &'a str,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     expiration: String,
+}
+
+/// The credentials, in the format asked for.
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CredentialsAnswer<'a> {
+    Json(CredentialsResponse<'a>),
+    CredentialProcess(CredentialProcessOutput<'a>),
 }
 
 enum Format {
@@ -123,6 +174,18 @@ impl Format {
     }
 }
 
+/// Temporary AWS credentials for a target
+///
+/// Deny by default: the caller needs a grant covering the target; a high-security target needs
+/// `totp`, a target with approvers a second person's approval. `?format=credential_process`
+/// answers in the AWS CLI's Version 1 format.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/credentials", operation_id = "issueCredentials", tag = "credentials",
+    params(CredentialsQuery),
+    request_body(content = CredentialsBody, example = json!({"target": "payments-readonly", "duration_seconds": 3600})),
+    responses((status = 200, description = "The credentials (audited before they are returned).",
+        body = CredentialsAnswer, headers(("Cache-Control" = NoStore), ("Pragma" = NoCache)))),
+))]
 pub async fn issue_credentials(
     State(state): State<IssueState>,
     Meta(meta): Meta,
@@ -191,24 +254,46 @@ fn render(issuance: &Issuance, format: Format, request_id: &str) -> Result<Respo
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct ConsoleQuery {
-    /// Answer `302 Found` to the sign-in URL instead of JSON.
+    /// Answer `302 Found` to the sign-in link instead of JSON.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(default = false))]
     pub redirect: bool,
 }
 
+/// A console sign-in link; as secret as the credentials.
 #[derive(Serialize)]
-struct ConsoleResponse<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConsoleLink))]
+pub struct ConsoleResponse<'a> {
     console_url: &'a str,
     expiration: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = TargetName))]
     target: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = AccountId))]
     account_id: &'a str,
+    /// The approver, for a target that requires approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     approved_by: Option<&'a str>,
+    /// The id the issuance was audited under.
     request_id: &'a str,
 }
 
-/// POST /v1/console: a console sign-in link for a target (the same checks as credentials).
+/// An AWS console sign-in link for a target
+///
+/// The same checks and body as credentials (plus `destination`); the link is as secret as the
+/// credentials.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/console", operation_id = "createConsoleLink", tag = "credentials",
+    params(ConsoleQuery),
+    request_body(content = CredentialsBody, example = json!({"target": "payments-readonly"})),
+    responses(
+        (status = 200, description = "The sign-in link.", body = ConsoleResponse,
+            headers(("Cache-Control" = NoStore), ("Referrer-Policy" = NoReferrer))),
+        (status = 302, description = "With `redirect=true`: a redirect to the sign-in link.",
+            headers(("Location" = Location), ("Cache-Control" = NoStore), ("Referrer-Policy" = NoReferrer))),
+    ),
+))]
 pub async fn console(
     State(state): State<IssueState>,
     Meta(meta): Meta,

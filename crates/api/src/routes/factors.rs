@@ -22,6 +22,8 @@ use crate::context::Meta;
 use crate::error::ApiError;
 use crate::json::SecretJsonBody;
 use crate::qr;
+#[cfg(feature = "openapi")]
+use crate::schema::{BearerType, NoStore};
 use crate::state::EnrollState;
 
 fn no_store(mut response: Response) -> Response {
@@ -31,27 +33,48 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// What starting an enrollment takes: nothing the first time.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EnrollmentStartRequest))]
 pub struct StartBody {
     /// A current code: needed when the caller already has an authenticator.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TotpCode>))]
     pub totp: Option<String>,
 }
 
+/// A new secret, waiting for its first code.
 #[derive(Serialize)]
-struct Started<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EnrollmentStarted))]
+pub struct Started<'a> {
+    #[cfg_attr(feature = "openapi", schema(value_type = UserName))]
     user: &'a str,
     otpauth_uri: &'a str,
-    /// For typing into an app that cannot scan the QR code.
+    /// The base32 secret, for typing into an app that cannot scan the QR code.
     secret: &'a str,
     /// The otpauth URI as a QR code, PNG, base64.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(content_encoding = "base64", content_media_type = "image/png")
+    )]
     qr_png_base64: String,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
 }
 
-/// Starts an enrollment: a new secret, sealed with KMS, waiting for its first code.
+/// Start enrolling an authenticator
+///
+/// Needs a signed-in session, or (for a first authenticator) the one-time enrollment code an
+/// admin issued as the bearer; an API token or an identity provider's token alone cannot enroll
+/// (403 `session_required`). The body is optional for a first enrollment; re-enrolling needs
+/// `{"totp": CODE}` (a current code).
+// The new secret is sealed with KMS, waiting for its first code.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/totp/enrollment", operation_id = "startTotpEnrollment", tag = "totp",
+    request_body(content = Option<StartBody>, example = json!({})),
+    responses((status = 200, description = "A new secret, waiting for its first code.", body = Started, headers(("Cache-Control" = NoStore)))),
+))]
 pub async fn start_enrollment(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
@@ -86,28 +109,44 @@ pub async fn start_enrollment(
     ))
 }
 
+/// A fresh code from the authenticator app.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConfirmEnrollmentRequest))]
 pub struct ConfirmBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = TotpCode))]
     pub totp: String,
-    /// A first password, set with the enrollment (at least 12 characters).
+    /// A first password, set with the enrollment: 12 to 256 characters, not the user name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 12, max_length = 256))]
     pub password: Option<String>,
 }
 
+/// The authenticator is enrolled.
 #[derive(Serialize)]
-struct Enrolled<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Enrolled<'a> {
+    #[cfg_attr(feature = "openapi", schema(value_type = UserName))]
     user: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::True))]
     enrolled: bool,
 }
 
-/// Confirms the pending enrollment with the app's first code.
+/// Confirm the pending enrollment with the app's first code
+///
+/// With an enrollment code as the bearer, this uses the code up; `password` sets a first
+/// password.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/totp/enrollment/confirm", operation_id = "confirmTotpEnrollment", tag = "totp",
+    request_body(content = ConfirmBody, example = json!({"totp": "123456"})),
+    responses((status = 200, description = "Enrolled.", body = Enrolled)),
+))]
 pub async fn confirm_enrollment(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
     Enrolling(identity): Enrolling,
     SecretJsonBody(body): SecretJsonBody<ConfirmBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let code = TotpCode::parse(&body.totp)?;
     let password = body
         .password
@@ -117,25 +156,36 @@ pub async fn confirm_enrollment(
         .enrollment
         .confirm(&identity, &code, password.as_ref(), &meta)
         .await?;
-    Ok(Json(serde_json::json!(Enrolled {
+    Ok(Json(Enrolled {
         user: identity.user.as_str(),
         enrolled: true,
-    })))
+    })
+    .into_response())
 }
 
+/// A local login: user, password and a fresh code.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LoginRequest))]
 pub struct LoginBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = UserName))]
     pub user: String,
     pub password: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = TotpCode))]
     pub totp: String,
 }
 
+/// A cooper session: a JWT for `Authorization: Bearer`, and the groups it carries.
 #[derive(Serialize)]
-struct SessionView<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Session))]
+pub struct SessionView<'a> {
+    /// A cooper JWT, for `Authorization: Bearer`.
     token: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = BearerType))]
     token_type: &'static str,
+    #[cfg_attr(feature = "openapi", schema(value_type = UserName))]
     user: &'a str,
+    /// The session's groups (an identity provider's, for an OIDC session).
     groups: Vec<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
@@ -154,7 +204,14 @@ fn session_response(session: &Session) -> Response {
     )
 }
 
-/// Local login: user, password and a fresh code give a short-lived cooper JWT.
+/// Local login: user, password and TOTP code give a cooper JWT
+///
+/// Any malformed or wrong part answers 401 `invalid_credentials`; failures lock out.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/sessions", operation_id = "login", tag = "sessions", security(),
+    request_body(content = LoginBody, example = json!({"user": "alice@example.com", "password": "correct horse battery staple", "totp": "123456"})),
+    responses((status = 200, description = "A session token.", body = SessionView, headers(("Cache-Control" = NoStore)))),
+))]
 pub async fn login(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
@@ -169,14 +226,24 @@ pub async fn login(
     Ok(session_response(&session))
 }
 
+/// A new password, and a fresh code that proves it is really the caller.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PasswordRequest))]
 pub struct PasswordBody {
+    /// 12 to 256 characters, not the user name.
+    #[cfg_attr(feature = "openapi", schema(min_length = 12, max_length = 256))]
     pub password: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = TotpCode))]
     pub totp: String,
 }
 
-/// Sets or changes the caller's password; a fresh code proves it is really them.
+/// Set or change one's password
+#[cfg_attr(feature = "openapi", utoipa::path(
+    put, path = "/v1/password", operation_id = "setPassword", tag = "sessions",
+    request_body(content = PasswordBody, example = json!({"password": "correct horse battery staple", "totp": "123456"})),
+    responses((status = 204, description = "The password is set.")),
+))]
 pub async fn set_password(
     State(state): State<EnrollState>,
     Meta(meta): Meta,
@@ -192,13 +259,24 @@ pub async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An identity provider's ID token.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = OidcSessionRequest))]
 pub struct OidcSessionBody {
+    /// The identity provider's ID token.
     pub id_token: String,
 }
 
-/// Exchanges an identity provider's ID token for a cooper session that keeps its groups.
+/// Exchange an identity provider's ID token for a cooper session
+///
+/// The session keeps the provider's groups. 404 `oidc_not_configured` when the deployment has no
+/// identity provider.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/sessions/oidc", operation_id = "createOidcSession", tag = "sessions", security(),
+    request_body(content = OidcSessionBody, example = json!({"id_token": "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl"})),
+    responses((status = 200, description = "A session token that keeps the provider's groups.", body = SessionView, headers(("Cache-Control" = NoStore)))),
+))]
 pub async fn oidc_session(
     State(state): State<EnrollState>,
     Meta(meta): Meta,

@@ -464,10 +464,10 @@ impl Admin {
         action: &str,
         result: Result<(), AdminError>,
     ) -> Result<(), AdminError> {
-        if let Err(e) = &result {
-            if e.is_refusal() {
-                self.refused(ctx, resource, action, e).await;
-            }
+        if let Err(e) = &result
+            && e.is_refusal()
+        {
+            self.refused(ctx, resource, action, e).await;
         }
         result
     }

@@ -39,6 +39,15 @@ impl ApprovalId {
     }
 }
 
+pub const APPROVAL_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+string_schema!(
+    ApprovalId,
+    APPROVAL_ID_PATTERN,
+    (None, None),
+    "An approval request's id: 32 lowercase hex digits.",
+    Some("0123456789abcdef0123456789abcdef")
+);
+
 impl TryFrom<String> for ApprovalId {
     type Error = InvalidValue;
     fn try_from(value: String) -> Result<Self, Self::Error> {

@@ -190,6 +190,15 @@ impl Sealed {
     }
 }
 
+pub const SEALED_PATTERN: &str = "^[A-Za-z0-9+/=]{1,8192}$";
+string_schema!(
+    Sealed,
+    SEALED_PATTERN,
+    (None, None),
+    "A base64 KMS ciphertext: for a federated-user target's keys, the blob `cooper encrypt` prints.",
+    None
+);
+
 impl TryFrom<String> for Sealed {
     type Error = InvalidValue;
     fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -287,6 +296,39 @@ pub struct Group {
 pub enum Principal {
     User(UserName),
     Group(GroupName),
+}
+
+/// Exactly one of `{"user": NAME}` or `{"group": NAME}`: serde refuses a second key.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Principal {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::schema::{one_of, single_property};
+        use utoipa::ToSchema;
+        let named = |name: std::borrow::Cow<'static, str>| {
+            utoipa::openapi::schema::Ref::from_schema_name(name)
+        };
+        one_of(
+            "Who a grant (or an admin scope, or an approval) is given to: exactly one of `{\"user\": NAME}` or `{\"group\": NAME}`.",
+            [
+                single_property("user", named(UserName::name())).into(),
+                single_property("group", named(GroupName::name())).into(),
+            ],
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Principal {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((UserName::name().into(), UserName::schema()));
+        schemas.push((GroupName::name().into(), GroupName::schema()));
+    }
 }
 
 impl fmt::Display for Principal {

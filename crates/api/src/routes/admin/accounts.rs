@@ -6,23 +6,32 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use cooper_core::model::Account;
 use cooper_core::names::{AccountId, AccountName, InvalidValue, Partition};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "openapi")]
+use super::Versioned;
 use super::{
-    Caller, DeleteQuery, IfMatch, ListQuery, QueryResult, key_of, keyed, page_json, query, removed,
-    versioned_response,
+    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, key_of, keyed,
+    page_json, query, removed, versioned_response,
 };
 use crate::error::ApiError;
+#[cfg(feature = "openapi")]
+use crate::schema::ETag;
 use crate::state::AdminState;
 
+/// An account's new state (`id`, if given, is the path's: it cannot change).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AccountUpdate))]
 pub struct AccountBody {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<AccountId>))]
     id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = AccountName))]
     name: String,
+    /// The account's partition (default `aws`); it cannot change.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Partition>))]
     partition: Option<String>,
 }
 
@@ -43,23 +52,68 @@ impl TryFrom<AccountBody> for Account {
     }
 }
 
-fn account_view(a: &Account) -> Value {
-    json!({ "id": a.id, "name": a.name, "partition": a.partition })
+/// An AWS account cooper brokers into.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Account))]
+pub struct AccountView {
+    id: AccountId,
+    name: AccountName,
+    partition: Partition,
 }
 
+/// An account to create.
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AccountCreate {
+    id: AccountId,
+    name: AccountName,
+    /// The account's partition (default `aws`); it cannot change.
+    partition: Option<Partition>,
+}
+
+fn account_view(a: &Account) -> AccountView {
+    AccountView {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        partition: a.partition,
+    }
+}
+
+/// An account in a list, with its version.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountEntry {
+    /// The version, as in ETag.
+    version: u64,
+    account: AccountView,
+}
+
+/// List accounts (within the caller's scope)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/admin/accounts", operation_id = "listAccounts", tag = "admin-accounts",
+    params(Caller, ListQuery),
+    responses((status = 200, description = "A page of accounts.", body = PageView<AccountEntry>)),
+))]
 pub async fn list_accounts(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageView<AccountEntry>>, ApiError> {
     let q = query(q)?;
     let page = s.shared.admin.accounts(&ctx, &q.page()?).await?;
-    Ok(page_json(
-        page,
-        |a| json!({ "version": a.version, "account": account_view(&a.value) }),
-    ))
+    Ok(page_json(page, |a| AccountEntry {
+        version: a.version,
+        account: account_view(&a.value),
+    }))
 }
 
+/// Read an account
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/admin/accounts/{id}", operation_id = "getAccount", tag = "admin-accounts",
+    params(("id" = AccountId, Path, description = "The account's id."), Caller),
+    responses((status = 200, description = "The account.", body = Versioned<AccountView>, headers(("ETag" = ETag)))),
+))]
 pub async fn get_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -77,6 +131,13 @@ pub async fn get_account(
     ))
 }
 
+/// Create an account (universal admins)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/admin/accounts", operation_id = "createAccount", tag = "admin-accounts",
+    params(Caller),
+    request_body(content = AccountCreate, example = json!({"id": "123456789012", "name": "Payments (EU)", "partition": "aws"})),
+    responses((status = 201, description = "The account, at version 1.", body = Versioned<AccountView>, headers(("ETag" = ETag)))),
+))]
 pub async fn create_account(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
@@ -94,6 +155,13 @@ pub async fn create_account(
     ))
 }
 
+/// Replace an account (its partition cannot change)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    put, path = "/v1/admin/accounts/{id}", operation_id = "updateAccount", tag = "admin-accounts",
+    params(("id" = AccountId, Path, description = "The account's id."), Caller, ("If-Match" = IfMatch, Header, description = "The ETag read; an update of a stale version is refused (409).")),
+    request_body(content = AccountBody, example = json!({"name": "Payments (EU, production)", "partition": "aws"})),
+    responses((status = 200, description = "The account, at its new version.", body = Versioned<AccountView>, headers(("ETag" = ETag)))),
+))]
 pub async fn update_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
@@ -114,13 +182,21 @@ pub async fn update_account(
     ))
 }
 
+/// Delete an account (universal admins; sensitive)
+///
+/// Refused (409 `in_use`) while targets, grants or admin grants depend on it, unless `cascade`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete, path = "/v1/admin/accounts/{id}", operation_id = "deleteAccount", tag = "admin-accounts",
+    params(("id" = AccountId, Path, description = "The account's id."), Caller, DeleteQuery, ("If-Match" = Option<IfMatch>, Header, description = "The ETag read: delete only that version.")),
+    responses((status = 200, description = "What was deleted.", body = RemovedView)),
+))]
 pub async fn delete_account(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     q: QueryResult<DeleteQuery>,
     Caller(ctx): Caller,
     IfMatch(version): IfMatch,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemovedView>, ApiError> {
     let q = query(q)?;
     Ok(removed(
         s.shared

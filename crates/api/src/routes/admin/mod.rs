@@ -27,8 +27,7 @@ use cooper_core::admin::store::{Page, PageRequest};
 use cooper_core::admin::{AdminCall, AdminContext, Removed};
 use cooper_core::names::InvalidValue;
 use cooper_core::totp::TotpCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::auth::Authenticated;
@@ -68,8 +67,54 @@ impl FromRequestParts<AdminState> for Caller {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::IntoParams for Caller {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::ToSchema;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![
+            ParameterBuilder::new()
+                .name("X-Cooper-TOTP")
+                .parameter_in(ParameterIn::Header)
+                .required(utoipa::openapi::Required::False)
+                .description(Some(
+                    "The admin's fresh TOTP code, for operations the deployment calls sensitive \
+                     (by default: top-level grants, admin grants, federation keys, deleting an \
+                     account; optionally deleting a user, resetting TOTP, issuing tokens). Read \
+                     (and checked for shape) on every admin operation.",
+                ))
+                .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                    TotpCode::name(),
+                )))
+                .example(Some("123456".into()))
+                .build(),
+        ]
+    }
+}
+
 /// `If-Match: "3"`: the version an update read.
 pub struct IfMatch(pub Option<u64>);
+
+/// What [`IfMatch`] reads: the ETag, quoted or not, weak or not.
+pub const IF_MATCH_PATTERN: &str = r#"^[\t ]*(?:W/)?"*\+?[0-9]+"*[\t ]*$"#;
+
+/// The schema of the `If-Match` header's value.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for IfMatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(IF_MATCH_PATTERN))
+            .description(Some("The ETag read, e.g. `\"3\"`."))
+            .examples(["\"1\""])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for IfMatch {}
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -93,29 +138,43 @@ pub(super) fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// Sets `key` of a JSON object view (a view is an object; anything else is left as it is).
-pub(super) fn set(view: &mut Value, key: &str, value: Value) {
-    if let Some(fields) = view.as_object_mut() {
-        fields.insert(key.to_owned(), value);
-    }
+/// A resource and its version (also in `ETag`).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Versioned<T> {
+    #[serde(flatten)]
+    pub value: T,
+    /// The version, as in ETag.
+    pub version: u64,
 }
 
 /// A resource with its version in the body and in `ETag`.
-pub(super) fn versioned_response(status: StatusCode, version: u64, mut body: Value) -> Response {
-    set(&mut body, "version", json!(version));
-    let mut response = (status, Json(body)).into_response();
+pub(super) fn versioned_response<T: Serialize>(
+    status: StatusCode,
+    version: u64,
+    value: T,
+) -> Response {
+    let mut response = (status, Json(Versioned { value, version })).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     response
 }
 
+// The cursor's pattern is the adapters' encoding (base64url): anything else is refused.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct ListQuery {
+    /// Page size (default 50).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub(super) limit: Option<u16>,
+    /// The `cursor` of the previous page.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(pattern = "^[A-Za-z0-9_-]+$"))]
     pub(super) cursor: Option<String>,
+    /// Documented where it is used (listing targets).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(ignore))]
     pub(super) account: Option<String>,
 }
 
@@ -134,22 +193,48 @@ pub(super) fn query<T: serde::de::DeserializeOwned + Default>(
 
 pub(super) type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
-pub(super) fn page_json<T>(page: Page<T>, view: impl Fn(T) -> Value) -> Json<Value> {
-    Json(json!({
-        "items": page.items.into_iter().map(view).collect::<Vec<_>>(),
-        "cursor": page.cursor,
-    }))
+/// A page of a list, and where the next one starts.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PageView<T> {
+    pub items: Vec<T>,
+    /// Where the next page starts; null on the last page.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub cursor: Option<String>,
+}
+
+pub(super) fn page_json<T, V>(page: Page<T>, view: impl Fn(T) -> V) -> Json<PageView<V>> {
+    Json(PageView {
+        items: page.items.into_iter().map(view).collect(),
+        cursor: page.cursor,
+    })
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DeleteQuery {
+    /// Also remove what depends on it (grants, admin grants, memberships).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(default = false))]
     pub(super) cascade: bool,
 }
 
-pub(super) fn removed(r: Removed) -> Json<Value> {
-    Json(json!({ "deleted": r.resource, "cascaded": r.cascaded }))
+/// What a delete removed.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Removed))]
+pub struct RemovedView {
+    /// What was deleted (`account:ID`, `target:NAME`, ...).
+    pub deleted: String,
+    /// What went with it.
+    pub cascaded: Vec<String>,
+}
+
+pub(super) fn removed(r: Removed) -> Json<RemovedView> {
+    Json(RemovedView {
+        deleted: r.resource,
+        cascaded: r.cascaded,
+    })
 }
 
 pub(super) fn time_opt(
@@ -166,16 +251,6 @@ pub(super) fn time_opt(
 pub(super) fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// For `whoami`: the caller's admin scope, named.
-pub fn scope_name(scope: &cooper_core::admin::scope::AdminScope) -> Value {
-    use cooper_core::admin::scope::AdminScope;
-    match scope {
-        AdminScope::None => Value::Null,
-        AdminScope::Universal => json!({ "scope": "universal" }),
-        AdminScope::Accounts(a) => json!({ "scope": "accounts", "accounts": a }),
-    }
 }
 
 /// On update the key comes from the path: a body may repeat it but not change it. After this,

@@ -5,33 +5,59 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cooper_core::admin::UserDetails;
-use cooper_core::admin::store::Versioned;
 use cooper_core::model::User;
-use cooper_core::names::{DisplayName, InvalidValue, TokenLabel, UserName};
-use cooper_core::token::TokenId;
+use cooper_core::names::{DisplayName, GroupName, InvalidValue, TokenLabel, UserName};
+use cooper_core::token::{ApiTokenRecord, TokenId};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "openapi")]
+use super::Versioned;
 use super::{
-    Caller, DeleteQuery, IfMatch, ListQuery, QueryResult, key_of, keyed, page_json, query, removed,
-    rfc3339, set, time_opt, versioned_response,
+    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, key_of, keyed,
+    page_json, query, removed, rfc3339, time_opt, versioned_response,
 };
 use crate::error::ApiError;
 use crate::json::JsonBody;
+#[cfg(feature = "openapi")]
+use crate::schema::{ETag, NoStore};
 use crate::state::AdminState;
 
+/// A user's new state (`name`, if given, is the path's: it cannot change).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UserUpdate))]
 pub struct UserBody {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<UserName>))]
     name: Option<String>,
     #[serde(default = "yes")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     enabled: bool,
+    /// When the user stops being let in; null for never. An RFC 3339 date-time with a 4-digit
+    /// year and an offset (`Z` or `+HH:MM`), e.g. `2026-12-31T23:59:59Z`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     expires_at: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DisplayName>))]
     display_name: Option<String>,
+}
+
+/// A user to create.
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UserCreate {
+    name: UserName,
+    #[serde(default)]
+    #[schema(default = true)]
+    enabled: bool,
+    /// When the user stops being let in; null for never. An RFC 3339 date-time with a 4-digit
+    /// year and an offset (`Z` or `+HH:MM`), e.g. `2026-12-31T23:59:59Z`.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    display_name: Option<DisplayName>,
 }
 
 fn yes() -> bool {
@@ -55,46 +81,93 @@ impl TryFrom<UserBody> for User {
     }
 }
 
-fn user_view(u: &User) -> Value {
-    json!({
-        "name": u.name,
-        "enabled": u.enabled,
-        "expires_at": u.expires_at.as_ref().map(rfc3339),
-        "display_name": u.display_name,
-    })
+/// A person or a machine identity.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = User))]
+pub struct UserView {
+    name: UserName,
+    enabled: bool,
+    #[cfg_attr(feature = "openapi", schema(required = true, format = DateTime))]
+    expires_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    display_name: Option<DisplayName>,
 }
 
+fn user_view(u: &User) -> UserView {
+    UserView {
+        name: u.name.clone(),
+        enabled: u.enabled,
+        expires_at: u.expires_at.as_ref().map(rfc3339),
+        display_name: u.display_name.clone(),
+    }
+}
+
+/// A user in a list, with its version.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserEntry {
+    /// The version, as in ETag.
+    version: u64,
+    user: UserView,
+}
+
+/// List users
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/admin/users", operation_id = "listUsers", tag = "admin-users",
+    params(Caller, ListQuery),
+    responses((status = 200, description = "A page of users.", body = PageView<UserEntry>)),
+))]
 pub async fn list_users(
     State(s): State<AdminState>,
     q: QueryResult<ListQuery>,
     Caller(ctx): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageView<UserEntry>>, ApiError> {
     let q = query(q)?;
     let page = s.shared.admin.users(&ctx, &q.page()?).await?;
-    Ok(page_json(
-        page,
-        |u: Versioned<User>| json!({ "version": u.version, "user": user_view(&u.value) }),
-    ))
+    Ok(page_json(page, |u| UserEntry {
+        version: u.version,
+        user: user_view(&u.value),
+    }))
+}
+
+/// A user, with their groups, admin grants and factors.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserDetailsView {
+    #[serde(flatten)]
+    user: UserView,
+    groups: Vec<GroupName>,
+    /// The user's own admin grants: `universal` or an account id.
+    admin: Vec<String>,
+    totp_enrolled: bool,
+    has_password: bool,
 }
 
 fn details_view(d: UserDetails) -> Response {
-    let mut v = user_view(&d.user.value);
-    set(&mut v, "groups", json!(d.groups));
-    let admin: Vec<String> = d
-        .admin_grants
-        .iter()
-        .map(|g| {
-            g.account
-                .as_ref()
-                .map_or("universal".to_owned(), ToString::to_string)
-        })
-        .collect();
-    set(&mut v, "admin", json!(admin));
-    set(&mut v, "totp_enrolled", json!(d.totp_enrolled));
-    set(&mut v, "has_password", json!(d.has_password));
-    versioned_response(StatusCode::OK, d.user.version, v)
+    let view = UserDetailsView {
+        user: user_view(&d.user.value),
+        groups: d.groups,
+        admin: d
+            .admin_grants
+            .iter()
+            .map(|g| {
+                g.account
+                    .as_ref()
+                    .map_or("universal".to_owned(), ToString::to_string)
+            })
+            .collect(),
+        totp_enrolled: d.totp_enrolled,
+        has_password: d.has_password,
+    };
+    versioned_response(StatusCode::OK, d.user.version, view)
 }
 
+/// Read a user, with groups, admin grants and factors
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/admin/users/{name}", operation_id = "getUser", tag = "admin-users",
+    params(("name" = UserName, Path, description = "The user's name."), Caller),
+    responses((status = 200, description = "The user.", body = Versioned<UserDetailsView>, headers(("ETag" = ETag)))),
+))]
 pub async fn get_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -105,6 +178,13 @@ pub async fn get_user(
     ))
 }
 
+/// Create a user (universal admins)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/admin/users", operation_id = "createUser", tag = "admin-users",
+    params(Caller),
+    request_body(content = UserCreate, example = json!({"name": "alice@example.com", "display_name": "Alice Example", "enabled": true})),
+    responses((status = 201, description = "The user, at version 1.", body = Versioned<UserView>, headers(("ETag" = ETag)))),
+))]
 pub async fn create_user(
     State(s): State<AdminState>,
     Caller(ctx): Caller,
@@ -122,6 +202,13 @@ pub async fn create_user(
     ))
 }
 
+/// Replace a user (universal admins)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    put, path = "/v1/admin/users/{name}", operation_id = "updateUser", tag = "admin-users",
+    params(("name" = UserName, Path, description = "The user's name."), Caller, ("If-Match" = IfMatch, Header, description = "The ETag read; an update of a stale version is refused (409).")),
+    request_body(content = UserBody, example = json!({"display_name": "Alice Example (Payments)"})),
+    responses((status = 200, description = "The user, at its new version.", body = Versioned<UserView>, headers(("ETag" = ETag)))),
+))]
 pub async fn update_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -142,13 +229,22 @@ pub async fn update_user(
     ))
 }
 
+/// Delete a user and what they own
+///
+/// Refused (409 `in_use`) while grants, admin grants or memberships name the user, unless
+/// `cascade`; the user's tokens and factors always go with them.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete, path = "/v1/admin/users/{name}", operation_id = "deleteUser", tag = "admin-users",
+    params(("name" = UserName, Path, description = "The user's name."), Caller, DeleteQuery, ("If-Match" = Option<IfMatch>, Header, description = "The ETag read: delete only that version.")),
+    responses((status = 200, description = "What was deleted.", body = RemovedView)),
+))]
 pub async fn delete_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     q: QueryResult<DeleteQuery>,
     Caller(ctx): Caller,
     IfMatch(version): IfMatch,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemovedView>, ApiError> {
     let q = query(q)?;
     Ok(removed(
         s.shared
@@ -158,51 +254,120 @@ pub async fn delete_user(
     ))
 }
 
+/// The user's authenticator is removed: they may enroll again.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TotpReset {
+    user: UserName,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::False))]
+    totp_enrolled: bool,
+}
+
+/// Remove a user's authenticator
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/admin/users/{name}/totp/reset", operation_id = "resetUserTotp", tag = "admin-users",
+    params(("name" = UserName, Path, description = "The user's name."), Caller),
+    responses((status = 200, description = "The user may enroll again.", body = TotpReset)),
+))]
 pub async fn reset_totp(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TotpReset>, ApiError> {
     let user = UserName::parse(&name)?;
     s.shared.admin.reset_totp(&ctx, &user).await?;
-    Ok(Json(json!({ "user": user, "totp_enrolled": false })))
+    Ok(Json(TotpReset {
+        user,
+        totp_enrolled: false,
+    }))
 }
 
-fn token_view(t: &cooper_core::token::ApiTokenRecord) -> Value {
-    json!({
-        "id": t.id,
-        "user": t.user,
-        "created_at": rfc3339(&t.created_at),
-        "expires_at": rfc3339(&t.expires_at),
-        "revoked": t.revoked,
-        "label": t.label,
-    })
+/// An API token (never its secret).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiToken))]
+pub struct TokenView {
+    id: TokenId,
+    user: UserName,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    created_at: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: String,
+    revoked: bool,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    label: Option<TokenLabel>,
 }
 
+fn token_view(t: &ApiTokenRecord) -> TokenView {
+    TokenView {
+        id: t.id.clone(),
+        user: t.user.clone(),
+        created_at: rfc3339(&t.created_at),
+        expires_at: rfc3339(&t.expires_at),
+        revoked: t.revoked,
+        label: t.label.clone(),
+    }
+}
+
+/// A user's API tokens.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiTokenList))]
+pub struct TokenList {
+    items: Vec<TokenView>,
+}
+
+/// List a user's API tokens
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/admin/users/{name}/tokens", operation_id = "listUserTokens", tag = "admin-tokens",
+    params(("name" = UserName, Path, description = "The user's name."), Caller),
+    responses((status = 200, description = "The tokens (never their secrets).", body = TokenList)),
+))]
 pub async fn list_tokens(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Caller(ctx): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let tokens = s
         .shared
         .admin
         .tokens(&ctx, &UserName::parse(&name)?)
         .await?;
-    Ok(Json(
-        json!({ "items": tokens.iter().map(token_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(TokenList {
+        items: tokens.iter().map(token_view).collect(),
+    }))
 }
 
+/// A token to issue.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = TokenRequest))]
 pub struct TokenBody {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TokenLabel>))]
     label: Option<String>,
+    /// Lifetime in days, default 90.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 365))]
     days: Option<i64>,
 }
 
+/// An API token, with its bearer secret: shown once.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IssuedApiToken))]
+pub struct IssuedTokenView<'a> {
+    #[serde(flatten)]
+    token: TokenView,
+    /// The bearer token, shown once: cooper_ID_SECRET.
+    #[serde(rename = "token")]
+    bearer: &'a str,
+}
+
+/// Issue an API token for a user
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/admin/users/{name}/tokens", operation_id = "issueUserToken", tag = "admin-tokens",
+    params(("name" = UserName, Path, description = "The user's name."), Caller),
+    request_body(content = TokenBody, example = json!({"label": "CI deploy (payments)", "days": 30})),
+    responses((status = 201, description = "The token, shown once.", body = IssuedTokenView, headers(("Cache-Control" = NoStore)))),
+))]
 pub async fn issue_token(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -215,8 +380,11 @@ pub async fn issue_token(
         .admin
         .issue_token(&ctx, &UserName::parse(&name)?, label, body.days)
         .await?;
-    let mut view = token_view(&record);
-    set(&mut view, "token", json!(token.reveal().expose_secret()));
+    let bearer = token.reveal();
+    let view = IssuedTokenView {
+        token: token_view(&record),
+        bearer: bearer.expose_secret(),
+    };
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     response
         .headers_mut()
@@ -224,26 +392,67 @@ pub async fn issue_token(
     Ok(response)
 }
 
+/// The token is revoked.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokedToken {
+    id: TokenId,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::True))]
+    revoked: bool,
+}
+
+/// Revoke an API token
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete, path = "/v1/admin/tokens/{id}", operation_id = "revokeToken", tag = "admin-tokens",
+    params(("id" = TokenId, Path, description = "The token's id."), Caller),
+    responses((status = 200, description = "Revoked.", body = RevokedToken)),
+))]
 pub async fn revoke_token(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Caller(ctx): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedToken>, ApiError> {
     let id = TokenId::parse(&id)?;
     s.shared.admin.revoke_token(&ctx, &id).await?;
-    Ok(Json(json!({ "id": id, "revoked": true })))
+    Ok(Json(RevokedToken { id, revoked: true }))
 }
 
+/// How long the enrollment code stays good.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EnrollmentCodeRequest))]
 pub struct EnrollmentCodeBody {
-    /// How long the code stays good (1 to 336 hours; 72 by default).
+    /// Lifetime in hours, 1 to 336 (default 72).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 336))]
     hours: Option<i64>,
 }
 
-/// A one-time code the person redeems to enroll a first authenticator (and set a first
-/// password): shown once, stored only as a hash.
+/// A one-time enrollment code: shown once.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IssuedEnrollmentCode))]
+pub struct IssuedEnrollmentCodeView<'a> {
+    id: TokenId,
+    user: UserName,
+    /// The one-time code, shown once: cooper_enroll_ID_SECRET.
+    code: &'a str,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: String,
+}
+
+/// Issue a one-time code that enrolls a user's first authenticator
+///
+/// Universal admins, with a fresh code (`enrollment_code` is sensitive by default); 409
+/// `already_enrolled` when the user has an authenticator (reset it first). The person redeems it
+/// as the bearer of `POST /v1/totp/enrollment` and its confirmation (which may also set a first
+/// password); it is stored only as a hash, and the authenticator enrolled with it never approves
+/// the issuing admin's requests.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/admin/users/{name}/enrollment-code", operation_id = "issueEnrollmentCode", tag = "admin-users",
+    params(("name" = UserName, Path, description = "The user's name."), Caller),
+    request_body(content = EnrollmentCodeBody, example = json!({"hours": 72})),
+    responses((status = 201, description = "The code, shown once.", body = IssuedEnrollmentCodeView, headers(("Cache-Control" = NoStore)))),
+))]
 pub async fn issue_enrollment_code(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -255,12 +464,13 @@ pub async fn issue_enrollment_code(
         .admin
         .issue_enrollment_code(&ctx, &UserName::parse(&name)?, body.hours)
         .await?;
-    let view = json!({
-        "id": record.id,
-        "user": record.user,
-        "code": code.reveal().expose_secret(),
-        "expires_at": rfc3339(&record.expires_at),
-    });
+    let code = code.reveal();
+    let view = IssuedEnrollmentCodeView {
+        id: record.id,
+        user: record.user,
+        code: code.expose_secret(),
+        expires_at: rfc3339(&record.expires_at),
+    };
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     response
         .headers_mut()
