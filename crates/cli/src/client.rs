@@ -131,9 +131,10 @@ pub fn config_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/cooper"))
 }
 
-/// Sessions are kept per profile: `sessions/<profile>.json`.
-fn session_path(profile: &str) -> Option<PathBuf> {
-    let safe: String = profile
+/// A profile's name as part of a file name: letters, digits, `-` and `_` only, so that no name
+/// in the config file can lead a session or cache file out of its folder.
+pub fn file_safe(profile: &str) -> String {
+    profile
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -142,7 +143,12 @@ fn session_path(profile: &str) -> Option<PathBuf> {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Sessions are kept per profile: `sessions/<profile>.json`.
+fn session_path(profile: &str) -> Option<PathBuf> {
+    let safe = file_safe(profile);
     config_dir().map(|d| d.join("sessions").join(format!("{safe}.json")))
 }
 
@@ -367,6 +373,32 @@ pub fn ask(prompt: &str, secret: bool) -> Result<SecretString, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_profile_name_leads_a_file_out_of_its_folder() {
+        for name in [
+            "../../.ssh/authorized_keys",
+            "/etc/passwd",
+            "a/b",
+            "..",
+            "prod eu",
+        ] {
+            let safe = file_safe(name);
+            assert!(
+                !safe.contains('/') && !safe.contains(".."),
+                "{name} -> {safe}"
+            );
+            let path = session_path(name);
+            if let (Some(path), Some(dir)) = (path, config_dir()) {
+                assert_eq!(
+                    path.parent(),
+                    Some(dir.join("sessions").as_path()),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(file_safe("prod-eu_1"), "prod-eu_1");
+    }
 
     #[test]
     fn a_bad_config_file_is_reported_by_line_without_its_text() {

@@ -153,12 +153,13 @@ pub struct ProcessArgs {
 
 fn cache_path(profile: &str, endpoint: &str, target: &TargetArgs) -> Option<PathBuf> {
     let key = format!(
-        "{endpoint}|{}|{}",
+        "{profile}|{endpoint}|{}|{}",
         target.target,
         target.duration.unwrap_or(0)
     );
     let digest = hex_digest(&key);
-    config_dir().map(|d| d.join("cache").join(format!("{profile}-{digest}.json")))
+    let name = crate::client::file_safe(profile);
+    config_dir().map(|d| d.join("cache").join(format!("{name}-{digest}.json")))
 }
 
 fn hex_digest(text: &str) -> String {

@@ -152,6 +152,8 @@ pub enum Error {
     SignInTimedOut,
     #[error("the sign-in came back with another state: refused")]
     StateMismatch,
+    #[error("the provider's ID token is not for this sign-in (its nonce differs): refused")]
+    NonceMismatch,
     #[error("the provider sent no code")]
     NoCode,
     #[error("the provider answered without an ID token (is the openid scope allowed?)")]

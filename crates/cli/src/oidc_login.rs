@@ -25,7 +25,7 @@ use oauth2::{
     PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
     StandardErrorResponse, StandardRevocableToken, StandardTokenResponse, TokenUrl,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -339,8 +339,12 @@ async fn code_flow(
     // The verifier and the state come from the injected entropy source.
     let verifier = PkceCodeVerifier::new(random(32)?);
     let state = CsrfToken::new(random(16)?);
+    // The nonce ties the ID token to this sign-in: a token injected into the redirect, or
+    // replayed from another sign-in, does not carry it (OpenID Connect Core 3.1.2.1).
+    let nonce = random(16)?;
     let (url, state) = client
         .authorize_url(|| state)
+        .add_extra_param("nonce", nonce.clone())
         .add_scopes(scopes(args))
         .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
         .url();
@@ -396,5 +400,44 @@ async fn code_flow(
         .request_async(http)
         .await
         .map_err(provider_error)?;
-    id_token_of(answer)
+    let token = id_token_of(answer)?;
+    if nonce_of(token.expose_secret()).as_deref() != Some(nonce.as_str()) {
+        return Err(Error::NonceMismatch);
+    }
+    Ok(token)
+}
+
+/// The `nonce` claim of an ID token. Only read, not verified: cooper verifies the token's
+/// signature when it is presented; here the point is that it was minted for this sign-in.
+fn nonce_of(id_token: &str) -> Option<String> {
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("nonce")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(claims: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    #[test]
+    fn the_nonce_is_read_from_the_id_tokens_claims() {
+        assert_eq!(
+            nonce_of(&token(r#"{"sub":"a","nonce":"n-1"}"#)).as_deref(),
+            Some("n-1")
+        );
+        // A token without one, or not a JWT at all, has none: the sign-in is refused.
+        assert_eq!(nonce_of(&token(r#"{"sub":"a"}"#)), None);
+        assert_eq!(nonce_of(&token(r#"{"nonce":7}"#)), None);
+        assert_eq!(nonce_of("not-a-jwt"), None);
+        assert_eq!(nonce_of("a.%%%.c"), None);
+    }
 }
