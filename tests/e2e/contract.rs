@@ -19,7 +19,10 @@ async fn the_openapi_document_is_served_without_credentials_as_committed() {
     // The committed document, compacted: the same JSON in fewer bytes.
     let committed_json: Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(answer.body, committed_json);
-    assert!(answer.text.len() < committed.len() * 2 / 3, "served compacted");
+    assert!(
+        answer.text.len() < committed.len() * 2 / 3,
+        "served compacted"
+    );
     assert_eq!(answer.body["openapi"], "3.1.0");
 
     // Only GET: anything else is a JSON 405 like every other route.
