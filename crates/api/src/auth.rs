@@ -125,6 +125,11 @@ impl Authenticator {
         ))
     }
 
+    /// A cooper session token, and nothing else (the web console's cookie).
+    pub fn session(&self, token: &str) -> Result<Identity, AuthError> {
+        self.cooper_jwt(token)
+    }
+
     fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;

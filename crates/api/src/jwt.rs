@@ -118,6 +118,20 @@ impl JwtAuthority {
             .map_err(|_| JwtError::Invalid)
     }
 
+    /// The same key and issuer for another audience: tokens of one are refused by the other
+    /// (the web console's sessions never open the API, nor the other way round).
+    pub fn for_audience(&self, audience: &str) -> Self {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[audience]);
+        Self {
+            encoding: self.encoding.clone(),
+            decoding: self.decoding.clone(),
+            validation,
+            issuer: self.issuer.clone(),
+            audience: audience.to_owned(),
+        }
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
     }

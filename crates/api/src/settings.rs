@@ -29,6 +29,9 @@ pub mod env {
     pub const OIDC_PROVIDERS: &str = "COOPER_OIDC_PROVIDERS";
     pub const CREDENTIAL_RATE_LIMIT: &str = "COOPER_CREDENTIAL_RATE_LIMIT";
     pub const BROKER_PARTITIONS: &str = "COOPER_BROKER_PARTITIONS";
+    pub const WEB_SESSION_MINUTES: &str = "COOPER_WEB_SESSION_MINUTES";
+    pub const WEB_BASE_PATH: &str = "COOPER_WEB_BASE_PATH";
+    pub const CONSOLE_LOGIN_ENDPOINT: &str = "COOPER_CONSOLE_LOGIN_ENDPOINT";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -41,6 +44,8 @@ pub const DEFAULT_SESSION_MINUTES: u32 = 480;
 pub const MAX_SESSION_MINUTES: u32 = 1440;
 /// Credential and console requests one user may make per minute (0: no limit).
 pub const DEFAULT_CREDENTIAL_RATE_LIMIT: u32 = 60;
+/// A web console session is shorter than an API session: a browser is left open.
+pub const DEFAULT_WEB_SESSION_MINUTES: u32 = 60;
 
 /// Which credentials sign AssumeRole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,6 +98,13 @@ pub struct Settings {
     /// IAM user there, its keys in SSM under `broker/<partition>/`): roles there are assumed
     /// through it. A role in any other partition is refused when it is configured.
     pub broker_partitions: BTreeSet<Partition>,
+    /// How long a web console sign-in lasts (at most `session_minutes`).
+    pub web_session_minutes: u32,
+    /// The path the web console is served under (`/prod` behind a named stage), or empty.
+    pub web_base_path: String,
+    /// Local runs only: where console sign-in links point instead of the partition's sign-in
+    /// host (`cooper serve` points it at its stand-in page).
+    pub console_login_endpoint: Option<String>,
 }
 
 impl Settings {
@@ -116,6 +128,9 @@ impl Settings {
             oidc_providers: Vec::new(),
             credential_rate_limit: DEFAULT_CREDENTIAL_RATE_LIMIT,
             broker_partitions: BTreeSet::new(),
+            web_session_minutes: DEFAULT_WEB_SESSION_MINUTES,
+            web_base_path: String::new(),
+            console_login_endpoint: None,
         }
     }
 
@@ -159,6 +174,33 @@ impl Settings {
                 name: env::SESSION_MINUTES,
                 reason: format!("must be a number of minutes from 5 to {MAX_SESSION_MINUTES}"),
             })?;
+        let web_session_minutes = optional(
+            env::WEB_SESSION_MINUTES,
+            &DEFAULT_WEB_SESSION_MINUTES.min(session_minutes).to_string(),
+        )
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (5..=session_minutes).contains(m))
+        .ok_or_else(|| ConfigError::Invalid {
+            name: env::WEB_SESSION_MINUTES,
+            reason: format!(
+                "must be a number of minutes from 5 to {session_minutes} (COOPER_SESSION_MINUTES)"
+            ),
+        })?;
+        let web_base_path = optional(env::WEB_BASE_PATH, "");
+        let web_base_path = web_base_path.trim_end_matches('/').to_owned();
+        let path_ok = web_base_path.is_empty()
+            || (web_base_path.starts_with('/')
+                && !web_base_path.starts_with("//")
+                && web_base_path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c)));
+        if !path_ok {
+            return Err(ConfigError::Invalid {
+                name: env::WEB_BASE_PATH,
+                reason: "must be a path like /prod (letters, digits, / - _ .)".into(),
+            });
+        }
         let credential_rate_limit = optional(
             env::CREDENTIAL_RATE_LIMIT,
             &DEFAULT_CREDENTIAL_RATE_LIMIT.to_string(),
@@ -220,6 +262,10 @@ impl Settings {
             })?,
             credential_rate_limit,
             broker_partitions,
+            web_session_minutes,
+            web_base_path,
+            console_login_endpoint: lookup(env::CONSOLE_LOGIN_ENDPOINT)
+                .filter(|v| !v.trim().is_empty()),
         })
     }
 }

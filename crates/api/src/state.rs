@@ -316,10 +316,10 @@ impl IssueState {
             signing,
             second_factor: shared.second_factor.clone(),
             approvals: shared.approvals.clone(),
-            console: Arc::new(FederationSignin::new(
-                settings.signin_endpoint.clone(),
-                &settings.console_issuer,
-            )?),
+            console: Arc::new(
+                FederationSignin::new(settings.signin_endpoint.clone(), &settings.console_issuer)?
+                    .with_login_endpoint(settings.console_login_endpoint.clone()),
+            ),
             console_region: sdk.region().map(ToString::to_string),
             rate: RateLimiter::new(
                 Arc::new(DynamoRequestCounter::new(
@@ -372,6 +372,7 @@ impl EnrollState {
             }
         })?;
         let lifetime = time::Duration::minutes(i64::from(settings.session_minutes));
+        let login = local_login(&shared, settings, shared.jwt.clone(), lifetime);
         Ok(Self {
             enrollment: Arc::new(Enrollment {
                 directory: shared.directory.clone(),
@@ -380,22 +381,7 @@ impl EnrollState {
                 entropy: shared.entropy.clone(),
                 issuer,
             }),
-            login: Arc::new(LocalLogin {
-                directory: shared.directory.clone(),
-                verifier: shared.second_factor.clone(),
-                ledger: shared.ledger.clone(),
-                signer: shared.jwt.clone(),
-                lifetime,
-                failures: RateLimiter::new(
-                    Arc::new(DynamoRequestCounter::new(
-                        shared.dynamodb.clone(),
-                        &settings.directory_table,
-                    )),
-                    "signin-failures",
-                    Some(SIGNIN_FAILURES),
-                ),
-                pacer: Arc::new(TokioPacer),
-            }),
+            login: Arc::new(login),
             exchange: Arc::new(SessionExchange {
                 directory: shared.directory.clone(),
                 ledger: shared.ledger.clone(),
@@ -415,6 +401,32 @@ impl EnrollState {
 }
 
 /// Every router's state, from one read of the secrets (`cooper serve`).
+/// Local sign-in whose sessions `signer` signs, for `lifetime` (the API's, or the web
+/// console's). Failed sign-ins are counted together, whichever door they came through.
+pub fn local_login(
+    shared: &Shared,
+    settings: &Settings,
+    signer: Arc<dyn cooper_core::ports::SessionSigner>,
+    lifetime: time::Duration,
+) -> LocalLogin {
+    LocalLogin {
+        directory: shared.directory.clone(),
+        verifier: shared.second_factor.clone(),
+        ledger: shared.ledger.clone(),
+        signer,
+        lifetime,
+        failures: RateLimiter::new(
+            Arc::new(DynamoRequestCounter::new(
+                shared.dynamodb.clone(),
+                &settings.directory_table,
+            )),
+            "signin-failures",
+            Some(SIGNIN_FAILURES),
+        ),
+        pacer: Arc::new(TokioPacer),
+    }
+}
+
 #[derive(Clone)]
 pub struct States {
     pub issue: IssueState,

@@ -531,6 +531,18 @@ impl Directory for DynamoDirectory {
         Self::targets_from(self.batch_get(wanted).await?)
     }
 
+    async fn accounts_by_id(&self, ids: &[AccountId]) -> Result<Vec<Account>, UpstreamError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = ids.iter().map(|id| key(keys::account(id))).collect();
+        self.batch_get(wanted)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<Keyed<Account>>(item, "account").map(|k| k.body))
+            .collect()
+    }
+
     async fn account_targets(
         &self,
         account: &AccountId,

@@ -17,6 +17,9 @@ pub struct FederationSignin {
     http: reqwest::Client,
     /// Instead of `https://<sign-in host>`, ask `<endpoint>/<sign-in host>` (tests).
     endpoint: Option<String>,
+    /// Instead of `https://<sign-in host>` in the login link, `<login>/<sign-in host>` (a local
+    /// run's stand-in page).
+    login: Option<String>,
     issuer: String,
 }
 
@@ -39,8 +42,15 @@ impl FederationSignin {
         Ok(Self {
             http,
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            login: None,
             issuer: issuer.into(),
         })
+    }
+
+    /// Points login links at `endpoint` (local runs: a stand-in page, as no emulator has one).
+    pub fn with_login_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.login = endpoint.map(|e| e.trim_end_matches('/').to_owned());
+        self
     }
 
     fn federation(&self, partition: Partition) -> String {
@@ -107,8 +117,13 @@ impl ConsoleSignin for FederationSignin {
             .json()
             .await
             .map_err(|e| failure(UpstreamKind::Corrupt, e.without_url().to_string()))?;
+        let host = partition.signin_host();
+        let base = match &self.login {
+            Some(endpoint) => format!("{endpoint}/{host}/federation"),
+            None => format!("https://{host}/federation"),
+        };
         let login = Url::parse_with_params(
-            &format!("https://{}/federation", partition.signin_host()),
+            &base,
             [
                 ("Action", "login"),
                 ("Issuer", self.issuer.as_str()),

@@ -58,6 +58,13 @@ pub struct DeploymentArgs {
     /// its keys in SSM under broker/<partition>/).
     #[arg(long, env = env::BROKER_PARTITIONS, default_value = "")]
     pub broker_partitions: String,
+    /// How long a web console sign-in lasts, in minutes.
+    #[arg(long, env = env::WEB_SESSION_MINUTES, default_value_t = settings::DEFAULT_WEB_SESSION_MINUTES)]
+    pub web_session_minutes: u32,
+    /// Console links point here instead of the partition's sign-in host (`cooper serve` sets its
+    /// own stand-in page: moto has no sign-in endpoint).
+    #[arg(long, env = env::CONSOLE_LOGIN_ENDPOINT)]
+    pub console_login_endpoint: Option<String>,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -94,6 +101,9 @@ impl DeploymentArgs {
                 .filter(|p| !p.is_empty())
                 .map(cooper_core::names::Partition::parse)
                 .collect::<Result<_, _>>()?,
+            web_session_minutes: self.web_session_minutes.min(self.session_minutes),
+            web_base_path: String::new(),
+            console_login_endpoint: self.console_login_endpoint.clone(),
         })
     }
 }

@@ -7,7 +7,7 @@ use futures_util::future::try_join_all;
 
 use crate::access::{Caller, Denial, Identity, caller_group_grant};
 use crate::clock::Clock;
-use crate::model::{Grant, GrantScope, Principal, Target};
+use crate::model::{Account, Grant, GrantScope, Principal, Target};
 use crate::names::{AccountId, Level, TargetName};
 use crate::ports::{Directory, UpstreamError};
 
@@ -132,5 +132,17 @@ impl Catalog {
             );
         }
         Ok((caller, reachable.into_values().collect()))
+    }
+
+    /// The accounts `reachable` lies in, by id (one batch read), to name them next to targets.
+    pub async fn accounts_of(
+        &self,
+        reachable: &[ReachableTarget],
+    ) -> Result<HashMap<AccountId, Account>, AccessError> {
+        let mut ids: Vec<AccountId> = reachable.iter().map(|r| r.target.account.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let accounts = self.directory.accounts_by_id(&ids).await?;
+        Ok(accounts.into_iter().map(|a| (a.id.clone(), a)).collect())
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::access::UserProfile;
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{AuthFactors, Guard};
-use crate::model::{AdminGrant, FederationKeys, Grant, Sealed, Target};
+use crate::model::{Account, AdminGrant, FederationKeys, Grant, Sealed, Target};
 use crate::names::{
     AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
@@ -112,6 +112,9 @@ pub trait Directory: Send + Sync {
     async fn group_grants(&self, groups: &[GroupName]) -> Result<Vec<Grant>, UpstreamError>;
 
     async fn targets(&self, names: &[TargetName]) -> Result<Vec<Target>, UpstreamError>;
+
+    /// The accounts of `ids` that exist (one batch read, for naming them next to targets).
+    async fn accounts_by_id(&self, ids: &[AccountId]) -> Result<Vec<Account>, UpstreamError>;
 
     /// The targets of `account` whose level is at most `max_level`.
     async fn account_targets(

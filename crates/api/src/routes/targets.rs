@@ -41,6 +41,11 @@ pub struct TargetView {
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(value_type = AccountId))]
     pub account_id: String,
+    /// The account's name, as the directory has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
+    /// The AWS partition the target lies in (`aws`, `aws-us-gov`, `aws-cn`).
+    pub partition: String,
     pub kind: KindName,
     #[cfg_attr(feature = "openapi", schema(value_type = Level))]
     pub level: u16,
@@ -77,11 +82,28 @@ pub async fn list_targets(
     Authenticated(identity): Authenticated,
 ) -> Result<Json<TargetsResponse>, ApiError> {
     let (_, reachable) = state.catalog.reachable(identity).await?;
+    let accounts = state.catalog.accounts_of(&reachable).await?;
     let targets = reachable
         .into_iter()
-        .map(|r| {
-            let t = r.target;
+        .map(|r| TargetView::of(r, &accounts))
+        .collect();
+    Ok(Json(TargetsResponse { targets }))
+}
+
+impl TargetView {
+    /// A reachable target, its account named from `accounts`.
+    pub fn of(
+        r: cooper_core::catalog::ReachableTarget,
+        accounts: &std::collections::HashMap<
+            cooper_core::names::AccountId,
+            cooper_core::model::Account,
+        >,
+    ) -> Self {
+        let t = r.target;
+        {
             TargetView {
+                account_name: accounts.get(&t.account).map(|a| a.name.to_string()),
+                partition: t.partition().to_string(),
                 kind: KindName::from(&t.kind),
                 role_arn: match &t.kind {
                     TargetKind::Role { role_arn, .. } => Some(role_arn.to_string()),
@@ -97,9 +119,8 @@ pub async fn list_targets(
                 description: t.description.map(String::from),
                 granted_by: r.grants.iter().map(ToString::to_string).collect(),
             }
-        })
-        .collect();
-    Ok(Json(TargetsResponse { targets }))
+        }
+    }
 }
 
 /// How the caller authenticated.

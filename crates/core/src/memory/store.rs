@@ -458,6 +458,16 @@ impl Directory for MemoryStore {
         .await
     }
 
+    async fn accounts_by_id(&self, ids: &[AccountId]) -> Result<Vec<Account>, UpstreamError> {
+        distinct(ids)?;
+        self.call(|s| {
+            ids.iter()
+                .filter_map(|id| s.accounts.get(id).map(|a| a.value.clone()))
+                .collect()
+        })
+        .await
+    }
+
     async fn account_targets(
         &self,
         account: &AccountId,
