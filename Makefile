@@ -8,12 +8,12 @@ CARGO ?= cargo
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-tools.txt | sha256sum | cut -c1-12)
-FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify
+FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify web-console
 BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | cut -c1-12)
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps tools lint build deploy clean
+.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps chromium tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,7 +56,16 @@ clippy: ## Lint the Rust code (warnings are errors), also with the OpenAPI gener
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-deps: $(STAMP) $(OIDC_STAMP) ## Install what the local run and tests need (a Python venv with moto; the test OpenID Provider)
+deps: $(STAMP) $(OIDC_STAMP) chromium ## Install what the local run and tests need (a Python venv with moto and Playwright; the test OpenID Provider; Debian's Chromium)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work
+# here): installed with apt-get when it is missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 
 $(STAMP): requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

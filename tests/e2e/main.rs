@@ -32,3 +32,4 @@ mod policies;
 mod scale;
 mod security;
 mod totp;
+mod web;

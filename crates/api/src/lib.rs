@@ -20,3 +20,5 @@ pub mod schema;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
+#[cfg(feature = "web")]
+pub mod web;

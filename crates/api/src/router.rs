@@ -23,13 +23,13 @@ pub struct Operation {
 
 /// A router that records what it routes, so that the operations it serves can be listed (and
 /// checked against the OpenAPI document and the SAM template) without a state to serve them.
-struct Table<S> {
-    router: Router<S>,
-    operations: Vec<Operation>,
+pub(crate) struct Table<S> {
+    pub(crate) router: Router<S>,
+    pub(crate) operations: Vec<Operation>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Table<S> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             router: Router::new(),
             operations: Vec::new(),
@@ -42,19 +42,25 @@ impl<S: Clone + Send + Sync + 'static> Table<S> {
         self
     }
 
-    fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+    pub(crate) fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.route("GET", path, routing::get(handler))
     }
 
-    fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+    pub(crate) fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.route("POST", path, routing::post(handler))
     }
 
-    fn put<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+    #[allow(dead_code, reason = "not every table puts")]
+    pub(crate) fn put<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.route("PUT", path, routing::put(handler))
     }
 
-    fn delete<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+    #[allow(dead_code, reason = "not every table deletes")]
+    pub(crate) fn delete<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        handler: H,
+    ) -> Self {
         self.route("DELETE", path, routing::delete(handler))
     }
 }
@@ -170,6 +176,16 @@ pub(crate) async fn openapi() -> Response {
         .into_response()
 }
 
+/// No route: a JSON 404 under `/v1`, and (where the web console is built in) a page elsewhere.
+async fn fallback(uri: axum::http::Uri) -> Response {
+    #[cfg(feature = "web")]
+    if !(uri.path() == "/v1" || uri.path().starts_with("/v1/")) {
+        return crate::web::not_found_page();
+    }
+    let _ = uri;
+    ApiError::not_found().into_response()
+}
+
 /// Every function's routes together, as `cooper serve` hosts them.
 pub fn all(states: States) -> Router {
     issue_credentials(states.issue)
@@ -181,7 +197,7 @@ pub fn all(states: States) -> Router {
 /// id, errors as JSON, JSON 404/405s, and the header and body limits.
 pub fn edge(routes: Router) -> Router {
     routes
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(limit_headers))
@@ -258,7 +274,15 @@ mod tests {
     fn the_threat_model_has_an_entry_for_every_route() {
         let model = include_str!("../../../docs/security.md");
         let headings: Vec<&str> = model.lines().filter(|l| l.starts_with('#')).collect();
-        let missing: Vec<String> = routed()
+        #[cfg_attr(not(feature = "web"), allow(unused_mut))]
+        let mut routes = routed();
+        #[cfg(feature = "web")]
+        routes.extend(
+            crate::web::operations()
+                .into_iter()
+                .map(|op| (op.method.to_owned(), op.path.to_owned())),
+        );
+        let missing: Vec<String> = routes
             .into_iter()
             .map(|(method, path)| format!("`{method} {path}`"))
             .filter(|entry| !headings.iter().any(|h| h.contains(entry.as_str())))
@@ -310,6 +334,13 @@ mod tests {
                 expected.insert((function.into(), op.method.into(), op.path.into()));
             }
         }
+        // The web console's pages go to their own function (only where it is built in).
+        #[cfg(feature = "web")]
+        for op in crate::web::operations() {
+            expected.insert(("web-console".into(), op.method.into(), op.path.into()));
+        }
+        #[cfg(not(feature = "web"))]
+        events.retain(|(binary, _, _)| binary != "web-console");
         assert_eq!(events, expected);
     }
 }

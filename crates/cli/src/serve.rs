@@ -10,6 +10,7 @@ use cooper_api::notify::system_notifier;
 use cooper_api::router;
 use cooper_api::settings::Settings;
 use cooper_api::state::load_all;
+use cooper_api::web::stand_in;
 use cooper_aws::aws_sdk_dynamodb;
 use cooper_aws::stream::StreamFollower;
 use cooper_core::notify::StreamRecord;
@@ -33,7 +34,31 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let mut settings = args.deployment.settings()?;
     let sdk = cooper_aws::load_sdk_config().await;
-    let app = router::edge(router::all(load_all(&sdk, &settings).await?));
+
+    let listen = |source| Error::Listen {
+        addr: args.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
+
+    // No emulator has AWS's console sign-in endpoint: unless one is named, console links go to
+    // a stand-in page served here (cooper_api::web::stand_in), so the flow can be clicked through.
+    let stand_in = settings.signin_endpoint.is_none() && local.ip().is_loopback();
+    if stand_in {
+        let here = format!("http://{local}{}", stand_in::PATH);
+        settings.signin_endpoint = Some(here.clone());
+        settings.console_login_endpoint.get_or_insert(here);
+    }
+    let states = load_all(&sdk, &settings).await?;
+    let web = cooper_api::web::WebState::new(states.clone(), &settings, local.ip().is_loopback());
+    let mut routes = router::all(states).merge(cooper_api::web::routes(web));
+    if stand_in {
+        routes = routes.merge(stand_in::StandIn::new(sdk.clone()).router());
+    }
+    let app = router::edge(routes);
 
     if !args.no_notices {
         if settings.notify_topic_arn.is_none() {
@@ -44,16 +69,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         }
     }
 
-    let listen = |source| Error::Listen {
-        addr: args.listen,
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(listen)?;
-    let local = listener.local_addr().map_err(listen)?;
     tracing::info!(address = %local, "cooper is serving");
-    eprintln!("cooper serving on http://{local} (Ctrl-C stops)");
+    eprintln!(
+        "cooper serving on http://{local}: the web console at http://{local}/, the API under /v1 (Ctrl-C stops)"
+    );
     serve_local(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })

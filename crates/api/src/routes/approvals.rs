@@ -76,7 +76,7 @@ pub struct ApprovalView {
 }
 
 impl ApprovalView {
-    fn of(r: ApprovalRequest, now: OffsetDateTime) -> Self {
+    pub fn of(r: ApprovalRequest, now: OffsetDateTime) -> Self {
         let status = match r.status {
             ApprovalStatus::Used => ApprovalState::Used,
             _ if r.expires_at <= now => ApprovalState::Expired,

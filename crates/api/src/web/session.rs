@@ -1,0 +1,293 @@
+//! The console's cookies: the session, the sign-in form's pre-session value, the targets used
+//! recently; CSRF tokens and the `Origin` check.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cooper_core::access::Identity;
+use cooper_core::names::TargetName;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Web;
+
+/// The session cookie (`__Host-` when Secure: no Domain, Path=/, never set over http).
+const SESSION: &str = "cooper_session";
+/// A random value the sign-in form's CSRF token is derived from, before there is a session.
+const PRESESSION: &str = "cooper_signin";
+/// The targets used recently, newest first (names only: nothing secret).
+const RECENT: &str = "cooper_recent";
+/// A first enrollment's one-time code, between its two steps (kept out of the page).
+const ENROLLING: &str = "cooper_enrolling";
+/// At most this many recent targets are remembered.
+pub const RECENT_MAX: usize = 8;
+
+/// A signed-in browser: who, and the CSRF token its forms carry.
+pub struct Session {
+    pub identity: Identity,
+    pub csrf: String,
+}
+
+/// Whether the browser reached us on a loopback address (a local run).
+fn loopback(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Whether cookies get `Secure` (always, but for a local run reached on loopback).
+pub fn secure(web: &Web, headers: &HeaderMap) -> bool {
+    !(web.local && loopback(headers))
+}
+
+fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// Text made safe for HTML (the stand-in page writes its few lines by hand).
+pub fn escape_html(text: &str) -> String {
+    maud::html! { (text) }.into_string()
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Path=/, Secure unless local.
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
+}
+
+fn digest(label: &str, secret: &str) -> String {
+    let hash = Sha256::new()
+        .chain_update(label)
+        .chain_update([0])
+        .chain_update(secret)
+        .finalize();
+    URL_SAFE_NO_PAD.encode(hash)
+}
+
+/// The CSRF token of a session: a hash of the session token, which no other site can read
+/// (the cookie is HttpOnly and the page is same-origin), so no other site can compute it.
+fn csrf_of(token: &str) -> String {
+    digest("cooper-console-csrf", token)
+}
+
+/// Compares a form's token with the expected one, in constant time.
+pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
+    !expected.is_empty()
+        && presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// The signed-in browser, if its session cookie holds a live console session.
+pub fn signed_in(web: &Web, headers: &HeaderMap) -> Option<Session> {
+    let token = cookie(headers, &cookie_name(SESSION, secure(web, headers)))?;
+    let identity = web.sessions.session(token).ok()?;
+    Some(Session {
+        identity,
+        csrf: csrf_of(token),
+    })
+}
+
+/// The cookie that signs a browser in with `token`.
+pub fn session_cookie(web: &Web, headers: &HeaderMap, token: &SecretString) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(
+        &cookie_name(SESSION, secure),
+        token.expose_secret(),
+        web.lifetime.whole_seconds(),
+        secure,
+    )
+}
+
+/// The cookie that signs a browser out.
+pub fn clear_session(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(&cookie_name(SESSION, secure), "", 0, secure)
+}
+
+/// The sign-in form's CSRF token, and the cookie to set when the browser has none yet.
+pub fn presession(web: &Web, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let secure = secure(web, headers);
+    let name = cookie_name(PRESESSION, secure);
+    if let Some(value) = cookie(headers, &name).filter(|v| v.len() >= 32) {
+        return (digest("cooper-console-signin", value), None);
+    }
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness, no sign-in form that could be checked: an empty token never matches.
+        return (String::new(), None);
+    }
+    let value = URL_SAFE_NO_PAD.encode(bytes);
+    let token = digest("cooper-console-signin", &value);
+    (token, set_cookie(&name, &value, 3600, secure))
+}
+
+/// The sign-in form's expected CSRF token, from the pre-session cookie.
+pub fn presession_token(web: &Web, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(PRESESSION, secure(web, headers));
+    cookie(headers, &name)
+        .filter(|v| v.len() >= 32)
+        .map(|v| digest("cooper-console-signin", v))
+}
+
+/// Whether a state-changing request may come from where it says (the CSRF token is checked
+/// besides). A browser's `Sec-Fetch-Site` (which no page can set) must be `same-origin`. Its
+/// `Origin` must be ours, or `null`, which is what a browser sends for a same-origin form under
+/// `Referrer-Policy: no-referrer`, and is accepted only with `Sec-Fetch-Site: same-origin`.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or_default());
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or_default());
+    let ours = |origin: &str| origin.split_once("://").map(|(_, h)| h) == host && host.is_some();
+    match (site, origin) {
+        (Some("same-origin"), None | Some("null")) => true,
+        (Some("same-origin") | None, Some(origin)) => ours(origin),
+        (None, None) => true,
+        (Some(_), _) => false,
+    }
+}
+
+/// The cookie that holds an enrollment code between starting and confirming (15 minutes).
+pub fn enrolling_cookie(web: &Web, headers: &HeaderMap, code: &str) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(&cookie_name(ENROLLING, secure), code, 900, secure)
+}
+
+/// The enrollment code this browser is enrolling with, if any.
+pub fn enrolling(web: &Web, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, &cookie_name(ENROLLING, secure(web, headers))).map(str::to_owned)
+}
+
+/// The cookie that forgets the enrollment code.
+pub fn clear_enrolling(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(&cookie_name(ENROLLING, secure), "", 0, secure)
+}
+
+/// The targets this browser used recently, newest first.
+pub fn recent(headers: &HeaderMap) -> Vec<TargetName> {
+    cookie(headers, RECENT)
+        .unwrap_or_default()
+        .split('|')
+        .filter_map(|n| TargetName::parse(n).ok())
+        .take(RECENT_MAX)
+        .collect()
+}
+
+/// The recent-targets cookie with `used` in front.
+pub fn remember(web: &Web, headers: &HeaderMap, used: &TargetName) -> Option<HeaderValue> {
+    let mut names = vec![used.clone()];
+    names.extend(recent(headers).into_iter().filter(|n| n != used));
+    names.truncate(RECENT_MAX);
+    let value: Vec<&str> = names.iter().map(TargetName::as_str).collect();
+    set_cookie(
+        RECENT,
+        &value.join("|"),
+        90 * 24 * 3600,
+        secure(web, headers),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_cross_site_origin_is_refused_and_our_own_is_not() {
+        assert!(same_origin(&headers(&[("host", "cooper.example.com")])));
+        assert!(same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "https://cooper.example.com"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "https://evil.example.net"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "null"),
+        ])));
+        // What a browser sends for our own form under Referrer-Policy: no-referrer.
+        assert!(same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "https://evil.example.net"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-site"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "cooper.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ])));
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session_and_compare_whole() {
+        let a = csrf_of("session-a");
+        assert_ne!(a, csrf_of("session-b"));
+        assert!(csrf_matches(&a, Some(&a)));
+        assert!(!csrf_matches(&a, Some(&a[..a.len() - 1])));
+        assert!(!csrf_matches(&a, None));
+        assert!(!csrf_matches("", Some("x")));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name_and_recent_targets_are_bounded() {
+        let h = headers(&[(
+            "cookie",
+            "xcooper_recent=evil; cooper_recent=a|b|NOT VALID|c",
+        )]);
+        let names: Vec<String> = recent(&h).iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(loopback(&headers(&[("host", "127.0.0.1:8080")])));
+        assert!(!loopback(&headers(&[("host", "127.0.0.1.evil.com")])));
+    }
+}

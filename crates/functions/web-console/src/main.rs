@@ -1,0 +1,21 @@
+//! Lambda: web-console. The pages (`/`, `/signin`, `/targets`, `/console`, `/credentials`,
+//! `/authenticator`, `/approvals`, `/admin`, `/assets/*`; the routes are
+//! `cooper_api::web::routes`). A function of its own, so that the API functions carry neither
+//! the pages nor the union of permissions the pages need.
+#![deny(clippy::indexing_slicing)]
+
+use cooper_api::settings::Settings;
+use cooper_api::state::load_all;
+use cooper_api::web::WebState;
+use cooper_api::{host, router, telemetry, web};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    let sdk = cooper_aws::load_sdk_config().await;
+    let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false);
+    host::run_lambda(router::edge(web::routes(state))).await
+}

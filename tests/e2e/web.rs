@@ -1,0 +1,553 @@
+//! The web console: its browser-security rules by plain HTTP, and its flows in a real headless
+//! Chromium (tests/web/browser.py, driven by Playwright).
+
+use std::cell::Cell;
+use std::process::Command;
+
+use cooper_api::router;
+use cooper_api::state::load_all;
+use cooper_api::web::{self, WebState, stand_in};
+use cooper_core::model::Principal;
+use cooper_core::names::UserName;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::harness::{ACCOUNT_A, ACCOUNT_B, TestEnv, pyotp_code, repo_root};
+
+/// The web console and the API on one local listener, as `cooper serve` hosts them, on the
+/// wall clock (a browser's codes are the wall clock's), with the sign-in stand-in.
+struct Console {
+    url: String,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn console(env: &TestEnv) -> Console {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let here = format!("{url}{}", stand_in::PATH);
+    let mut settings = env.settings.clone();
+    settings.signin_endpoint = Some(here.clone());
+    settings.console_login_endpoint = Some(here);
+    let states = load_all(&env.app_sdk, &settings).await.unwrap();
+    let pages = web::routes(WebState::new(states.clone(), &settings, true));
+    let app = router::edge(
+        router::all(states)
+            .merge(pages)
+            .merge(stand_in::StandIn::new(env.sdk.clone()).router()),
+    );
+    let server = tokio::spawn(async move {
+        cooper_api::host::serve_local(listener, app, std::future::pending())
+            .await
+            .unwrap();
+    });
+    Console {
+        url,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _server: server,
+    }
+}
+
+/// Someone with a password and an authenticator, whose codes are each used once.
+struct Person {
+    name: UserName,
+    password: String,
+    uri: String,
+    last_step: Cell<u64>,
+}
+
+fn step_now() -> u64 {
+    (OffsetDateTime::now_utc().unix_timestamp() / 30) as u64
+}
+
+impl Person {
+    /// A code never used before: this step's or the next (both within the server's skew),
+    /// waiting for a new step when both are spent.
+    fn code(&self) -> String {
+        loop {
+            let now = step_now();
+            let next = (self.last_step.get() + 1).max(now);
+            if next <= now + 1 {
+                self.last_step.set(next);
+                let at = OffsetDateTime::from_unix_timestamp((next * 30) as i64).unwrap();
+                return pyotp_code(&self.uri, at);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+}
+
+/// A user enrolled with an enrollment code and a first password, against the console's clock.
+async fn person(env: &TestEnv, console: &Console, name: &str) -> Person {
+    let user = env.user(name).await;
+    let code = env.enrollment_code(&user).await;
+    let post = |path: &str, body: Value| {
+        console
+            .http
+            .post(format!("{}{path}", console.url))
+            .bearer_auth(&code)
+            .json(&body)
+            .send()
+    };
+    let started: Value = post("/v1/totp/enrollment", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uri = started["otpauth_uri"].as_str().unwrap().to_owned();
+    let password = format!("{name} keeps a long passphrase");
+    let person = Person {
+        name: user,
+        password,
+        uri,
+        last_step: Cell::new(0),
+    };
+    let confirmed = post(
+        "/v1/totp/enrollment/confirm",
+        json!({"totp": person.code(), "password": person.password}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        confirmed.status(),
+        200,
+        "{}",
+        confirmed.text().await.unwrap()
+    );
+    person
+}
+
+/// The value of `name="csrf"` in a page.
+fn csrf_in(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// `name=value` of each Set-Cookie.
+fn cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Signs in by the form, as a browser does; the session cookie and the session's CSRF token.
+async fn sign_in(console: &Console, who: &Person) -> (String, String) {
+    let page = console
+        .http
+        .get(format!("{}/signin", console.url))
+        .send()
+        .await
+        .unwrap();
+    let pre = cookies(&page).join("; ");
+    let token = csrf_in(&page.text().await.unwrap());
+    let signed = console
+        .http
+        .post(format!("{}/signin", console.url))
+        .header("cookie", &pre)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("user", who.name.as_str()),
+            ("password", who.password.as_str()),
+            ("totp", who.code().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303, "{}", signed.text().await.unwrap());
+    assert_eq!(signed.headers()["location"], "/targets");
+    let set = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let session = cookies(&signed).join("; ");
+    let targets = console
+        .http
+        .get(format!("{}/targets", console.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(targets.status(), 200);
+    (session, csrf_in(&targets.text().await.unwrap()))
+}
+
+/// Each audit record's actor and event.
+async fn trail(env: &TestEnv) -> Vec<(String, String)> {
+    let field = |r: &std::collections::HashMap<
+        String,
+        cooper_aws::aws_sdk_dynamodb::types::AttributeValue,
+    >,
+                 name: &str| {
+        r.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    env.audit_items()
+        .await
+        .iter()
+        .map(|r| (field(r, "actor"), field(r, "event")))
+        .collect()
+}
+
+async fn issuances(env: &TestEnv) -> usize {
+    trail(env)
+        .await
+        .iter()
+        .filter(|(_, event)| event == "credentials.issued")
+        .count()
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_nothing() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("web-readonly", ACCOUNT_A, 1, None).await;
+    let alice = person(&env, &console, "alice").await;
+    env.grant_target(Principal::User(alice.name.clone()), "web-readonly")
+        .await;
+    let (session, csrf) = sign_in(&console, &alice).await;
+    let before = issuances(&env).await;
+
+    let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+        let mut request = console
+            .http
+            .post(format!("{}/credentials", console.url))
+            .header("cookie", &session)
+            .form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let target = ("target", "web-readonly".to_owned());
+    // A cross-site form post: the session cookie, no token.
+    let forged = post(vec![target.clone()], Some("https://evil.example.net"))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("csrf_failed"));
+    // No token, our own origin; a wrong token; the right token from another origin.
+    let missing = post(vec![target.clone()], None).await.unwrap();
+    assert_eq!(missing.status(), 403);
+    let wrong = post(vec![target.clone(), ("csrf", "x".repeat(43))], None)
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let elsewhere = post(
+        vec![target.clone(), ("csrf", csrf.clone())],
+        Some("https://evil.example.net"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    assert_eq!(issuances(&env).await, before, "nothing was issued");
+
+    // The same form, from our own page, works (and is audited as any issuance is).
+    let genuine = post(
+        vec![target, ("csrf", csrf)],
+        Some(Box::leak(console.url.clone().into_boxed_str())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(genuine.status(), 200);
+    assert_eq!(genuine.headers()["cache-control"], "no-store");
+    assert!(genuine.text().await.unwrap().contains("AWS_SESSION_TOKEN"));
+    assert_eq!(issuances(&env).await, before + 1);
+}
+
+#[tokio::test]
+async fn a_console_cookie_opens_no_api_call_and_a_console_session_is_no_bearer() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    let alice = person(&env, &console, "alice").await;
+    let (session, _) = sign_in(&console, &alice).await;
+
+    // The session cookie on an API call authenticates nothing.
+    let whoami = console
+        .http
+        .get(format!("{}/v1/whoami", console.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status(), StatusCode::UNAUTHORIZED);
+    // Nor does the console's session token as a bearer: it is for another audience.
+    let token = session.split_once('=').unwrap().1;
+    let bearer = console
+        .http
+        .get(format!("{}/v1/whoami", console.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    // And an API session does not sign a browser in.
+    let api_session = env.jwt(&alice.name);
+    let page = console
+        .http
+        .get(format!("{}/targets", console.url))
+        .header("cookie", format!("cooper_session={api_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/signin");
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("web-readonly", ACCOUNT_A, 1, None).await;
+    let alice = person(&env, &console, "alice").await;
+    env.grant_target(Principal::User(alice.name.clone()), "web-readonly")
+        .await;
+    env.directory
+        .put_admin_grant(&cooper_core::admin::scope::AdminGrant {
+            principal: Principal::User(alice.name.clone()),
+            account: None,
+        })
+        .await
+        .unwrap();
+    let (session, _) = sign_in(&console, &alice).await;
+    let pages = [
+        "/signin",
+        "/targets",
+        "/targets/web-readonly",
+        "/authenticator",
+        "/approvals",
+        "/admin",
+        "/admin/accounts",
+        &format!("/admin/accounts/{ACCOUNT_A}"),
+        "/admin/users",
+        "/admin/groups",
+        "/no-such-page",
+    ];
+    for path in pages {
+        // The sign-in page is for a browser not signed in (a signed-in one goes on to targets).
+        let cookie = if path == "/signin" {
+            ""
+        } else {
+            session.as_str()
+        };
+        let answer = console
+            .http
+            .get(format!("{}{path}", console.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let h = answer.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        let expected = if path == "/no-such-page" { 404 } else { 200 };
+        assert_eq!(status, expected, "{path}");
+        let html = answer.text().await.unwrap();
+        assert!(!html.contains("<script>"), "{path}: no inline script");
+        assert!(!html.contains(" style="), "{path}: no inline style");
+    }
+    // The assets are cached for a year: their URL carries their content's hash.
+    let css = console
+        .http
+        .get(format!("{}/assets/cooper.css", console.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    // The API keeps its JSON 404.
+    let api = console
+        .http
+        .get(format!("{}/v1/nothing", console.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(api.headers()["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_says_the_same_whatever_was_wrong() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    let alice = person(&env, &console, "alice").await;
+    let mut answers = Vec::new();
+    for (user, password, code) in [
+        ("nobody", alice.password.clone(), alice.code()),
+        ("alice", "a wrong passphrase here".to_owned(), alice.code()),
+        ("alice", alice.password.clone(), "000000".to_owned()),
+        ("not a name!", alice.password.clone(), alice.code()),
+    ] {
+        let page = console
+            .http
+            .get(format!("{}/signin", console.url))
+            .send()
+            .await
+            .unwrap();
+        let pre = cookies(&page).join("; ");
+        let token = csrf_in(&page.text().await.unwrap());
+        let refused = console
+            .http
+            .post(format!("{}/signin", console.url))
+            .header("cookie", &pre)
+            .form(&[
+                ("csrf", token.as_str()),
+                ("user", user),
+                ("password", password.as_str()),
+                ("totp", code.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = refused.status();
+        assert!(
+            refused
+                .headers()
+                .get("set-cookie")
+                .is_none_or(|c| !c.to_str().unwrap().contains("cooper_session=e"))
+        );
+        let html = refused.text().await.unwrap();
+        let message = html
+            .split("role=\"alert\"><p>")
+            .nth(1)
+            .map(|m| m.split('<').next().unwrap().to_owned());
+        answers.push((status, message));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert!(answers[0].1.is_some());
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the same answer each time: {answers:?}"
+    );
+}
+
+/// The console in a real browser: tests/web/browser.py drives Debian's Chromium with
+/// Playwright through sign-in, targets, credentials (used with boto3), the console hand-off,
+/// enrolling a new authenticator, an approval by a second person, and an account admin's
+/// audit view; it writes screenshots to docs/screenshots/.
+#[tokio::test]
+async fn the_console_in_a_real_browser() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    env.account(ACCOUNT_A).await;
+    env.account(ACCOUNT_B).await;
+    env.role_target("web-readonly", ACCOUNT_A, 1, None).await;
+    let mut secure = env.role_target("web-secure", ACCOUNT_A, 2, None).await;
+    secure.high_security = true;
+    env.directory.put_target(&secure).await.unwrap();
+    env.role_target("web-denied", ACCOUNT_A, 5, None).await;
+    env.role_target("other-readonly", ACCOUNT_B, 1, None).await;
+    let alice = person(&env, &console, "alice").await;
+    let bob = person(&env, &console, "bob").await;
+    let carol = person(&env, &console, "carol").await;
+    let mut gated = env.role_target("web-breakglass", ACCOUNT_A, 3, None).await;
+    gated.approvers = vec![Principal::User(bob.name.clone())];
+    env.directory.put_target(&gated).await.unwrap();
+    let alices = Principal::User(alice.name.clone());
+    for target in ["web-readonly", "web-secure", "web-breakglass"] {
+        env.grant_target(alices.clone(), target).await;
+    }
+    env.grant_target(Principal::User(bob.name.clone()), "other-readonly")
+        .await;
+    // carol administers account A only.
+    env.directory
+        .put_admin_grant(&cooper_core::admin::scope::AdminGrant {
+            principal: Principal::User(carol.name.clone()),
+            account: Some(cooper_core::names::AccountId::parse(ACCOUNT_A).unwrap()),
+        })
+        .await
+        .unwrap();
+    // Something in account B's trail that carol must not see.
+    let bobs = sign_in(&console, &bob).await;
+    let other = console
+        .http
+        .post(format!("{}/credentials", console.url))
+        .header("cookie", &bobs.0)
+        .header("origin", &console.url)
+        .form(&[("target", "other-readonly"), ("csrf", bobs.1.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    // dave enrolls in the browser, with the one-time code an admin gave him.
+    let dave = env.user("dave").await;
+    let daves_code = env.enrollment_code(&dave).await;
+    env.grant_target(Principal::User(dave.clone()), "web-readonly")
+        .await;
+
+    let person_json = |p: &Person| json!({"user": p.name.as_str(), "password": p.password, "uri": p.uri, "last_step": p.last_step.get()});
+    let fixture = json!({
+        "url": console.url,
+        "aws_endpoint": env.moto.endpoint,
+        "account_a": ACCOUNT_A,
+        "account_b": ACCOUNT_B,
+        "alice": person_json(&alice),
+        "bob": person_json(&bob),
+        "carol": person_json(&carol),
+        "dave": {"user": dave.as_str(), "enrollment_code": daves_code},
+        "granted": ["web-breakglass", "web-readonly", "web-secure"],
+        "screenshots": repo_root().join("docs/screenshots"),
+    });
+    let path = std::env::temp_dir().join(format!("cooper-web-{}.json", std::process::id()));
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let root = repo_root();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/web/browser.py"))
+            .arg(&path)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("tests/web/browser.py runs (make deps installs Playwright and Chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{stdout}\n{stderr}"
+    );
+    // What the browser did is in the trail: alice's issuances, bob's approval, the enrollment.
+    let events: Vec<String> = trail(&env)
+        .await
+        .into_iter()
+        .filter(|(actor, _)| actor == alice.name.as_str() || actor == bob.name.as_str())
+        .map(|(_, event)| event)
+        .collect();
+    for event in [
+        "credentials.issued",
+        "console.issued",
+        "approval.approved",
+        "totp.enrolled",
+    ] {
+        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
+    }
+}
