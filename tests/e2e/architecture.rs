@@ -32,6 +32,7 @@ fn is_function(name: &str) -> bool {
         "enroll-totp",
         "admin-targets",
         "audit-notify",
+        "web-console",
     ]
     .iter()
     .any(|f| name == format!("cooper-{f}"))

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod schema;
 pub mod settings;
 pub mod state;
+mod table;
 pub mod telemetry;
 #[cfg(feature = "web")]
 pub mod web;

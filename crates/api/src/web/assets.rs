@@ -3,9 +3,6 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 pub const CSS: &str = include_str!("static/cooper.css");
@@ -16,19 +13,3 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
     let digest = Sha256::new().chain_update(CSS).chain_update(JS).finalize();
     hex::encode(digest).chars().take(12).collect()
 });
-
-pub async fn asset(Path(file): Path<String>) -> Response {
-    let (body, kind) = match file.as_str() {
-        "cooper.css" => (CSS, "text/css; charset=utf-8"),
-        "cooper.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return super::pages::not_found_page(),
-    };
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    response
-}

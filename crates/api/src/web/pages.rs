@@ -33,10 +33,10 @@ use super::{WebState, assets};
 use crate::context::Meta;
 use crate::error::ApiError;
 use crate::qr;
-use crate::router::{Operation, Table};
 use crate::routes::approvals::{ApprovalState, ApprovalView};
 use crate::routes::credentials::CredentialsBody;
 use crate::routes::targets::TargetView;
+use crate::table::{Operation, Table};
 
 fn table() -> Table<WebState> {
     Table::new()
@@ -63,7 +63,7 @@ fn table() -> Table<WebState> {
         .get("/admin/accounts/{id}", admin_account)
         .get("/admin/users", admin_users)
         .get("/admin/groups", admin_groups)
-        .get("/assets/{file}", assets::asset)
+        .get("/assets/{file}", asset)
 }
 
 /// The pages' routes.
@@ -327,6 +327,23 @@ async fn signed_in_form(
                 .into_response())
         }
     }
+}
+
+/// The stylesheet or the script, cached for a year.
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "cooper.css" => (assets::CSS, "text/css; charset=utf-8"),
+        "cooper.js" => (assets::JS, "text/javascript; charset=utf-8"),
+        _ => return not_found_page(),
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    response
 }
 
 // ---------------------------------------------------------------------------------------------
