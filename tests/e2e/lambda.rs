@@ -190,3 +190,67 @@ fn the_people_facing_functions_have_a_fixture_for_every_route() {
     }
     assert_eq!(keys.iter().filter(|(f, _)| f == "admin-targets").count(), 3);
 }
+
+/// The web console as Lambda hosts it, from API Gateway events (`events/web-console/`): pages
+/// answer HTML, cookies are `__Host-` and `Secure` (a deployment is never a local run), a
+/// cross-site form is refused, assets are cached, and each fixture names a route it serves.
+#[tokio::test]
+async fn the_web_console_answers_api_gateway_events() {
+    let env = TestEnv::start().await;
+    let web = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false);
+    let app = cooper_api::host::lambda_app(cooper_api::router::edge(cooper_api::web::routes(web)));
+    let served: Vec<String> = cooper_api::web::operations()
+        .into_iter()
+        .map(|op| format!("{} {}", op.method, op.path))
+        .collect();
+    let cases = [
+        ("get-signin.json", 200, "text/html"),
+        ("get-targets.json", 303, ""),
+        ("post-signin.json", 403, "text/html"),
+        ("get-asset.json", 200, "text/css"),
+    ];
+    let dir = repo_root().join("events/web-console");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        cases.len(),
+        "every fixture is checked"
+    );
+    for (file, status, kind) in cases {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let route = event["routeKey"].as_str().unwrap();
+        assert!(
+            served.iter().any(|s| s == route),
+            "{file}: no such route {route}"
+        );
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{file}");
+        let headers = response.headers();
+        assert_eq!(
+            headers["x-request-id"],
+            event["requestContext"]["requestId"].as_str().unwrap(),
+            "{file}"
+        );
+        if !kind.is_empty() {
+            assert!(
+                headers["content-type"].to_str().unwrap().starts_with(kind),
+                "{file}"
+            );
+        }
+        for cookie in headers.get_all("set-cookie") {
+            let cookie = cookie.to_str().unwrap();
+            assert!(cookie.starts_with("__Host-"), "{file}: {cookie}");
+            assert!(cookie.contains("; Secure"), "{file}: {cookie}");
+        }
+        if file == "get-signin.json" {
+            assert!(
+                headers.get("set-cookie").is_some(),
+                "the sign-in form's cookie"
+            );
+        }
+        if file == "get-targets.json" {
+            assert_eq!(headers["location"], "/signin");
+        }
+    }
+}
