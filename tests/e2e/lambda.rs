@@ -198,7 +198,9 @@ fn the_people_facing_functions_have_a_fixture_for_every_route() {
 async fn the_web_console_answers_api_gateway_events() {
     let env = TestEnv::start().await;
     let web = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false);
-    let app = cooper_api::host::lambda_app(cooper_api::router::edge(cooper_api::web::routes(web)));
+    let app = cooper_api::host::lambda_app(cooper_api::router::edge_with_pages(
+        cooper_api::web::routes(web),
+    ));
     let served: Vec<String> = cooper_api::web::operations()
         .into_iter()
         .map(|op| format!("{} {}", op.method, op.path))

@@ -32,7 +32,7 @@ async fn console(env: &TestEnv) -> Console {
     settings.console_login_endpoint = Some(here);
     let states = load_all(&env.app_sdk, &settings).await.unwrap();
     let pages = web::routes(WebState::new(states.clone(), &settings, true));
-    let app = router::edge(
+    let app = router::edge_with_pages(
         router::all(states)
             .merge(pages)
             .merge(stand_in::StandIn::new(env.sdk.clone()).router()),

@@ -124,14 +124,14 @@ pub(crate) async fn openapi() -> Response {
         .into_response()
 }
 
-/// No route: a JSON 404 under `/v1`, and (where the web console is built in) a page elsewhere.
+/// No route: a JSON 404 under `/v1`, a page elsewhere.
+#[cfg(feature = "web")]
 async fn fallback(uri: axum::http::Uri) -> Response {
-    #[cfg(feature = "web")]
-    if !(uri.path() == "/v1" || uri.path().starts_with("/v1/")) {
-        return crate::web::not_found_page();
+    if uri.path() == "/v1" || uri.path().starts_with("/v1/") {
+        ApiError::not_found().into_response()
+    } else {
+        crate::web::not_found_page()
     }
-    let _ = uri;
-    ApiError::not_found().into_response()
 }
 
 /// Every function's routes together, as `cooper serve` hosts them.
@@ -144,8 +144,18 @@ pub fn all(states: States) -> Router {
 /// Wraps routes (one function's, or several merged) with what every response needs: a request
 /// id, errors as JSON, JSON 404/405s, and the header and body limits.
 pub fn edge(routes: Router) -> Router {
+    layers(routes.fallback(|| async { ApiError::not_found() }))
+}
+
+/// As `edge`, for hosts that serve the web console too: a path outside `/v1` that nothing
+/// serves gets a page, not JSON (the API functions keep `edge`, and carry no page).
+#[cfg(feature = "web")]
+pub fn edge_with_pages(routes: Router) -> Router {
+    layers(routes.fallback(fallback))
+}
+
+fn layers(routes: Router) -> Router {
     routes
-        .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(limit_headers))

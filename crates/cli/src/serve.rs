@@ -58,7 +58,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     if stand_in {
         routes = routes.merge(stand_in::StandIn::new(sdk.clone()).router());
     }
-    let app = router::edge(routes);
+    let app = router::edge_with_pages(routes);
 
     if !args.no_notices {
         if settings.notify_topic_arn.is_none() {

@@ -17,5 +17,5 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false);
-    host::run_lambda(router::edge(web::routes(state))).await
+    host::run_lambda(router::edge_with_pages(web::routes(state))).await
 }
