@@ -13,7 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::harness::{ACCOUNT_A, ACCOUNT_B, TestEnv, pyotp_code, repo_root};
+use cooper_api::settings::Settings;
+
+use crate::harness::{ACCOUNT_A, ACCOUNT_B, OpenIdProvider, TestEnv, pyotp_code, repo_root};
 
 /// The web console and the API on one local listener, as `cooper serve` hosts them, on the
 /// wall clock (a browser's codes are the wall clock's), with the sign-in stand-in.
@@ -24,10 +26,15 @@ struct Console {
 }
 
 async fn console(env: &TestEnv) -> Console {
+    console_with(env, |_| {}).await
+}
+
+async fn console_with(env: &TestEnv, configure: impl FnOnce(&mut Settings)) -> Console {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let here = format!("{url}{}", stand_in::PATH);
     let mut settings = env.settings.clone();
+    configure(&mut settings);
     settings.signin_endpoint = Some(here.clone());
     settings.console_login_endpoint = Some(here);
     let states = load_all(&env.app_sdk, &settings).await.unwrap();
@@ -456,7 +463,13 @@ async fn a_refused_sign_in_says_the_same_whatever_was_wrong() {
 #[tokio::test]
 async fn the_console_in_a_real_browser() {
     let env = TestEnv::start().await;
-    let console = console(&env).await;
+    // A real OpenID Provider, offered on the sign-in page (the code flow with PKCE).
+    let idp = OpenIdProvider::start(&["sso-engineers"]);
+    let mut provider = idp.config();
+    provider.audiences.push("cooper-console".into());
+    provider.console_client_id = Some("cooper-console".into());
+    provider.name = Some("Test IdP".into());
+    let console = console_with(&env, |s| s.oidc_providers = vec![provider]).await;
     env.account(ACCOUNT_A).await;
     env.account(ACCOUNT_B).await;
     env.role_target("web-readonly", ACCOUNT_A, 1, None).await;
@@ -497,6 +510,15 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
+
+    // erin signs in with the identity provider; its group grants her a target.
+    env.user("erin@example.com").await;
+    env.group("sso-engineers", &[]).await;
+    env.grant_target(
+        Principal::Group(cooper_core::names::GroupName::parse("sso-engineers").unwrap()),
+        "web-readonly",
+    )
+    .await;
 
     // dave enrolls in the browser, with the one-time code an admin gave him.
     let dave = env.user("dave").await;
@@ -550,4 +572,72 @@ async fn the_console_in_a_real_browser() {
     ] {
         assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
     }
+}
+
+/// A provider's callback this browser did not start (no flow cookie, or another state), or a
+/// provider's error, signs nobody in: the login-CSRF and code-injection cases of the code flow.
+#[tokio::test]
+async fn an_identity_provider_callback_this_browser_did_not_start_signs_nobody_in() {
+    let env = TestEnv::start().await;
+    let idp = OpenIdProvider::start(&["sso-engineers"]);
+    let mut provider = idp.config();
+    provider.audiences.push("cooper-console".into());
+    provider.console_client_id = Some("cooper-console".into());
+    let console = console_with(&env, |s| s.oidc_providers = vec![provider]).await;
+
+    // Starting sets the flow cookie and sends the browser to the provider with PKCE (S256).
+    let started = console
+        .http
+        .get(format!("{}/signin/oidc/0", console.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&idp.issuer), "{location}");
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "client_id=cooper-console",
+    ] {
+        assert!(location.contains(part), "{part} in {location}");
+    }
+    let flow = cookies(&started).join("; ");
+    assert!(
+        started.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("SameSite=Lax")
+    );
+
+    for (cookie, query) in [
+        ("", "code=abc&state=whatever"),
+        (flow.as_str(), "code=abc&state=not-the-one-sent"),
+        (flow.as_str(), "error=access_denied&state=x"),
+    ] {
+        let back = console
+            .http
+            .get(format!("{}/signin/oidc/callback?{query}", console.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(back.status(), StatusCode::UNAUTHORIZED, "{query}");
+        let set: Vec<String> = cookies(&back);
+        assert!(
+            !set.iter()
+                .any(|c| c.starts_with("cooper_session=") && c.len() > "cooper_session=".len()),
+            "{query}: no session: {set:?}"
+        );
+    }
+    // An unknown provider, and a deployment without one, are refused in words.
+    let unknown = console
+        .http
+        .get(format!("{}/signin/oidc/7", console.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
 }

@@ -27,6 +27,15 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
     },
+    {
+      // The web console's client (a loopback redirect: any port, as RFC 8252 allows natives).
+      client_id: 'cooper-console',
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/signin/oidc/callback'],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
   ],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'email', 'groups'],

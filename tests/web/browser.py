@@ -138,6 +138,18 @@ def scenarios(run, alice, bob, carol):
     assert page.locator("table.targets tbody tr td:first-child strong").all_inner_texts() == ["web-readonly"]
     run.sign_out()
 
+    # Signing in with the identity provider: its pages, then back, signed in, its group granting.
+    page.goto(f"{url}/signin")
+    page.click("a:has-text('Sign in with Test IdP')")
+    page.fill("input[name=login]", "erin")
+    page.fill("input[name=password]", "any")
+    page.click("button[type=submit]")
+    page.click("button[type=submit]")  # consent
+    page.wait_for_url(f"{url}/targets")
+    assert page.locator("table.targets tbody tr td:first-child strong").all_inner_texts() == ["web-readonly"]
+    expect(page.locator("header")).to_contain_text("erin@example.com")
+    run.sign_out()
+
     # Signing in: a wrong code is refused next to the form, in words, with the request id.
     page.goto(f"{url}/signin")
     run.shot("signin")

@@ -64,6 +64,14 @@ pub struct ProviderConfig {
     /// The least time between two key refreshes caused by unknown `kid`s.
     #[serde(default = "default_refresh")]
     pub jwks_refresh_seconds: u64,
+    /// The web console signs people in with this provider (the authorization code flow with
+    /// PKCE, run by cooper) as this client: one of `audiences`, registered at the provider with
+    /// `<console>/signin/oidc/callback` as its redirect URI. Public clients only (no secret).
+    #[serde(default)]
+    pub console_client_id: Option<String>,
+    /// What the sign-in button says ("Sign in with <name>"); the issuer's host by default.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +116,12 @@ pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, ConfigError> {
         }
         if p.audiences.is_empty() {
             return Err(invalid("name at least one audience (client id)"));
+        }
+        if p.console_client_id
+            .as_ref()
+            .is_some_and(|c| !p.audiences.contains(c))
+        {
+            return Err(invalid("console_client_id must be one of the audiences"));
         }
         if p.algorithms.is_empty() || p.algorithms.iter().any(|a| parse_algorithm(a).is_none()) {
             return Err(invalid(
@@ -188,6 +202,25 @@ struct Provider {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+}
+
+/// Where a provider's authorization code flow goes: its authorization and token endpoints.
+pub struct CodeFlow {
+    pub issuer: String,
+    pub client_id: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+/// A provider the web console offers: its place in the list, its label, its issuer.
+pub struct ConsoleProvider {
+    pub index: usize,
+    pub name: String,
+    pub issuer: String,
 }
 
 /// Verifies ID tokens of the configured providers.
@@ -211,6 +244,12 @@ fn peek(token: &str) -> Result<(Value, Value), OidcError> {
         serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
     };
     Ok((json(header)?, json(payload)?))
+}
+
+/// The `nonce` of a JWT (read once its signature is verified).
+pub fn nonce_of(token: &str) -> Option<String> {
+    let (_, claims) = peek(token).ok()?;
+    claims.get("nonce")?.as_str().map(str::to_owned)
 }
 
 /// The unverified `iss` of a JWT, to choose who verifies it.
@@ -247,6 +286,97 @@ impl OidcVerifier {
             http,
             clock,
         })
+    }
+
+    /// The providers the web console offers a sign-in button for.
+    pub fn console_providers(&self) -> Vec<ConsoleProvider> {
+        self.providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.config.console_client_id.is_some())
+            .map(|(index, p)| ConsoleProvider {
+                index,
+                name: p.config.name.clone().unwrap_or_else(|| {
+                    p.config
+                        .issuer
+                        .split("://")
+                        .nth(1)
+                        .unwrap_or(&p.config.issuer)
+                        .trim_end_matches('/')
+                        .to_owned()
+                }),
+                issuer: p.config.issuer.clone(),
+            })
+            .collect()
+    }
+
+    /// The code flow of the console provider at `index`, from its discovery document.
+    pub async fn code_flow(&self, index: usize) -> Result<CodeFlow, OidcError> {
+        let provider = self.providers.get(index).ok_or(OidcError::UnknownIssuer)?;
+        let client_id = provider
+            .config
+            .console_client_id
+            .clone()
+            .ok_or(OidcError::UnknownIssuer)?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            provider.config.issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self.get_json(&url).await?;
+        if discovery.issuer != provider.config.issuer {
+            return Err(OidcError::ProviderUnavailable(
+                "the discovery document names another issuer".into(),
+            ));
+        }
+        let unavailable = || OidcError::ProviderUnavailable("the provider has no code flow".into());
+        Ok(CodeFlow {
+            issuer: provider.config.issuer.clone(),
+            client_id,
+            authorization_endpoint: discovery.authorization_endpoint.ok_or_else(unavailable)?,
+            token_endpoint: discovery.token_endpoint.ok_or_else(unavailable)?,
+        })
+    }
+
+    /// Redeems an authorization code (with its PKCE verifier) for the provider's ID token.
+    pub async fn redeem(
+        &self,
+        flow: &CodeFlow,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<String, OidcError> {
+        #[derive(Deserialize)]
+        struct Tokens {
+            id_token: String,
+        }
+        let response = self
+            .http
+            .post(&flow.token_endpoint)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("client_id", flow.client_id.as_str()),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
+        if response.status().is_client_error() {
+            // A code used, expired or not ours: a refusal, not an outage.
+            return Err(OidcError::InvalidSignature);
+        }
+        if !response.status().is_success() {
+            return Err(OidcError::ProviderUnavailable(format!(
+                "the token endpoint answered HTTP {}",
+                response.status()
+            )));
+        }
+        let tokens: Tokens = response
+            .json()
+            .await
+            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
+        Ok(tokens.id_token)
     }
 
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
@@ -473,5 +603,30 @@ impl OidcVerifier {
         let mut identity = Identity::new(user, AuthMethod::IdToken(config.issuer.clone()));
         identity.asserted_groups = groups;
         Ok(identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_client_must_be_one_of_the_audiences() {
+        let config = |client: &str| {
+            format!(
+                r#"[{{"issuer": "https://idp.example.com", "audiences": ["cli"], "console_client_id": "{client}"}}]"#
+            )
+        };
+        assert!(parse_providers(&config("cli")).is_ok());
+        let err = parse_providers(&config("someone-else")).unwrap_err();
+        assert!(err.to_string().contains("console_client_id"), "{err}");
+    }
+
+    #[test]
+    fn the_nonce_is_read_from_the_payload() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","nonce":"n-1"}"#);
+        let token = format!("e30.{payload}.c2ln");
+        assert_eq!(nonce_of(&token).as_deref(), Some("n-1"));
+        assert_eq!(nonce_of("not.a"), None);
     }
 }

@@ -22,9 +22,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use cooper_core::sessions::LocalLogin;
+use cooper_core::sessions::{LocalLogin, SessionExchange};
 
 use crate::auth::Authenticator;
+use crate::oidc::OidcVerifier;
 use crate::settings::Settings;
 use crate::state::{AdminState, EnrollState, IssueState, States, local_login};
 
@@ -45,6 +46,10 @@ pub struct Web {
     pub sessions: Authenticator,
     /// Local sign-in, signing console sessions.
     pub login: LocalLogin,
+    /// Sign-in with an identity provider (its ID token for a console session).
+    pub exchange: SessionExchange,
+    /// The identity providers, if any (those with a `console_client_id` get a button).
+    pub oidc: Option<Arc<OidcVerifier>>,
     pub lifetime: time::Duration,
     /// Local runs: the `Secure` cookie attribute is dropped for a loopback `Host` (a browser
     /// does not keep a Secure cookie from http://127.0.0.1).
@@ -71,6 +76,14 @@ impl WebState {
         );
         let lifetime = time::Duration::minutes(i64::from(settings.web_session_minutes));
         let login = local_login(shared, settings, jwt.clone(), lifetime);
+        let exchange = SessionExchange {
+            directory: shared.directory.clone(),
+            ledger: shared.ledger.clone(),
+            signer: jwt.clone(),
+            clock: shared.clock.clone(),
+            lifetime,
+        };
+        let oidc = shared.auth.oidc.clone();
         let sessions = Authenticator {
             jwt,
             directory: shared.directory.clone(),
@@ -82,6 +95,8 @@ impl WebState {
             web: Arc::new(Web {
                 sessions,
                 login,
+                exchange,
+                oidc,
                 lifetime,
                 local,
                 base_path: settings.web_base_path.clone(),

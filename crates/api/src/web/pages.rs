@@ -44,6 +44,8 @@ fn table() -> Table<WebState> {
         .get("/signin", signin_page)
         .post("/signin", signin)
         .post("/signout", signout)
+        .get("/signin/oidc/callback", oidc_callback)
+        .get("/signin/oidc/{provider}", oidc_start)
         .get("/enroll", enroll_page)
         .post("/enroll", enroll_start)
         .post("/enroll/confirm", enroll_confirm)
@@ -358,9 +360,23 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Response {
     see_other(&state.web.base_path, to, Vec::new())
 }
 
-fn signin_form(base: &str, token: &str, user: &str, error: Option<&FormError>) -> Markup {
+fn signin_form(
+    base: &str,
+    token: &str,
+    user: &str,
+    providers: &[crate::oidc::ConsoleProvider],
+    error: Option<&FormError>,
+) -> Markup {
     html! {
         (html::form_alert(error, &["totp"]))
+        @if !providers.is_empty() {
+            div.actions.panel {
+                @for p in providers {
+                    a.button href={ (base) "/signin/oidc/" (p.index) } { "Sign in with " (p.name) }
+                }
+            }
+            p.muted { "Or with your cooper password and a code:" }
+        }
         form method="post" action={ (base) "/signin" } {
             (csrf(token))
             (field("user", "User name", Input { value: user, autocomplete: "username", required: true, ..Input::default() }, error))
@@ -390,10 +406,202 @@ async fn signin_page(State(state): State<WebState>, headers: HeaderMap) -> Respo
     let (token, cookie) = session::presession(&state.web, &headers);
     Answer::ok(html::layout(
         &signin_frame(base),
-        signin_form(base, &token, "", None),
+        signin_form(base, &token, "", &console_providers(&state), None),
     ))
     .cookie(cookie)
     .into_response()
+}
+
+fn console_providers(state: &WebState) -> Vec<crate::oidc::ConsoleProvider> {
+    state
+        .web
+        .oidc
+        .as_ref()
+        .map(|o| o.console_providers())
+        .unwrap_or_default()
+}
+
+/// The sign-in page again, with a refusal.
+fn signin_refused(
+    state: &WebState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: FormError,
+) -> Response {
+    let base = &state.web.base_path;
+    let (token, cookie) = session::presession(&state.web, headers);
+    let providers = console_providers(state);
+    Answer::ok(html::layout(
+        &signin_frame(base),
+        signin_form(base, &token, "", &providers, Some(&error)),
+    ))
+    .status(status)
+    .cookie(cookie)
+    .into_response()
+}
+
+fn redirect_uri(state: &WebState, headers: &HeaderMap) -> String {
+    format!(
+        "{}{}/signin/oidc/callback",
+        session::origin(&state.web, headers),
+        state.web.base_path
+    )
+}
+
+fn oidc_refusal(e: crate::oidc::OidcError) -> ApiError {
+    ApiError::from(crate::auth::AuthError::Oidc(e))
+}
+
+/// Starts the authorization code flow with PKCE at a provider: state, nonce and verifier are
+/// made here and kept in an HttpOnly cookie of this browser, to be checked on its way back.
+async fn oidc_start(
+    State(state): State<WebState>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    Path(provider): Path<String>,
+) -> Response {
+    let started = async {
+        let oidc = state.web.oidc.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "oidc_not_configured",
+                "this deployment has no identity provider for the console",
+            )
+        })?;
+        let index: usize = provider
+            .parse()
+            .map_err(|_| oidc_refusal(crate::oidc::OidcError::UnknownIssuer))?;
+        let code_flow = oidc.code_flow(index).await.map_err(oidc_refusal)?;
+        let unavailable = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "no randomness to start a sign-in with",
+            )
+        };
+        let flow = session::Flow {
+            provider: index,
+            state: session::random().ok_or_else(unavailable)?,
+            nonce: session::random().ok_or_else(unavailable)?,
+            verifier: session::random().ok_or_else(unavailable)?,
+        };
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &code_flow.client_id)
+            .append_pair("redirect_uri", &redirect_uri(&state, &headers))
+            .append_pair("scope", "openid email groups")
+            .append_pair("state", &flow.state)
+            .append_pair("nonce", &flow.nonce)
+            .append_pair("code_challenge", &session::challenge(&flow.verifier))
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let separator = if code_flow.authorization_endpoint.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        Ok::<_, ApiError>((
+            format!("{}{separator}{query}", code_flow.authorization_endpoint),
+            flow,
+        ))
+    };
+    match started.await {
+        Ok((location, flow)) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            if let Some(cookie) = session::flow_cookie(&state.web, &headers, &flow) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(e) => {
+            let (status, error) = refusal(e, &meta);
+            signin_refused(&state, &headers, status, error)
+        }
+    }
+}
+
+/// The provider's redirect back: the state must be this browser's, the code is redeemed with
+/// the verifier, the ID token verified as any other (issuer, keys, audience, times, domains)
+/// and its nonce this flow's; then the same exchange as `POST /v1/sessions/oidc`, for a
+/// console session.
+async fn oidc_callback(
+    State(state): State<WebState>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let web = &state.web;
+    let signed = async {
+        let refused =
+            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message);
+        let flow = session::flow(web, &headers).ok_or_else(|| {
+            refused("this sign-in was not started in this browser, or took too long: start again")
+        })?;
+        if let Some(error) = query.get("error") {
+            tracing::info!(%error, "the identity provider refused the sign-in");
+            return Err(refused("the identity provider did not sign you in"));
+        }
+        let presented = query.get("state").map(String::as_str);
+        if !session::csrf_matches(&flow.state, presented) {
+            return Err(refused(
+                "this sign-in was not started in this browser: start again",
+            ));
+        }
+        let code = query
+            .get("code")
+            .ok_or_else(|| refused("the provider sent no code"))?;
+        let oidc = web
+            .oidc
+            .as_ref()
+            .ok_or_else(|| refused("no identity provider is configured"))?;
+        let code_flow = oidc.code_flow(flow.provider).await.map_err(oidc_refusal)?;
+        let id_token = oidc
+            .redeem(
+                &code_flow,
+                code,
+                &redirect_uri(&state, &headers),
+                &flow.verifier,
+            )
+            .await
+            .map_err(oidc_refusal)?;
+        let identity = oidc.verify(&id_token).await.map_err(oidc_refusal)?;
+        let nonce = crate::oidc::nonce_of(&id_token);
+        let same_provider = matches!(
+            &identity.method,
+            cooper_core::access::AuthMethod::IdToken(issuer) if *issuer == code_flow.issuer
+        );
+        if !same_provider || !session::csrf_matches(&flow.nonce, nonce.as_deref()) {
+            return Err(refused("the ID token is not this sign-in's"));
+        }
+        Ok::<_, ApiError>(web.exchange.exchange(identity, &meta).await?)
+    };
+    match signed.await {
+        Ok(signed) => {
+            // A page, not a redirect: the navigation to the targets then starts here, so the
+            // SameSite=Strict session cookie goes with it (after a cross-site redirect chain
+            // it would not).
+            let base = &web.base_path;
+            let body = html! {
+                meta http-equiv="refresh" content={ "0;url=" (base) "/targets" };
+                p { "Signed in as " strong { (signed.user) } ". " a href={ (base) "/targets" } { "Continue to my targets" } }
+            };
+            Answer::ok(html::layout(&signin_frame(base), body))
+                .cookie(session::session_cookie(web, &headers, &signed.token))
+                .cookie(session::clear_flow(web, &headers))
+                .into_response()
+        }
+        Err(e) => {
+            let (status, error) = refusal(e, &meta);
+            let mut response = signin_refused(&state, &headers, status, error);
+            if let Some(cookie) = session::clear_flow(web, &headers) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+    }
 }
 
 async fn signin(
@@ -417,7 +625,13 @@ async fn signin(
     let render = |status: StatusCode, error: FormError| {
         Answer::ok(html::layout(
             &signin_frame(base),
-            signin_form(base, &token, &user_value, Some(&error)),
+            signin_form(
+                base,
+                &token,
+                &user_value,
+                &console_providers(&state),
+                Some(&error),
+            ),
         ))
         .status(status)
         .cookie(cookie.clone())

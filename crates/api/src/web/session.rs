@@ -195,6 +195,79 @@ pub fn clear_enrolling(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
     set_cookie(&cookie_name(ENROLLING, secure), "", 0, secure)
 }
 
+/// An identity provider sign-in under way: which provider, and its state, nonce and PKCE
+/// verifier. `SameSite=Lax`: it must come back on the provider's redirect (a cross-site
+/// navigation), and it is good for ten minutes.
+const SIGNING_IN: &str = "cooper_oidc";
+
+pub struct Flow {
+    pub provider: usize,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+}
+
+/// 32 random bytes, base64url.
+pub fn random() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The PKCE challenge of a verifier (S256).
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+pub fn flow_cookie(web: &Web, headers: &HeaderMap, flow: &Flow) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    let value = format!(
+        "{}.{}.{}.{}",
+        flow.provider, flow.state, flow.nonce, flow.verifier
+    );
+    let secure_attr = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax{secure_attr}",
+        cookie_name(SIGNING_IN, secure)
+    ))
+    .ok()
+}
+
+pub fn flow(web: &Web, headers: &HeaderMap) -> Option<Flow> {
+    let value = cookie(headers, &cookie_name(SIGNING_IN, secure(web, headers)))?;
+    let mut parts = value.split('.');
+    let flow = Flow {
+        provider: parts.next()?.parse().ok()?,
+        state: parts.next()?.to_owned(),
+        nonce: parts.next()?.to_owned(),
+        verifier: parts.next()?.to_owned(),
+    };
+    parts.next().is_none().then_some(flow)
+}
+
+pub fn clear_flow(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(&cookie_name(SIGNING_IN, secure), "", 0, secure)
+}
+
+/// Where this console is reached, as the browser sees it (for the provider's redirect URI).
+pub fn origin(web: &Web, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("http") => "http",
+        Some(_) => "https",
+        None if !secure(web, headers) => "http",
+        None => "https",
+    };
+    format!("{scheme}://{host}")
+}
+
 /// The targets this browser used recently, newest first.
 pub fn recent(headers: &HeaderMap) -> Vec<TargetName> {
     cookie(headers, RECENT)
