@@ -248,6 +248,10 @@ def scenarios(run, alice, bob, carol):
     run.shot("approval")
     run.sign_out()
     run.sign_in(alice)
+    page.goto(f"{url}/approvals")
+    request_id = request_page.rsplit("/", 1)[1]
+    mine = page.locator("section[aria-labelledby=mine-h] tbody tr", has_text=request_id)
+    expect(mine).to_contain_text("approved")
     page.goto(request_page)
     page.click("a:has-text('Use it')")
     page.click("form[action$='/credentials'] button[type=submit]")

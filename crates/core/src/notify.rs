@@ -158,8 +158,17 @@ impl Notice {
         if let Some(reason) = &r.reason {
             line("Why", reason);
         }
+        if let Some(id) = &r.approval_id {
+            line("Approval", id);
+        }
         line("Signed in by", &r.auth);
         line("Request", &r.id);
+        if let (AuditEvent::ApprovalRequested, Some(id)) = (r.event, &r.approval_id) {
+            let _ = writeln!(
+                body,
+                "\nTo approve: open /approvals/{id} in cooper's web console, or run `cooper approve {id}`."
+            );
+        }
         let changed = changes(r.before.as_ref(), r.after.as_ref());
         if !changed.is_empty() {
             let _ = writeln!(body, "\nWhat changed:");
@@ -319,6 +328,18 @@ mod tests {
         assert_eq!(n.subject, "cooper: alice update target:prod-admin");
         assert!(n.body.contains("level: 50 -> 100"), "{}", n.body);
         assert!(!n.body.contains("name:"));
+    }
+
+    #[test]
+    fn an_approval_request_tells_approvers_where_to_approve() {
+        let mut r = record(AuditEvent::ApprovalRequested);
+        r.approval_id = Some("0123abcd".into());
+        let n = Notice::of(&r);
+        assert!(n.body.contains("Approval        0123abcd"), "{}", n.body);
+        assert!(n.body.contains("/approvals/0123abcd"), "{}", n.body);
+        assert!(n.body.contains("cooper approve 0123abcd"), "{}", n.body);
+        let used = Notice::of(&record(AuditEvent::ApprovalApproved));
+        assert!(!used.body.contains("To approve"));
     }
 
     #[test]

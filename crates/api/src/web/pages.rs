@@ -1555,10 +1555,21 @@ async fn authenticator_confirm(
 async fn approvals_view(
     state: &WebState,
     ctx: &Ctx,
+    headers: &HeaderMap,
     error: Option<&FormError>,
     target: &str,
     reason: &str,
 ) -> Markup {
+    // The requests this browser opened, with their state now (each read as its page reads it).
+    let now = state.issue.shared.clock.now();
+    let mut mine = Vec::new();
+    for id in session::requests(headers) {
+        if let Ok(request) = state.issue.shared.approvals.view(&id, ctx.identity()).await
+            && request.requester == ctx.session.identity.user
+        {
+            mine.push(ApprovalView::of(request, now));
+        }
+    }
     let gated: Vec<String> = state
         .issue
         .catalog
@@ -1593,6 +1604,24 @@ async fn approvals_view(
                 p.hint { "The approvers are told. Send them the request's page; once approved, use it within its hour." }
             }
         }
+        @if !mine.is_empty() {
+            section aria-labelledby="mine-h" {
+                h2 #mine-h { "Your requests" }
+                table {
+                    thead { tr { th { "Request" } th { "Target" } th { "State" } th { "Expires" } } }
+                    tbody {
+                        @for v in &mine {
+                            tr {
+                                td { a href={ (base) "/approvals/" (v.id) } { code { (v.id) } } }
+                                td { (v.target) }
+                                td { (state_words(v.status)) }
+                                td { (v.expires_at.format(&Rfc3339).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section aria-labelledby="find-h" {
             h2 #find-h { "Open a request" }
             form.inline method="get" action={ (base) "/approvals" } {
@@ -1623,7 +1652,7 @@ async fn approvals_page(
         let e = ApiError::from(cooper_core::approval::ApprovalError::NotFound);
         return error_page(&ctx, "Approvals", Nav::Approvals, e);
     }
-    let body = approvals_view(&state, &ctx, None, "", "").await;
+    let body = approvals_view(&state, &ctx, &headers, None, "", "").await;
     ctx.page("Approvals", Nav::Approvals, body).into_response()
 }
 
@@ -1650,14 +1679,29 @@ async fn approvals_open(
         (Err(e), _) | (_, Err(e)) => Err(ApiError::from(e)),
     };
     match opened {
-        Ok(request) => see_other(&ctx.base, &format!("/approvals/{}", request.id), Vec::new()),
+        Ok(request) => see_other(
+            &ctx.base,
+            &format!("/approvals/{}", request.id),
+            session::remember_request(&state.web, &headers, &request.id)
+                .into_iter()
+                .collect(),
+        ),
         Err(e) => {
             let (status, error) = refusal(e, &ctx.meta);
-            let body = approvals_view(&state, &ctx, Some(&error), &target, &reason).await;
+            let body = approvals_view(&state, &ctx, &headers, Some(&error), &target, &reason).await;
             ctx.page("Approvals", Nav::Approvals, body)
                 .status(status)
                 .into_response()
         }
+    }
+}
+
+fn state_words(state: ApprovalState) -> &'static str {
+    match state {
+        ApprovalState::Pending => "waiting for an approver",
+        ApprovalState::Approved => "approved: the requester may use it once",
+        ApprovalState::Used => "used",
+        ApprovalState::Expired => "expired",
     }
 }
 
@@ -1669,12 +1713,7 @@ fn approval_view(
 ) -> Markup {
     let base = &ctx.base;
     let mine = view.requester == ctx.session.identity.user.as_str();
-    let state = match view.status {
-        ApprovalState::Pending => "waiting for an approver",
-        ApprovalState::Approved => "approved: the requester may use it once",
-        ApprovalState::Used => "used",
-        ApprovalState::Expired => "expired",
-    };
+    let state = state_words(view.status);
     html! {
         @if let Some(n) = notice { div.notice role="status" { (n) } }
         dl {
