@@ -88,14 +88,10 @@ async fn approvals_view(
 
 pub(super) async fn approvals_page(
     State(state): State<WebState>,
-    Meta(meta): Meta,
+    ctx: Ctx,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers, meta).await {
-        Ok(ctx) => ctx,
-        Err(answer) => return answer,
-    };
     if let Some(id) = query.get("id").map(|i| i.trim()).filter(|i| !i.is_empty()) {
         if let Ok(id) = ApprovalId::parse(id) {
             return see_other(&ctx.base, &format!("/approvals/{id}"), Vec::new());
@@ -195,14 +191,9 @@ fn approval_view(
 
 pub(super) async fn approval_page(
     State(state): State<WebState>,
-    Meta(meta): Meta,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers, meta).await {
-        Ok(ctx) => ctx,
-        Err(answer) => return answer,
-    };
     let viewed = match ApprovalId::parse(&id) {
         Ok(id) => state
             .issue

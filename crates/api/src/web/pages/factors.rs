@@ -30,15 +30,7 @@ async fn authenticator_view(state: &WebState, ctx: &Ctx, error: Option<&FormErro
     }
 }
 
-pub(super) async fn authenticator_page(
-    State(state): State<WebState>,
-    Meta(meta): Meta,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&state, &headers, meta).await {
-        Ok(ctx) => ctx,
-        Err(answer) => return answer,
-    };
+pub(super) async fn authenticator_page(State(state): State<WebState>, ctx: Ctx) -> Response {
     let body = authenticator_view(&state, &ctx, None).await;
     ctx.page("Authenticator", Nav::Authenticator, body)
         .into_response()

@@ -257,7 +257,8 @@ impl Form {
     }
 }
 
-/// A signed-in page's context.
+/// A signed-in page's context (an extractor: a handler that takes it is for signed-in browsers,
+/// and anyone else is sent to the sign-in page).
 struct Ctx {
     base: String,
     session: Session,
@@ -308,6 +309,18 @@ async fn signed_in(
         admin,
         meta,
     })
+}
+
+impl axum::extract::FromRequestParts<WebState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
+        signed_in(state, &parts.headers, meta).await
+    }
 }
 
 /// A signed-in browser's form: the context and the fields, once the CSRF token and the origin

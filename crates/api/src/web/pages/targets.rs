@@ -69,14 +69,10 @@ fn search_text(view: &TargetView) -> String {
 
 pub(super) async fn targets_page(
     State(state): State<WebState>,
-    Meta(meta): Meta,
+    ctx: Ctx,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers, meta).await {
-        Ok(ctx) => ctx,
-        Err(answer) => return answer,
-    };
     let listed = match my_targets(&state, &ctx, &headers).await {
         Ok(listed) => listed,
         Err(e) => return error_page(&ctx, "My targets", Nav::Targets, e),
@@ -296,15 +292,11 @@ fn not_yours(ctx: &Ctx, name: &str) -> Response {
 
 pub(super) async fn target_page(
     State(state): State<WebState>,
-    Meta(meta): Meta,
+    ctx: Ctx,
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers, meta).await {
-        Ok(ctx) => ctx,
-        Err(answer) => return answer,
-    };
     match find_target(&state, &ctx, &headers, &name).await {
         Ok(Some(view)) => {
             let approval_id = query
