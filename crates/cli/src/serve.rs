@@ -44,9 +44,12 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         .map_err(listen)?;
     let local = listener.local_addr().map_err(listen)?;
 
-    // No emulator has AWS's console sign-in endpoint: unless one is named, console links go to
-    // a stand-in page served here (cooper_api::web::stand_in), so the flow can be clicked through.
-    let stand_in = settings.signin_endpoint.is_none() && local.ip().is_loopback();
+    // No emulator has AWS's console sign-in endpoint: when cooper runs against one
+    // (AWS_ENDPOINT_URL) on loopback and no sign-in endpoint is named, console links go to a
+    // stand-in page served here (cooper_api::web::stand_in), so the flow can be clicked through.
+    // Against real AWS, links go to AWS.
+    let emulated = std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
+    let stand_in = emulated && settings.signin_endpoint.is_none() && local.ip().is_loopback();
     if stand_in {
         let here = format!("http://{local}{}", stand_in::PATH);
         settings.signin_endpoint = Some(here.clone());
