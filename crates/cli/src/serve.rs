@@ -74,7 +74,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
 
     tracing::info!(address = %local, "cooper is serving");
     eprintln!(
-        "cooper serving on http://{local}: the web console at http://{local}/, the API under /v1 (Ctrl-C stops)"
+        "cooper serving on http://{local} (the web console at /, the API under /v1; Ctrl-C stops)"
     );
     serve_local(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
