@@ -39,7 +39,7 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "token_not_yet_valid", "token_revoked", "enrollment_code_only", "invalid_credentials",
         "unknown_issuer", "invalid_algorithm", "unknown_key", "invalid_signature",
         "invalid_audience", "missing_claim", "email_not_verified", "email_domain_not_allowed",
-        "invalid_user",
+        "invalid_user", "invalid_grant",
     ]),
     (403, "", &[
         "unknown_user", "user_disabled", "user_expired", "not_granted", "enrollment_code_only",

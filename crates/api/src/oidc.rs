@@ -159,6 +159,10 @@ pub enum OidcError {
     EmailDomainNotAllowed,
     #[error("the user claim is not a valid cooper user name")]
     InvalidUser,
+    #[error(
+        "the identity provider refused the sign-in code (used, expired or not issued to cooper)"
+    )]
+    CodeRefused,
     #[error("the identity provider cannot be reached: {0}")]
     ProviderUnavailable(String),
 }
@@ -178,6 +182,7 @@ impl OidcError {
             Self::EmailNotVerified => "email_not_verified",
             Self::EmailDomainNotAllowed => "email_domain_not_allowed",
             Self::InvalidUser => "invalid_user",
+            Self::CodeRefused => "invalid_grant",
             Self::ProviderUnavailable(_) => "identity_provider_unavailable",
         }
     }
@@ -195,7 +200,8 @@ struct Provider {
     keys: RwLock<KeySet>,
     /// Serialises refreshes; holds when the last one was attempted.
     refresh: Mutex<Option<Instant>>,
-    jwks_uri: Mutex<Option<String>>,
+    /// The discovery document, read once: its endpoints do not move while cooper runs.
+    discovery: Mutex<Option<Arc<Discovery>>>,
 }
 
 #[derive(Deserialize)]
@@ -277,7 +283,7 @@ impl OidcVerifier {
                     algorithms,
                     keys: RwLock::default(),
                     refresh: Mutex::default(),
-                    jwks_uri: Mutex::default(),
+                    discovery: Mutex::default(),
                 })
             })
             .collect();
@@ -318,22 +324,16 @@ impl OidcVerifier {
             .console_client_id
             .clone()
             .ok_or(OidcError::UnknownIssuer)?;
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            provider.config.issuer.trim_end_matches('/')
-        );
-        let discovery: Discovery = self.get_json(&url).await?;
-        if discovery.issuer != provider.config.issuer {
-            return Err(OidcError::ProviderUnavailable(
-                "the discovery document names another issuer".into(),
-            ));
-        }
+        let discovery = self.discovery(provider).await?;
         let unavailable = || OidcError::ProviderUnavailable("the provider has no code flow".into());
         Ok(CodeFlow {
             issuer: provider.config.issuer.clone(),
             client_id,
-            authorization_endpoint: discovery.authorization_endpoint.ok_or_else(unavailable)?,
-            token_endpoint: discovery.token_endpoint.ok_or_else(unavailable)?,
+            authorization_endpoint: discovery
+                .authorization_endpoint
+                .clone()
+                .ok_or_else(unavailable)?,
+            token_endpoint: discovery.token_endpoint.clone().ok_or_else(unavailable)?,
         })
     }
 
@@ -364,7 +364,7 @@ impl OidcVerifier {
             .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
         if response.status().is_client_error() {
             // A code used, expired or not ours: a refusal, not an outage.
-            return Err(OidcError::InvalidSignature);
+            return Err(OidcError::CodeRefused);
         }
         if !response.status().is_success() {
             return Err(OidcError::ProviderUnavailable(format!(
@@ -406,6 +406,29 @@ impl OidcVerifier {
             .map_err(|e| OidcError::ProviderUnavailable(format!("{url}: {}", e.without_url())))
     }
 
+    /// The provider's discovery document, fetched on first use and kept (a failed fetch is not
+    /// kept: the next sign-in tries again).
+    async fn discovery(&self, provider: &Provider) -> Result<Arc<Discovery>, OidcError> {
+        let mut cached = provider.discovery.lock().await;
+        if let Some(discovery) = cached.as_ref() {
+            return Ok(discovery.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            provider.config.issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self.get_json(&url).await?;
+        // OpenID Connect Discovery 4.3: the document must name the same issuer.
+        if discovery.issuer != provider.config.issuer {
+            return Err(OidcError::ProviderUnavailable(
+                "the discovery document names another issuer".into(),
+            ));
+        }
+        let discovery = Arc::new(discovery);
+        *cached = Some(discovery.clone());
+        Ok(discovery)
+    }
+
     /// Refetches the provider's keys, unless that was done less than its interval ago.
     async fn refresh(&self, provider: &Provider) -> Result<(), OidcError> {
         let mut last = provider.refresh.lock().await;
@@ -414,27 +437,7 @@ impl OidcVerifier {
             return Ok(());
         }
         *last = Some(Instant::now());
-        let jwks_uri = {
-            let mut cached = provider.jwks_uri.lock().await;
-            match cached.as_ref() {
-                Some(uri) => uri.clone(),
-                None => {
-                    let url = format!(
-                        "{}/.well-known/openid-configuration",
-                        provider.config.issuer.trim_end_matches('/')
-                    );
-                    let discovery: Discovery = self.get_json(&url).await?;
-                    // OpenID Connect Discovery 4.3: the document must name the same issuer.
-                    if discovery.issuer != provider.config.issuer {
-                        return Err(OidcError::ProviderUnavailable(
-                            "the discovery document names another issuer".into(),
-                        ));
-                    }
-                    *cached = Some(discovery.jwks_uri.clone());
-                    discovery.jwks_uri
-                }
-            }
-        };
+        let jwks_uri = self.discovery(provider).await?.jwks_uri.clone();
         let set: JwkSet = self.get_json(&jwks_uri).await?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
@@ -620,6 +623,71 @@ mod tests {
         assert!(parse_providers(&config("cli")).is_ok());
         let err = parse_providers(&config("someone-else")).unwrap_err();
         assert!(err.to_string().contains("console_client_id"), "{err}");
+    }
+
+    /// A provider on loopback whose discovery document counts its readers and whose token
+    /// endpoint refuses every code, as one does for a code already used.
+    async fn refusing_provider() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::routing::{get, post};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let document = serde_json::json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+        });
+        let counter = reads.clone();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let document = document.clone();
+                    async move { axum::Json(document) }
+                }),
+            )
+            .route(
+                "/token",
+                post(|| async {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(serde_json::json!({"error": "invalid_grant"})),
+                    )
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (issuer, reads)
+    }
+
+    #[tokio::test]
+    async fn a_refused_code_is_its_own_refusal_and_discovery_is_read_once() {
+        let (issuer, reads) = refusing_provider().await;
+        let config = format!(
+            r#"[{{"issuer": "{issuer}", "audiences": ["cli", "console"], "console_client_id": "console"}}]"#
+        );
+        let verifier = OidcVerifier::new(
+            parse_providers(&config).unwrap(),
+            Arc::new(cooper_core::clock::SystemClock),
+        )
+        .unwrap();
+        let flow = verifier.code_flow(0).await.unwrap();
+        assert_eq!(flow.token_endpoint, format!("{issuer}/token"));
+        verifier.code_flow(0).await.unwrap();
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let refused = verifier
+            .redeem(&flow, "used-code", "http://127.0.0.1/cb", "verifier")
+            .await
+            .unwrap_err();
+        assert_eq!(refused, OidcError::CodeRefused);
+        assert_eq!(refused.code(), "invalid_grant");
+        assert!(
+            crate::error::CODES
+                .iter()
+                .any(|(_, _, codes)| codes.contains(&"invalid_grant"))
+        );
     }
 
     #[test]
