@@ -363,8 +363,24 @@ impl OidcVerifier {
             .await
             .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
         if response.status().is_client_error() {
-            // A code used, expired or not ours: a refusal, not an outage.
-            return Err(OidcError::CodeRefused);
+            // RFC 6749 5.2: `invalid_grant` is the code (used, expired, not ours): a refusal.
+            // Anything else (`invalid_client`, `unauthorized_client`, ...) is cooper's client
+            // registration at fault, which no retry of the person's fixes: say so.
+            #[derive(Deserialize)]
+            struct Refusal {
+                error: String,
+            }
+            let status = response.status();
+            return Err(match response.json::<Refusal>().await {
+                Ok(refusal) if refusal.error == "invalid_grant" => OidcError::CodeRefused,
+                Ok(refusal) => OidcError::ProviderUnavailable(format!(
+                    "the token endpoint refused cooper's client: {}",
+                    refusal.error.chars().take(64).collect::<String>()
+                )),
+                Err(_) => OidcError::ProviderUnavailable(format!(
+                    "the token endpoint answered HTTP {status}"
+                )),
+            });
         }
         if !response.status().is_success() {
             return Err(OidcError::ProviderUnavailable(format!(
@@ -651,10 +667,16 @@ mod tests {
             )
             .route(
                 "/token",
-                post(|| async {
+                post(|body: String| async move {
+                    // The misregistered client of the test below is refused as such.
+                    let error = if body.contains("client_id=unknown") {
+                        "invalid_client"
+                    } else {
+                        "invalid_grant"
+                    };
                     (
                         axum::http::StatusCode::BAD_REQUEST,
-                        axum::Json(serde_json::json!({"error": "invalid_grant"})),
+                        axum::Json(serde_json::json!({ "error": error })),
                     )
                 }),
             );
@@ -683,6 +705,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused, OidcError::CodeRefused);
         assert_eq!(refused.code(), "invalid_grant");
+        let misregistered = CodeFlow {
+            client_id: "unknown".into(),
+            ..flow
+        };
+        let outage = verifier
+            .redeem(&misregistered, "code", "http://127.0.0.1/cb", "verifier")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&outage, OidcError::ProviderUnavailable(d) if d.contains("invalid_client")),
+            "{outage:?}"
+        );
         assert!(
             crate::error::CODES
                 .iter()
