@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | c
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps chromium tools lint build deploy clean
+.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ clippy: ## Lint the Rust code (warnings are errors), also with the OpenAPI gener
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-deps: $(STAMP) $(OIDC_STAMP) chromium ## Install what the local run and tests need (a Python venv with moto and Playwright; the test OpenID Provider; Debian's Chromium)
+deps: $(STAMP) $(OIDC_STAMP) chromium xmlsec1 ## Install what the local run and tests need (a Python venv with moto, Playwright and pysaml2; the test OpenID Provider; Debian's Chromium and xmlsec1)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work
 # here): installed with apt-get when it is missing.
@@ -65,6 +65,14 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+# The test SAML IdP (pysaml2) signs with Debian's xmlsec1: installed with apt-get when missing.
+xmlsec1:
+	@if [ ! -x /usr/bin/xmlsec1 ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xmlsec1 >/dev/null; \
 	fi
 
 $(STAMP): requirements-dev.txt

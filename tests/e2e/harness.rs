@@ -1209,6 +1209,73 @@ impl Drop for OpenIdProvider {
     }
 }
 
+/// A real SAML 2.0 identity provider (pysaml2, from PyPI, signing with Debian's xmlsec1), run
+/// from `tests/saml/idp.py` with a key pair it makes. It signs in whoever a request names
+/// (`login=`), or `user`, in `groups`. It stops when dropped or when the test process dies.
+pub struct SamlIdp {
+    child: Child,
+    pub entity_id: String,
+    pub sso_url: String,
+    pub certificate: String,
+}
+
+impl SamlIdp {
+    pub fn start(sp_entity_id: &str, acs_url: &str, user: &str, groups: &[&str]) -> Self {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(python.exists(), "run `make deps`: it installs pysaml2");
+        let mut child = Command::new(python)
+            .arg(repo_root().join("tests/saml/idp.py"))
+            .args([
+                "--sp-entity-id",
+                sp_entity_id,
+                "--acs-url",
+                acs_url,
+                "--user",
+                user,
+            ])
+            .args(["--groups", &groups.join(",")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SAML IdP");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let about: Value = serde_json::from_str(&first)
+            .unwrap_or_else(|e| panic!("the SAML IdP did not start ({e}): {first:?}"));
+        Self {
+            child,
+            entity_id: about["entity_id"].as_str().unwrap().to_owned(),
+            sso_url: about["sso_url"].as_str().unwrap().to_owned(),
+            certificate: about["certificate"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// cooper's configuration for it, as provider `name`, with `extra` fields.
+    pub fn config(&self, name: &str, extra: Value) -> String {
+        let mut config = serde_json::json!({
+            "name": name,
+            "entity_id": self.entity_id,
+            "sso_url": self.sso_url,
+            "certificates": [self.certificate],
+        });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        Value::Array(vec![config]).to_string()
+    }
+}
+
+impl Drop for SamlIdp {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 type SigningKey = (String, Vec<u8>, Value);
 
 /// An identity provider of the test's own (ES256 keys it can rotate, tokens it mints with any

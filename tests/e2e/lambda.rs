@@ -197,7 +197,7 @@ fn the_people_facing_functions_have_a_fixture_for_every_route() {
 #[tokio::test]
 async fn the_web_console_answers_api_gateway_events() {
     let env = TestEnv::start().await;
-    let web = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false);
+    let web = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false).unwrap();
     let app = cooper_api::host::lambda_app(cooper_api::router::edge_with_pages(
         cooper_api::web::routes(web),
     ));

@@ -19,9 +19,9 @@ use crate::harness::{ACCOUNT_A, ACCOUNT_B, OpenIdProvider, TestEnv, pyotp_code, 
 
 /// The web console and the API on one local listener, as `cooper serve` hosts them, on the
 /// wall clock (a browser's codes are the wall clock's), with the sign-in stand-in.
-struct Console {
-    url: String,
-    http: reqwest::Client,
+pub(crate) struct Console {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -31,6 +31,15 @@ async fn console(env: &TestEnv) -> Console {
 
 async fn console_with(env: &TestEnv, configure: impl FnOnce(&mut Settings)) -> Console {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    console_on(listener, env, configure).await
+}
+
+/// As `console_with`, on a listener already bound (a test that must know the URL first).
+pub(crate) async fn console_on(
+    listener: tokio::net::TcpListener,
+    env: &TestEnv,
+    configure: impl FnOnce(&mut Settings),
+) -> Console {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let here = format!("{url}{}", stand_in::PATH);
     let mut settings = env.settings.clone();
@@ -38,7 +47,7 @@ async fn console_with(env: &TestEnv, configure: impl FnOnce(&mut Settings)) -> C
     settings.signin_endpoint = Some(here.clone());
     settings.console_login_endpoint = Some(here);
     let states = load_all(&env.app_sdk, &settings).await.unwrap();
-    let pages = web::routes(WebState::new(states.clone(), &settings, true));
+    let pages = web::routes(WebState::new(states.clone(), &settings, true).unwrap());
     let app = router::edge_with_pages(
         router::all(states)
             .merge(pages)

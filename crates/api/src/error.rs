@@ -39,7 +39,12 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "token_not_yet_valid", "token_revoked", "enrollment_code_only", "invalid_credentials",
         "unknown_issuer", "invalid_algorithm", "unknown_key", "invalid_signature",
         "invalid_audience", "missing_claim", "email_not_verified", "email_domain_not_allowed",
-        "invalid_user", "invalid_grant",
+        "invalid_user", "invalid_grant", "saml_too_large", "saml_malformed", "saml_doctype",
+        "saml_unsigned", "saml_bad_signature", "saml_weak_algorithm", "saml_wrapped",
+        "saml_wrong_issuer", "saml_wrong_audience", "saml_wrong_recipient",
+        "saml_wrong_destination", "saml_expired", "saml_not_yet_valid", "saml_unsolicited",
+        "saml_unknown_request", "saml_replayed", "saml_wrong_browser", "saml_status",
+        "saml_no_user",
     ]),
     (403, "", &[
         "unknown_user", "user_disabled", "user_expired", "not_granted", "enrollment_code_only",
@@ -48,7 +53,7 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "approver_not_enrolled", "approver_totp_invalid", "not_an_admin", "out_of_scope",
         "universal_admin_required", "wider_admin",
     ]),
-    (404, "", &["not_found", "approval_not_found", "oidc_not_configured"]),
+    (404, "", &["not_found", "approval_not_found", "oidc_not_configured", "saml_not_configured"]),
     (405, "", &["method_not_allowed"]),
     (409, "", &[
         "totp_replayed", "approver_totp_replayed", "no_pending_enrollment", "already_enrolled",
@@ -370,6 +375,17 @@ impl From<RateError> for ApiError {
                     .retry_after(retry_after)
             }
         }
+    }
+}
+
+#[cfg(feature = "web")]
+impl From<crate::saml::SamlError> for ApiError {
+    fn from(e: crate::saml::SamlError) -> Self {
+        let status = match e {
+            crate::saml::SamlError::NotConfigured => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 

@@ -118,6 +118,14 @@ impl JwtAuthority {
             .map_err(|_| JwtError::Invalid)
     }
 
+    /// A MAC of `message` under this key for `purpose` (cooper's short values that are not
+    /// JWTs: a SAML sign-in's RelayState), base64url. The input starts with a label and holds a
+    /// NUL, which no JWT signing input (base64url) can: one is never the other's MAC.
+    pub fn mac(&self, purpose: &str, message: &str) -> Option<String> {
+        let input = format!("cooper:{purpose}\0{message}");
+        jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, Algorithm::HS256).ok()
+    }
+
     /// The same key and issuer for another audience: tokens of one are refused by the other
     /// (the web console's sessions never open the API, nor the other way round).
     pub fn for_audience(&self, audience: &str) -> Self {

@@ -15,6 +15,8 @@ pub mod openapi;
 pub mod qr;
 pub mod router;
 pub mod routes;
+#[cfg(feature = "web")]
+pub mod saml;
 #[cfg(feature = "openapi")]
 pub mod schema;
 pub mod settings;

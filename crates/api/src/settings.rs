@@ -31,6 +31,8 @@ pub mod env {
     pub const BROKER_PARTITIONS: &str = "COOPER_BROKER_PARTITIONS";
     pub const WEB_SESSION_MINUTES: &str = "COOPER_WEB_SESSION_MINUTES";
     pub const WEB_BASE_PATH: &str = "COOPER_WEB_BASE_PATH";
+    pub const SAML_PROVIDERS: &str = "COOPER_SAML_PROVIDERS";
+    pub const PUBLIC_URL: &str = "COOPER_PUBLIC_URL";
     pub const CONSOLE_LOGIN_ENDPOINT: &str = "COOPER_CONSOLE_LOGIN_ENDPOINT";
 }
 
@@ -105,6 +107,12 @@ pub struct Settings {
     /// Local runs only: where console sign-in links point instead of the partition's sign-in
     /// host (`cooper serve` points it at its stand-in page).
     pub console_login_endpoint: Option<String>,
+    /// SAML identity providers (a JSON list, checked when the web console starts: it serves
+    /// SAML sign-in).
+    pub saml_providers: String,
+    /// cooper's own URL as people reach it (`https://cooper.example.com`): SAML's entity ids
+    /// and assertion consumer URLs are made from it, never from a request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -131,6 +139,8 @@ impl Settings {
             web_session_minutes: DEFAULT_WEB_SESSION_MINUTES,
             web_base_path: String::new(),
             console_login_endpoint: None,
+            saml_providers: String::new(),
+            public_url: None,
         }
     }
 
@@ -266,6 +276,10 @@ impl Settings {
             web_base_path,
             console_login_endpoint: lookup(env::CONSOLE_LOGIN_ENDPOINT)
                 .filter(|v| !v.trim().is_empty()),
+            saml_providers: optional(env::SAML_PROVIDERS, ""),
+            public_url: lookup(env::PUBLIC_URL)
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty()),
         })
     }
 }

@@ -41,6 +41,21 @@ impl<S: Clone + Send + Sync + 'static> Table<S> {
         self.route("POST", path, routing::post(handler))
     }
 
+    /// A POST whose body may be larger than the API's limit (a SAML response).
+    #[allow(dead_code, reason = "only the console's table takes large bodies")]
+    pub(crate) fn post_large<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        handler: H,
+        limit: usize,
+    ) -> Self {
+        self.route(
+            "POST",
+            path,
+            routing::post(handler).layer(axum::extract::DefaultBodyLimit::max(limit)),
+        )
+    }
+
     #[allow(dead_code, reason = "not every table puts")]
     pub(crate) fn put<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.route("PUT", path, routing::put(handler))

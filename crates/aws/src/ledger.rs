@@ -3,6 +3,8 @@
 //! left unaudited nor an audit record left without its change. A record alone is one
 //! conditional PutItem. Every condition a change is written under is here.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -40,6 +42,11 @@ pub struct DynamoLedger {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> ChangeError {
     corrupt(Service::DynamoDb, e.to_string()).into()
+}
+
+/// A one-time mark's partition key (`ONCE#...`: the web console may write these and no other).
+fn mark_key(mark: &str) -> String {
+    format!("ONCE#{mark}")
 }
 
 fn epoch(at: OffsetDateTime) -> AttributeValue {
@@ -368,6 +375,35 @@ impl DynamoLedger {
                         .expression_attribute_values(":now", epoch(*now)),
                 )
             }
+            Change::Mark {
+                key: mark,
+                until,
+                now,
+                payload,
+            } => {
+                let mut item = HashMap::from([
+                    ("PK".to_owned(), AttributeValue::S(mark_key(mark))),
+                    ("SK".to_owned(), AttributeValue::S("MARK".to_owned())),
+                    ("item".to_owned(), text(&"mark")),
+                    ("until_epoch".to_owned(), epoch(*until)),
+                    // DynamoDB's TTL removes a mark a day after it stops mattering.
+                    (
+                        "ttl".to_owned(),
+                        AttributeValue::N((until.unix_timestamp() + 86_400).to_string()),
+                    ),
+                ]);
+                if let Some(payload) = payload {
+                    item.insert("payload".to_owned(), AttributeValue::S(payload.clone()));
+                }
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(PK) OR until_epoch <= :now")
+                    .expression_attribute_values(":now", epoch(*now))
+                    .build()
+                    .map_err(build_error)?;
+                one(Ok(TransactWriteItem::builder().put(put).build()))
+            }
             Change::ConsumeApproval {
                 id,
                 requester,
@@ -480,6 +516,39 @@ impl Ledger for DynamoLedger {
                 Some(Err(retry)) => Err(retry.into()),
                 None => Err(upstream(Service::DynamoDb, e).into()),
             },
+        }
+    }
+
+    async fn take_mark(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, UpstreamError> {
+        // One DeleteItem: its condition makes the take single-use, and it returns what it took.
+        let taken = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(mark_key(key)))
+            .key("SK", AttributeValue::S("MARK".to_owned()))
+            .condition_expression("attribute_exists(payload) AND until_epoch > :now")
+            .expression_attribute_values(":now", epoch(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match taken {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|a| a.get("payload"))
+                .and_then(|p| p.as_s().ok())
+                .cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(upstream(Service::DynamoDb, e)),
         }
     }
 }

@@ -65,6 +65,13 @@ pub struct DeploymentArgs {
     /// own stand-in page: moto has no sign-in endpoint).
     #[arg(long, env = env::CONSOLE_LOGIN_ENDPOINT)]
     pub console_login_endpoint: Option<String>,
+    /// SAML identity providers for the web console's sign-in (a JSON list; see the README).
+    #[arg(long, env = env::SAML_PROVIDERS, default_value = "")]
+    pub saml_providers: String,
+    /// cooper's own URL as people reach it (SAML entity ids and assertion consumer URLs);
+    /// `cooper serve` uses its own address when this is not given.
+    #[arg(long, env = env::PUBLIC_URL)]
+    pub public_url: Option<String>,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -104,6 +111,12 @@ impl DeploymentArgs {
             web_session_minutes: self.web_session_minutes.min(self.session_minutes),
             web_base_path: String::new(),
             console_login_endpoint: self.console_login_endpoint.clone(),
+            saml_providers: self.saml_providers.clone(),
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
         })
     }
 }

@@ -69,7 +69,7 @@ pub enum Error {
     NothingGiven(String),
     #[error("the two passwords differ")]
     PasswordsDiffer,
-    #[error("give --user (password and code), or --oidc (your identity provider)")]
+    #[error("give --user (password and code), --oidc or --saml PROVIDER (your identity provider)")]
     NoLoginMethod,
     #[error("--json is not JSON")]
     BadJson(#[source] serde_json::Error),
@@ -101,6 +101,8 @@ pub enum Error {
     Provision(#[from] ProvisionError),
     #[error(transparent)]
     Startup(#[from] StartupError),
+    #[error(transparent)]
+    Saml(#[from] cooper_api::saml::SamlConfigError),
     #[error(transparent)]
     Entropy(#[from] EntropyUnavailable),
     #[error("cannot format a date")]

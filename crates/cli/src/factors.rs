@@ -100,6 +100,10 @@ pub struct LoginArgs {
     /// Sign in with the company's identity provider instead.
     #[command(flatten)]
     oidc: crate::oidc_login::OidcArgs,
+    /// Sign in with this SAML identity provider (its name in the deployment's configuration),
+    /// in the browser; the session comes back to this terminal.
+    #[arg(long, value_name = "PROVIDER")]
+    saml: Option<String>,
 }
 
 /// Password and code (or the identity provider) for a session token, saved (0600) for the
@@ -108,10 +112,14 @@ pub async fn login(args: LoginArgs) -> Result<(), Error> {
     let client = crate::client::Client::new(&args.client)?;
     let user = args.user.clone().or(client.settings.user.clone());
     let oidc = args.oidc.oidc || (user.is_none() && client.settings.oidc_issuer.is_some());
-    if user.is_none() && !oidc {
+    if user.is_none() && !oidc && args.saml.is_none() {
         return Err(Error::NoLoginMethod);
     }
     let session = match &user {
+        _ if args.saml.is_some() => {
+            let provider = args.saml.as_deref().unwrap_or_default();
+            crate::saml_login::session(&client, provider, &args.oidc).await?
+        }
         Some(user) if !oidc => {
             let password = ask("Password: ", true)?;
             let code = ask("Code: ", false)?;

@@ -10,6 +10,7 @@ mod error;
 mod factors;
 mod oidc_login;
 mod operator;
+mod saml_login;
 mod serve;
 mod setup;
 mod token;

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// How long the code flow waits for the browser to come back.
-const SIGN_IN_WAIT: Duration = Duration::from_secs(600);
+pub(crate) const SIGN_IN_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct OidcArgs {
@@ -58,13 +58,13 @@ pub struct OidcArgs {
     scopes: String,
 }
 
-fn random(len: usize) -> Result<String, Error> {
+pub(crate) fn random(len: usize) -> Result<String, Error> {
     let mut bytes = vec![0u8; len];
     OsEntropy.fill(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn show(args: &OidcArgs, url: &str, what: &str) {
+pub(crate) fn show(args: &OidcArgs, url: &str, what: &str) {
     if args.no_browser || open::that_detached(url).is_err() {
         eprintln!("{what}: {url}");
     } else {

@@ -55,8 +55,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         settings.signin_endpoint = Some(here.clone());
         settings.console_login_endpoint.get_or_insert(here);
     }
+    // SAML's entity ids and consumer URLs are made from cooper's public URL: here, by default,
+    // the address it serves on.
+    settings
+        .public_url
+        .get_or_insert_with(|| format!("http://{local}"));
     let states = load_all(&sdk, &settings).await?;
-    let web = cooper_api::web::WebState::new(states.clone(), &settings, local.ip().is_loopback());
+    let web = cooper_api::web::WebState::new(states.clone(), &settings, local.ip().is_loopback())?;
     let mut routes = router::all(states).merge(cooper_api::web::routes(web));
     if stand_in {
         routes = routes.merge(stand_in::StandIn::new(sdk.clone()).router());

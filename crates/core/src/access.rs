@@ -23,6 +23,8 @@ pub enum AuthMethod {
     IdToken(String),
     /// A one-time enrollment code: it enrolls a first authenticator, and nothing else.
     EnrollmentCode(TokenId),
+    /// A SAML assertion the console's sign-in verified, by provider (`saml:<name>`).
+    SamlAssertion(String),
 }
 
 impl AuthMethod {
@@ -35,7 +37,9 @@ impl AuthMethod {
     /// The identity provider that vouched for the caller, if one did.
     pub fn idp(&self) -> Option<&str> {
         match self {
-            Self::Session { idp: Some(issuer) } | Self::IdToken(issuer) => Some(issuer),
+            Self::Session { idp: Some(issuer) }
+            | Self::IdToken(issuer)
+            | Self::SamlAssertion(issuer) => Some(issuer),
             _ => None,
         }
     }
@@ -45,11 +49,15 @@ impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Session { idp: None } => f.write_str("jwt"),
-            Self::Session { idp: Some(issuer) } => write!(f, "oidc_session:{issuer}"),
+            Self::Session { idp: Some(idp) } => match idp.strip_prefix("saml:") {
+                Some(provider) => write!(f, "saml_session:{provider}"),
+                None => write!(f, "oidc_session:{idp}"),
+            },
             Self::ApiToken(id) => write!(f, "api_token:{id}"),
             Self::ApproverCode => f.write_str("approver_code"),
             Self::IdToken(issuer) => write!(f, "oidc:{issuer}"),
             Self::EnrollmentCode(id) => write!(f, "enrollment_code:{id}"),
+            Self::SamlAssertion(provider) => f.write_str(provider),
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum AuditEvent {
     SessionCreated,
     #[serde(rename = "session.refused")]
     SessionRefused,
+    /// An identity provider's sign-in, handed to the CLI that started it (by a one-time code).
+    #[serde(rename = "session.handed_off")]
+    SessionHandedOff,
     #[serde(rename = "password.changed")]
     PasswordChanged,
     #[serde(rename = "password.refused")]

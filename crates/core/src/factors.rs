@@ -99,7 +99,7 @@ impl FactorError {
     }
 
     /// What a failed commit means, for the changes a use case built.
-    pub(crate) fn from_commit(error: ChangeError, changes: &[Change], at: OffsetDateTime) -> Self {
+    pub fn from_commit(error: ChangeError, changes: &[Change], at: OffsetDateTime) -> Self {
         match error.conflicting(changes) {
             Some(change) => explain_conflict(change, at).unwrap_or(Self::NoPendingEnrollment),
             None => match error {
@@ -127,7 +127,7 @@ pub(crate) fn locked(until: OffsetDateTime, now: OffsetDateTime) -> FactorError 
 /// used meanwhile, or the user was locked out meanwhile.
 pub fn explain_conflict(change: &Change, at: OffsetDateTime) -> Option<FactorError> {
     match change {
-        Change::ClaimStep { .. } => Some(FactorError::Replayed),
+        Change::ClaimStep { .. } | Change::Mark { .. } => Some(FactorError::Replayed),
         // The lock was set by failures that landed after our read: it runs a full window from
         // about now.
         Change::Unlocked { .. } => Some(locked(at + LOCKOUT, at)),

@@ -166,6 +166,16 @@ pub enum Change {
         target: TargetName,
         now: OffsetDateTime,
     },
+    /// A one-time mark (a SAML assertion's id, the id of the sign-in request it answers):
+    /// refused if `key` is marked already and that mark has not expired at `now`. Kept until
+    /// `until`, after which the thing it marks is refused for its age anyway. A mark with a
+    /// `payload` (a sign-in handed to the CLI) is taken once by `Ledger::take_mark`.
+    Mark {
+        key: String,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+        payload: Option<String>,
+    },
 }
 
 /// Why a set of changes was not applied (none of it was).
@@ -201,6 +211,14 @@ pub trait Ledger: Send + Sync {
     /// With no changes, appends the record alone (a refusal, or an issuance whose effect lives
     /// outside the directory). A record's id is never reused.
     async fn commit(&self, changes: &[Change], record: &AuditRecord) -> Result<(), ChangeError>;
+
+    /// Takes the payload of mark `key` (see `Change::Mark`) if it has one and has not expired
+    /// at `now`, removing the mark: a second take, or a take too late, gets `None`.
+    async fn take_mark(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, UpstreamError>;
 }
 
 /// Writes a refusal's record. A refusal stands whether or not its record could be written (the

@@ -117,6 +117,9 @@ impl Notice {
             }
             AuditEvent::SessionCreated => format!("{} signed in", r.actor),
             AuditEvent::SessionRefused => format!("{}'s sign-in was refused", r.actor),
+            AuditEvent::SessionHandedOff => {
+                format!("{} signed in at the identity provider for the CLI", r.actor)
+            }
             AuditEvent::PasswordChanged => format!("{} changed their password", r.actor),
             AuditEvent::PasswordRefused => format!("{}'s password change was refused", r.actor),
         };

@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use crate::access::{Caller, Identity};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
 use crate::factors::{FactorError, SecondFactor};
-use crate::ledger::{Ledger, record_refusal};
+use crate::ledger::{Change, Ledger, record_refusal};
 use crate::model::UserStatus;
 use crate::names::{GroupName, UserName};
 use crate::password::PasswordHash;
@@ -232,6 +232,17 @@ impl SessionExchange {
         identity: Identity,
         meta: &RequestMeta,
     ) -> Result<Session, SessionError> {
+        self.exchange_with(identity, meta, Vec::new()).await
+    }
+
+    /// As `exchange`, writing `changes` with the session's audit record, all or nothing (a
+    /// SAML sign-in marks its assertion and its request used: a conflict there is `Replayed`).
+    pub async fn exchange_with(
+        &self,
+        identity: Identity,
+        meta: &RequestMeta,
+        changes: Vec<Change>,
+    ) -> Result<Session, SessionError> {
         let now = self.clock.now();
         let mut record = AuditRecord::by(&identity, meta, now, AuditEvent::SessionCreated);
         let profile = self
@@ -262,9 +273,9 @@ impl SessionExchange {
         )?;
         record.expiration = Some(session.expires_at);
         self.ledger
-            .commit(&[], &record)
+            .commit(&changes, &record)
             .await
-            .map_err(|e| FactorError::from_commit(e, &[], now))?;
+            .map_err(|e| FactorError::from_commit(e, &changes, now))?;
         Ok(session)
     }
 }

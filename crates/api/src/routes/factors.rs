@@ -191,7 +191,7 @@ pub struct SessionView<'a> {
     expires_at: OffsetDateTime,
 }
 
-fn session_response(session: &Session) -> Response {
+pub(crate) fn session_response(session: &Session) -> Response {
     no_store(
         Json(SessionView {
             token: session.token.expose_secret(),

@@ -140,6 +140,8 @@ pub enum AuthenticatedBy {
     Oidc,
     /// A one-time enrollment code (it opens only enrollment).
     EnrollmentCode,
+    /// A cooper session made from a SAML identity provider's assertion.
+    SamlSession,
 }
 
 /// The caller's admin scope.
@@ -193,11 +195,15 @@ pub async fn whoami(
     let (caller, scope) = state.shared.admin.scope(identity).await?;
     let (authenticated_by, token_id) = match &caller.identity.method {
         AuthMethod::Session { idp: None } => (AuthenticatedBy::Jwt, None),
+        AuthMethod::Session { idp: Some(idp) } if idp.starts_with("saml:") => {
+            (AuthenticatedBy::SamlSession, None)
+        }
         AuthMethod::Session { idp: Some(_) } => (AuthenticatedBy::OidcSession, None),
         AuthMethod::ApiToken(id) => (AuthenticatedBy::ApiToken, Some(id.to_string())),
         AuthMethod::ApproverCode => (AuthenticatedBy::ApproverCode, None),
         AuthMethod::IdToken(_) => (AuthenticatedBy::Oidc, None),
         AuthMethod::EnrollmentCode(id) => (AuthenticatedBy::EnrollmentCode, Some(id.to_string())),
+        AuthMethod::SamlAssertion(_) => (AuthenticatedBy::SamlSession, None),
     };
     Ok(Json(WhoAmI {
         user: caller.user.name.to_string(),

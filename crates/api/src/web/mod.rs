@@ -12,7 +12,7 @@
 
 pub mod assets;
 mod html;
-mod pages;
+pub(crate) mod pages;
 mod session;
 pub mod stand_in;
 
@@ -26,6 +26,7 @@ use cooper_core::sessions::{LocalLogin, SessionExchange};
 
 use crate::auth::Authenticator;
 use crate::oidc::OidcVerifier;
+use crate::saml::{SamlConfigError, SamlProviders};
 use crate::settings::Settings;
 use crate::state::{AdminState, EnrollState, IssueState, States, local_login};
 
@@ -50,6 +51,8 @@ pub struct Web {
     pub exchange: SessionExchange,
     /// The identity providers, if any (those with a `console_client_id` get a button).
     pub oidc: Option<Arc<OidcVerifier>>,
+    /// The SAML identity providers, if any (each gets a button).
+    pub saml: Option<Arc<SamlProviders>>,
     pub lifetime: time::Duration,
     /// Local runs: the `Secure` cookie attribute is dropped for a loopback `Host` (a browser
     /// does not keep a Secure cookie from http://127.0.0.1).
@@ -67,7 +70,8 @@ pub fn console_audience(api_audience: &str) -> String {
 
 impl WebState {
     /// The console over `states`. `local`: served by `cooper serve` on a loopback address.
-    pub fn new(states: States, settings: &Settings, local: bool) -> Self {
+    /// Refuses a SAML configuration that is not sound (no certificate, no public URL).
+    pub fn new(states: States, settings: &Settings, local: bool) -> Result<Self, SamlConfigError> {
         let shared = &states.enroll.shared;
         let jwt = Arc::new(
             shared
@@ -84,6 +88,12 @@ impl WebState {
             lifetime,
         };
         let oidc = shared.auth.oidc.clone();
+        let saml = SamlProviders::parse(
+            &settings.saml_providers,
+            settings.public_url.as_deref(),
+            shared.jwt.clone(),
+        )?
+        .map(Arc::new);
         let sessions = Authenticator {
             jwt,
             directory: shared.directory.clone(),
@@ -91,12 +101,13 @@ impl WebState {
             oidc: None,
         };
         let csp = content_security_policy(settings.console_login_endpoint.as_deref());
-        Self {
+        Ok(Self {
             web: Arc::new(Web {
                 sessions,
                 login,
                 exchange,
                 oidc,
+                saml,
                 lifetime,
                 local,
                 base_path: settings.web_base_path.clone(),
@@ -105,7 +116,7 @@ impl WebState {
             issue: states.issue,
             enroll: states.enroll,
             admin: states.admin,
-        }
+        })
     }
 }
 

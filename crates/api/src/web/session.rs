@@ -251,6 +251,30 @@ pub fn clear_flow(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
     set_cookie(&cookie_name(SIGNING_IN, secure), "", 0, secure)
 }
 
+/// A SAML sign-in's browser binding: a random value whose digest its RelayState carries. The
+/// IdP answers by a cross-site POST, which takes only `SameSite=None` cookies (so `Secure`);
+/// a local run is reached on http, where the IdP on loopback is the same site and `Lax` does.
+const SAML_FLOW: &str = "cooper_saml";
+
+pub fn saml_flow_cookie(web: &Web, headers: &HeaderMap, value: &str) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    let same_site = if secure { "None; Secure" } else { "Lax" };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path=/; Max-Age=600; HttpOnly; SameSite={same_site}",
+        cookie_name(SAML_FLOW, secure)
+    ))
+    .ok()
+}
+
+pub fn saml_flow(web: &Web, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, &cookie_name(SAML_FLOW, secure(web, headers))).map(str::to_owned)
+}
+
+pub fn clear_saml_flow(web: &Web, headers: &HeaderMap) -> Option<HeaderValue> {
+    let secure = secure(web, headers);
+    set_cookie(&cookie_name(SAML_FLOW, secure), "", 0, secure)
+}
+
 /// Where this console is reached, as the browser sees it (for the provider's redirect URI).
 pub fn origin(web: &Web, headers: &HeaderMap) -> String {
     let host = headers

@@ -47,6 +47,7 @@ enum Item {
     EnrollmentCode(TokenId),
     /// A reach guard's version item (the targets and the grants of one account are two).
     Reach(String),
+    Mark(String),
 }
 
 /// The items one change is written as (the DynamoDB adapter writes `ActivateTotp` as two, and
@@ -97,6 +98,7 @@ fn items_of(change: &Change) -> Vec<Item> {
         Change::Reach { key, .. } => vec![Item::Reach(reach_slot(key))],
         Change::PutEnrollmentCode(r) => vec![Item::EnrollmentCode(r.id.clone())],
         Change::UseEnrollmentCode { id, .. } => vec![Item::EnrollmentCode(id.clone())],
+        Change::Mark { key, .. } => vec![Item::Mark(key.clone())],
     }
 }
 
@@ -181,6 +183,10 @@ fn holds(s: &State, change: &Change) -> bool {
             .and_then(|f| f.pending.as_ref())
             .is_some_and(|p| p.sealed == enrollment.sealed),
         Change::OpenApproval(r) => !s.approvals.contains_key(&r.id),
+        Change::Mark { key, now, .. } => s
+            .marks
+            .get(key)
+            .is_none_or(|(until, _)| *until <= now.unix_timestamp()),
         Change::Approve { id, now, .. } => s.approvals.get(id).is_some_and(|r| {
             r.status == ApprovalStatus::Pending
                 && r.expires_at.unix_timestamp() > now.unix_timestamp()
@@ -311,6 +317,15 @@ fn apply(s: &mut State, change: &Change) {
         Change::OpenApproval(r) => {
             s.approvals.insert(r.id.clone(), r.clone());
         }
+        Change::Mark {
+            key,
+            until,
+            payload,
+            ..
+        } => {
+            s.marks
+                .insert(key.clone(), (until.unix_timestamp(), payload.clone()));
+        }
         Change::Approve { id, approver, now } => {
             if let Some(r) = s.approvals.get_mut(id) {
                 r.status = ApprovalStatus::Approved;
@@ -411,5 +426,30 @@ impl Ledger for MemoryStore {
         }
         state.audit.push(record.clone());
         Ok(())
+    }
+
+    async fn take_mark(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<String>, UpstreamError> {
+        self.pause().await?;
+        if self.faults()?.fail_commits {
+            return Err(UpstreamError::new(
+                Service::DynamoDb,
+                UpstreamKind::Unavailable,
+                "told to fail",
+            ));
+        }
+        let mut state = self.lock()?;
+        let live = state
+            .marks
+            .get(key)
+            .is_some_and(|(until, payload)| *until > now.unix_timestamp() && payload.is_some());
+        Ok(if live {
+            state.marks.remove(key).and_then(|(_, payload)| payload)
+        } else {
+            None
+        })
     }
 }

@@ -83,6 +83,8 @@ pub struct State {
     pub enrollment_codes: HashMap<TokenId, EnrollmentCodeRecord>,
     /// The versions reach guards watch (`Change::Reach`).
     pub reach: BTreeMap<String, u64>,
+    /// One-time marks (`Change::Mark`): the unix time each expires at, and its payload.
+    pub marks: BTreeMap<String, (i64, Option<String>)>,
 }
 
 /// What a reach guard's version is kept under.

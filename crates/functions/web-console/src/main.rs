@@ -1,5 +1,5 @@
 //! Lambda: web-console. The pages (`/`, `/signin`, `/targets`, `/console`, `/credentials`,
-//! `/authenticator`, `/approvals`, `/admin`, `/assets/*`; the routes are
+//! `/authenticator`, `/approvals`, `/admin`, `/assets/*`) and SAML sign-in (`/v1/saml/*`); the routes are
 //! `cooper_api::web::routes`). A function of its own, so that the API functions carry neither
 //! the pages nor the union of permissions the pages need.
 #![deny(clippy::indexing_slicing)]
@@ -16,6 +16,6 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
-    let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false);
+    let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false)?;
     host::run_lambda(router::edge_with_pages(web::routes(state))).await
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod approvals;
 mod factors;
+pub(crate) mod saml;
 mod signin;
 mod targets;
 
@@ -44,6 +45,7 @@ use crate::routes::approvals::{ApprovalState, ApprovalView};
 use crate::routes::credentials::CredentialsBody;
 use crate::routes::targets::TargetView;
 use crate::table::{Operation, Table};
+use subtle::ConstantTimeEq;
 
 fn table() -> Table<WebState> {
     Table::new()
@@ -73,6 +75,10 @@ fn table() -> Table<WebState> {
         .get("/admin/users", admin::admin_users)
         .get("/admin/groups", admin::admin_groups)
         .get("/assets/{file}", asset)
+        .get("/v1/saml/{provider}/metadata", saml::metadata)
+        .get("/v1/saml/{provider}/login", saml::login)
+        .post_large("/v1/saml/{provider}/acs", saml::acs, saml::ACS_BODY_LIMIT)
+        .post("/v1/sessions/saml", saml::redeem)
 }
 
 /// The pages' routes.

@@ -13,11 +13,17 @@ pub(super) async fn home(State(state): State<WebState>, headers: HeaderMap) -> R
     see_other(&state.web.base_path, to, Vec::new())
 }
 
+/// A "Sign in with <provider>" button: where it goes, what it says.
+struct SignInButton {
+    href: String,
+    name: String,
+}
+
 fn signin_form(
     base: &str,
     token: &str,
     user: &str,
-    providers: &[crate::oidc::ConsoleProvider],
+    providers: &[SignInButton],
     error: Option<&FormError>,
 ) -> Markup {
     html! {
@@ -25,7 +31,7 @@ fn signin_form(
         @if !providers.is_empty() {
             div.actions.panel {
                 @for p in providers {
-                    a.button href={ (base) "/signin/oidc/" (p.index) } { "Sign in with " (p.name) }
+                    a.button href=(p.href) { "Sign in with " (p.name) }
                 }
             }
             p.muted { "Or with your cooper password and a code:" }
@@ -65,17 +71,37 @@ pub(super) async fn signin_page(State(state): State<WebState>, headers: HeaderMa
     .into_response()
 }
 
-fn console_providers(state: &WebState) -> Vec<crate::oidc::ConsoleProvider> {
-    state
+/// A button for each OpenID provider the console may use, then each SAML provider.
+fn console_providers(state: &WebState) -> Vec<SignInButton> {
+    let base = &state.web.base_path;
+    let oidc = state
         .web
         .oidc
-        .as_ref()
-        .map(|o| o.console_providers())
-        .unwrap_or_default()
+        .iter()
+        .flat_map(|o| o.console_providers())
+        .map(|p| SignInButton {
+            href: format!("{base}/signin/oidc/{}", p.index),
+            name: p.name,
+        });
+    let saml = state
+        .web
+        .saml
+        .iter()
+        .flat_map(|s| s.providers())
+        .map(|p| SignInButton {
+            // The API's path, under the same stage as the console.
+            href: format!("{base}/v1/saml/{}/login", p.config.name),
+            name: p
+                .config
+                .display_name
+                .clone()
+                .unwrap_or_else(|| p.config.name.clone()),
+        });
+    oidc.chain(saml).collect()
 }
 
 /// The sign-in page again, with a refusal.
-fn signin_refused(
+pub(super) fn signin_refused(
     state: &WebState,
     headers: &HeaderMap,
     status: StatusCode,
@@ -233,18 +259,11 @@ pub(super) async fn oidc_callback(
     };
     match signed.await {
         Ok(signed) => {
-            // A page, not a redirect: the navigation to the targets then starts here, so the
-            // SameSite=Strict session cookie goes with it (after a cross-site redirect chain
-            // it would not).
-            let base = &web.base_path;
-            let body = html! {
-                meta http-equiv="refresh" content={ "0;url=" (base) "/targets" };
-                p { "Signed in as " strong { (signed.user) } ". " a href={ (base) "/targets" } { "Continue to my targets" } }
-            };
-            Answer::ok(html::layout(&signin_frame(base), body))
-                .cookie(session::session_cookie(web, &headers, &signed.token))
-                .cookie(session::clear_flow(web, &headers))
-                .into_response()
+            let mut response = signed_in_page(&state, &headers, &signed);
+            if let Some(cookie) = session::clear_flow(web, &headers) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
         }
         Err(e) => {
             let (status, error) = refusal(e, &meta);
@@ -255,6 +274,25 @@ pub(super) async fn oidc_callback(
             response
         }
     }
+}
+
+/// Signed in through an identity provider: the session cookie, and a page that goes on to the
+/// targets. A page, not a redirect: the navigation to the targets then starts here, so the
+/// SameSite=Strict session cookie goes with it (after a cross-site redirect chain it would not).
+pub(super) fn signed_in_page(
+    state: &WebState,
+    headers: &HeaderMap,
+    signed: &cooper_core::sessions::Session,
+) -> Response {
+    let web = &state.web;
+    let base = &web.base_path;
+    let body = html! {
+        meta http-equiv="refresh" content={ "0;url=" (base) "/targets" };
+        p { "Signed in as " strong { (signed.user) } ". " a href={ (base) "/targets" } { "Continue to my targets" } }
+    };
+    Answer::ok(html::layout(&signin_frame(base), body))
+        .cookie(session::session_cookie(web, headers, &signed.token))
+        .into_response()
 }
 
 pub(super) async fn signin(
