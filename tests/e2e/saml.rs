@@ -221,6 +221,18 @@ async fn a_person_signs_in_with_a_real_saml_idp_and_their_namespaced_group_grant
     )));
     assert!(metadata.contains(r#"WantAssertionsSigned="true""#));
 
+    // The console's sign-in page offers the provider.
+    let signin = reqwest::get(format!("{}/signin", console.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        signin.contains(&format!(r#"href="/v1/saml/{PROVIDER}/login""#)),
+        "a Sign in with {PROVIDER} button"
+    );
+
     // The redirect carries an AuthnRequest for this ACS, deflated, and a RelayState of at most
     // 80 bytes.
     let browser = browser();
@@ -368,7 +380,7 @@ async fn a_response_is_good_once_in_the_browser_that_asked_and_never_unsolicited
         (401, "saml_unknown_request".into())
     );
 
-    // IdP-initiated: refused unless the provider allows it.
+    // IdP-initiated: refused unless the provider allows it (below, one that does).
     let page = browser
         .get(format!(
             "{}/idp-initiated?login=alice@example.com",
@@ -588,5 +600,34 @@ async fn the_cli_signs_in_with_saml_through_the_browser() {
     assert_eq!(
         code_of(redeem(code, verifier).await).await,
         (401, "invalid_grant".into())
+    );
+}
+
+#[tokio::test]
+async fn a_provider_may_allow_idp_initiated_sign_in() {
+    let env = TestEnv::start().await;
+    env.user("alice@example.com").await;
+    let (console, idp) = with_idp(&env, json!({"allow_idp_initiated": true})).await;
+    let browser = browser();
+    let page = browser
+        .get(format!(
+            "{}/idp-initiated?login=alice@example.com",
+            idp.sso_url.trim_end_matches("/sso")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (action, fields) = posted_form(&page.text().await.unwrap());
+    assert_eq!(post(&browser, &action, &fields, true).await.status(), 200);
+    let targets = browser
+        .get(format!("{}/targets", console.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(targets.status(), 200, "signed in to the console");
+    // Still once only.
+    assert_eq!(
+        code_of(post(&browser, &action, &fields, false).await).await,
+        (401, "saml_replayed".into())
     );
 }

@@ -15,7 +15,9 @@ import warnings
 warnings.filterwarnings("ignore")  # pysaml2 imports a cipher mode cryptography has deprecated
 
 import argparse  # noqa: E402
+import base64
 import datetime
+import html
 import json
 import os
 import sys
@@ -84,6 +86,11 @@ def main():
     key_path, cert_path, pem = key_pair(work)
     metadata_path = os.path.join(work, "sp.xml")
     sp_metadata(metadata_path, args.sp_entity_id, args.acs_url)
+    # The attribute names as they are (basic name format): pysaml2's own maps would send
+    # `email` as urn:mace:dir:attribute-def:email.
+    with open(os.path.join(work, "cooper_saml_attribute_map.py"), "w") as f:
+        names = {"email": "email", "groups": "groups"}
+        f.write(f"MAP = {{'identifier': {NAME_FORMAT_BASIC!r}, 'fro': {names!r}, 'to': {names!r}}}\n")
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -103,7 +110,7 @@ def main():
         "xmlsec_binary": "/usr/bin/xmlsec1",
         "signing_algorithm": RSA_SHA256,
         "digest_algorithm": SHA256,
-        "allow_unknown_attributes": True,
+        "attribute_map_dir": work,
     })
     server = Server(config=config)
     lock = threading.Lock()
@@ -124,9 +131,15 @@ def main():
                 sign_alg=RSA_SHA256,
                 digest_alg=SHA256,
             )
-            http = server.apply_binding(BINDING_HTTP_POST, str(response), destination,
-                                        relay_state or "", response=True)
-        return http["data"]
+        return (
+            "<!DOCTYPE html><html><head><title>SAML</title></head>"
+            '<body onload="document.forms[0].submit()">'
+            f'<form method="post" action="{html.escape(destination)}">'
+            '<input type="hidden" name="SAMLResponse" value="'
+            f'{base64.b64encode(str(response).encode()).decode()}"/>'
+            f'<input type="hidden" name="RelayState" value="{html.escape(relay_state or "")}"/>'
+            '<noscript><input type="submit" value="Continue"/></noscript></form></body></html>'
+        )
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a):
