@@ -94,7 +94,7 @@ fn strings(v: &Value) -> BTreeSet<String> {
 
 /// Checks `calls` against `function`'s row; returns the key prefixes written (so a scenario
 /// can show it exercised them).
-fn allowed(env: &TestEnv, function: &str, calls: &[AwsCall]) -> BTreeSet<String> {
+pub(crate) fn allowed(env: &TestEnv, function: &str, calls: &[AwsCall]) -> BTreeSet<String> {
     let row = row(function);
     let (write, prefixes, audit) = (
         strings(&row["directory_write"]),

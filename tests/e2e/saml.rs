@@ -570,36 +570,49 @@ async fn the_cli_signs_in_with_saml_through_the_browser() {
     let verifier = "a-verifier-of-the-tests-own-0123456789abcdefghij";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
-    let start = browser
-        .get(format!(
-            "{}/v1/saml/{PROVIDER}/login?cli_port=40000&code_challenge={challenge}",
-            console.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    let location = start.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser
-        .get(format!("{location}&login=alice@example.com"))
-        .send()
-        .await
-        .unwrap();
-    let (action, fields) = posted_form(&page.text().await.unwrap());
-    let handed = post(&browser, &action, &fields, false).await;
-    let code = handed.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        code_of(redeem(code.clone(), "not-the-verifier-0123456789abcdefghijklmnop").await).await,
-        (401, "invalid_grant".into())
-    );
-    assert_eq!(
-        code_of(redeem(code, verifier).await).await,
-        (401, "invalid_grant".into())
+    // What the console's function writes for all this is what its IAM policy allows: one-time
+    // marks (taken with DeleteItem) and the audit trail.
+    let ((), calls) = env
+        .moto
+        .record(async {
+            let start = browser
+                .get(format!(
+                    "{}/v1/saml/{PROVIDER}/login?cli_port=40000&code_challenge={challenge}",
+                    console.url
+                ))
+                .send()
+                .await
+                .unwrap();
+            let location = start.headers()["location"].to_str().unwrap().to_owned();
+            let page = browser
+                .get(format!("{location}&login=alice@example.com"))
+                .send()
+                .await
+                .unwrap();
+            let (action, fields) = posted_form(&page.text().await.unwrap());
+            let handed = post(&browser, &action, &fields, false).await;
+            let code = handed.headers()["location"]
+                .to_str()
+                .unwrap()
+                .split("code=")
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            assert_eq!(
+                code_of(redeem(code.clone(), "not-the-verifier-0123456789abcdefghijklmnop").await)
+                    .await,
+                (401, "invalid_grant".into())
+            );
+            assert_eq!(
+                code_of(redeem(code, verifier).await).await,
+                (401, "invalid_grant".into())
+            );
+        })
+        .await;
+    let written = crate::policies::allowed(&env, "web-console", &calls);
+    assert!(
+        written.contains("ONCE#") && written.contains("audit"),
+        "{written:?}"
     );
 }
 
