@@ -114,6 +114,23 @@ async fn through_the_idp(
     posted_form(&page.text().await.unwrap())
 }
 
+/// The form of a sign-in the IdP starts itself (unsolicited: it answers no request).
+async fn idp_initiated(
+    browser: &reqwest::Client,
+    idp: &SamlIdp,
+    login: &str,
+) -> (String, Vec<(String, String)>) {
+    let page = browser
+        .get(format!(
+            "{}/idp-initiated?login={login}",
+            idp.sso_url.trim_end_matches("/sso")
+        ))
+        .send()
+        .await
+        .unwrap();
+    posted_form(&page.text().await.unwrap())
+}
+
 async fn post(
     browser: &reqwest::Client,
     action: &str,
@@ -381,15 +398,7 @@ async fn a_response_is_good_once_in_the_browser_that_asked_and_never_unsolicited
     );
 
     // IdP-initiated: refused unless the provider allows it (below, one that does).
-    let page = browser
-        .get(format!(
-            "{}/idp-initiated?login=alice@example.com",
-            idp.sso_url.trim_end_matches("/sso")
-        ))
-        .send()
-        .await
-        .unwrap();
-    let (action, fields) = posted_form(&page.text().await.unwrap());
+    let (action, fields) = idp_initiated(&browser, &idp, "alice@example.com").await;
     assert_eq!(
         code_of(post(&browser, &action, &fields, false).await).await,
         (401, "saml_unsolicited".into())
@@ -622,15 +631,7 @@ async fn a_provider_may_allow_idp_initiated_sign_in() {
     env.user("alice@example.com").await;
     let (console, idp) = with_idp(&env, json!({"allow_idp_initiated": true})).await;
     let browser = browser();
-    let page = browser
-        .get(format!(
-            "{}/idp-initiated?login=alice@example.com",
-            idp.sso_url.trim_end_matches("/sso")
-        ))
-        .send()
-        .await
-        .unwrap();
-    let (action, fields) = posted_form(&page.text().await.unwrap());
+    let (action, fields) = idp_initiated(&browser, &idp, "alice@example.com").await;
     assert_eq!(post(&browser, &action, &fields, true).await.status(), 200);
     let targets = browser
         .get(format!("{}/targets", console.url))

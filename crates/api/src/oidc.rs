@@ -132,6 +132,13 @@ pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, ConfigError> {
     Ok(providers)
 }
 
+/// Whether `email` is in one of `domains` (any, when there are none): an identity provider's
+/// `email_domains`, OIDC's and SAML's alike.
+pub(crate) fn in_domains(email: &str, domains: &[String]) -> bool {
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    domains.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+}
+
 /// Why an identity provider's token was refused (each is a 401 with its own code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcError {
@@ -589,18 +596,8 @@ impl OidcVerifier {
                 .get("email")
                 .and_then(Value::as_str)
                 .ok_or_else(|| OidcError::MissingClaim("email".into()))?;
-            if !config.email_domains.is_empty() {
-                let domain = email
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
-                if !config
-                    .email_domains
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&domain))
-                {
-                    return Err(OidcError::EmailDomainNotAllowed);
-                }
+            if !in_domains(email, &config.email_domains) {
+                return Err(OidcError::EmailDomainNotAllowed);
             }
         }
         if let Some(hd) = &config.hosted_domain

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// How long the code flow waits for the browser to come back.
-pub(crate) const SIGN_IN_WAIT: Duration = Duration::from_secs(600);
+const SIGN_IN_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Args)]
 pub struct OidcArgs {
@@ -62,6 +62,42 @@ pub(crate) fn random(len: usize) -> Result<String, Error> {
     let mut bytes = vec![0u8; len];
     OsEntropy.fill(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Waits (at most `SIGN_IN_WAIT`) for the one request that comes back to `listener` at
+/// `/callback`, answers it with `page` of its query, and returns the query. `cooper login
+/// --oidc` (the code flow) and `--saml` both end this way.
+pub(crate) async fn one_callback(
+    listener: tokio::net::TcpListener,
+    page: fn(&HashMap<String, String>) -> &'static str,
+) -> Result<HashMap<String, String>, Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<HashMap<String, String>>();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+                let tx = tx.clone();
+                async move {
+                    let answer = page(&q);
+                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                        let _ = tx.send(q);
+                    }
+                    answer
+                }
+            },
+        ),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let query = tokio::time::timeout(SIGN_IN_WAIT, rx).await;
+    server.abort();
+    match query {
+        Err(_elapsed) => Err(Error::SignInTimedOut),
+        Ok(Err(_closed)) => Err(Error::Loopback(std::io::Error::other(
+            "the listener stopped before the redirect came back",
+        ))),
+        Ok(Ok(query)) => Ok(query),
+    }
 }
 
 pub(crate) fn show(args: &OidcArgs, url: &str, what: &str) {
@@ -351,39 +387,14 @@ async fn code_flow(
     show(args, url.as_str(), "Sign in at");
 
     // One request comes back to the loopback address: the provider's redirect with the code.
-    let (tx, rx) = tokio::sync::oneshot::channel::<HashMap<String, String>>();
-    let tx = Arc::new(Mutex::new(Some(tx)));
-    let app = axum::Router::new().route(
-        "/callback",
-        axum::routing::get(
-            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
-                let tx = tx.clone();
-                async move {
-                    let page = if q.contains_key("error") {
-                        "The sign-in was refused: the terminal says why."
-                    } else {
-                        "Signed in: you can close this window and return to the terminal."
-                    };
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(q);
-                    }
-                    page
-                }
-            },
-        ),
-    );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let query = tokio::time::timeout(SIGN_IN_WAIT, rx).await;
-    server.abort();
-    let query = match query {
-        Err(_elapsed) => return Err(Error::SignInTimedOut),
-        Ok(Err(_closed)) => {
-            return Err(Error::Loopback(std::io::Error::other(
-                "the listener stopped before the provider's redirect",
-            )));
+    let query = one_callback(listener, |q| {
+        if q.contains_key("error") {
+            "The sign-in was refused: the terminal says why."
+        } else {
+            "Signed in: you can close this window and return to the terminal."
         }
-        Ok(Ok(query)) => query,
-    };
+    })
+    .await?;
     if let Some(error) = query.get("error") {
         return Err(Error::ProviderRefused {
             error: error.clone(),

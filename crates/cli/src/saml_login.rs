@@ -4,16 +4,13 @@
 //! assertion consumer sends the browser to the loopback address with a one-time code, which
 //! the CLI redeems with the verifier (`POST /v1/sessions/saml`). No token is ever in a URL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::oidc_login::{OidcArgs, SIGN_IN_WAIT, random, show};
+use crate::oidc_login::{OidcArgs, one_callback, random, show};
 
 /// Signs in with SAML provider `provider`; returns the session cooper answers.
 pub async fn session(client: &Client, provider: &str, args: &OidcArgs) -> Result<Value, Error> {
@@ -32,34 +29,11 @@ pub async fn session(client: &Client, provider: &str, args: &OidcArgs) -> Result
     show(args, &url, "Sign in at");
 
     // One request comes back to the loopback address: cooper's redirect with the code.
-    let (tx, rx) = tokio::sync::oneshot::channel::<HashMap<String, String>>();
-    let tx = Arc::new(Mutex::new(Some(tx)));
-    let app = axum::Router::new().route(
-        "/callback",
-        axum::routing::get(
-            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
-                let tx = tx.clone();
-                async move {
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(q);
-                    }
-                    "Signed in: you can close this window and return to the terminal."
-                }
-            },
-        ),
-    );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let query = tokio::time::timeout(SIGN_IN_WAIT, rx).await;
-    server.abort();
-    let query = match query {
-        Err(_elapsed) => return Err(Error::SignInTimedOut),
-        Ok(Err(_closed)) => {
-            return Err(Error::Loopback(std::io::Error::other(
-                "the listener stopped before cooper's redirect",
-            )));
-        }
-        Ok(Ok(query)) => query,
-    };
+    let query = one_callback(
+        listener,
+        |_| "Signed in: you can close this window and return to the terminal.",
+    )
+    .await?;
     let code = query.get("code").ok_or(Error::NoCode)?;
     client
         .anonymous(

@@ -59,12 +59,13 @@ pub trait XmlSignatures: Send + Sync {
 /// document carries), references only to the signature's parent or ancestors (no signature
 /// wrapping), every reference digested locally.
 pub struct Bergshamra {
-    certificates: Vec<String>,
+    /// The certificates' public keys, loaded once at start-up.
+    keys: Vec<bergshamra_keys::Key>,
 }
 
 impl fmt::Debug for Bergshamra {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bergshamra({} certificates)", self.certificates.len())
+        write!(f, "Bergshamra({} keys)", self.keys.len())
     }
 }
 
@@ -76,19 +77,21 @@ impl Bergshamra {
                 "name at least one signing certificate (unsigned is never accepted)".into(),
             );
         }
-        for (i, pem) in certificates.iter().enumerate() {
-            bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes())
-                .map_err(|e| format!("certificate {i} is not a PEM X.509 certificate: {e}"))?;
-        }
-        Ok(Self {
-            certificates: certificates.to_vec(),
-        })
+        let keys = certificates
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| {
+                bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes())
+                    .map_err(|e| format!("certificate {i} is not a PEM X.509 certificate: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys })
     }
 
-    fn context(&self) -> Option<DsigContext> {
+    fn context(&self) -> DsigContext {
         let mut keys = KeysManager::new();
-        for pem in &self.certificates {
-            keys.add_key(bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes()).ok()?);
+        for key in &self.keys {
+            keys.add_key(key.clone());
         }
         let mut ctx = DsigContext::new(keys);
         ctx.trusted_keys_only = true;
@@ -97,7 +100,7 @@ impl Bergshamra {
         // The IdP's certificate is a key it publishes in its metadata, not a chain to check
         // (IdPs sign with self-signed certificates, rotated by configuring the next one).
         ctx.skip_time_checks = true;
-        Some(ctx)
+        ctx
     }
 }
 
@@ -187,9 +190,7 @@ impl XmlSignatures for Bergshamra {
         {
             return Signatures::None;
         }
-        let Some(ctx) = self.context() else {
-            return Signatures::NoneValid("the configured keys did not load".into());
-        };
+        let ctx = self.context();
         let results =
             match bergshamra_dsig::verify::verify_all_document_with_source(&ctx, &doc, Some(xml)) {
                 Ok(results) => results,

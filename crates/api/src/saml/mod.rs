@@ -533,18 +533,8 @@ impl SamlProviders {
         if user.is_empty() {
             return Err(SamlError::NoUser);
         }
-        if !config.email_domains.is_empty() {
-            let domain = user
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase())
-                .unwrap_or_default();
-            if !config
-                .email_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(&domain))
-            {
-                return Err(SamlError::EmailDomainNotAllowed);
-            }
+        if !crate::oidc::in_domains(&user, &config.email_domains) {
+            return Err(SamlError::EmailDomainNotAllowed);
         }
         let user = UserName::parse(&user).map_err(|_| SamlError::InvalidUser)?;
         let groups = config

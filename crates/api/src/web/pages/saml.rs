@@ -260,16 +260,8 @@ pub(crate) async fn acs(
     let (identity, marks, relay) = match result {
         Ok(ok) => ok,
         Err(e) => {
-            let record = AuditRecord::new(
-                &meta,
-                now,
-                AuditEvent::SessionRefused,
-                &actor,
-                &format!("saml:{name}"),
-            )
-            .refused(AuditEvent::SessionRefused, e.code());
             if !matches!(e, SamlError::NotConfigured) {
-                record_refusal(shared.ledger.as_ref(), &record).await;
+                audit_refusal(&state, &meta, &actor, &format!("saml:{name}"), e.code()).await;
             }
             tracing::info!(code = e.code(), provider = %name, "a SAML sign-in was refused");
             let mut response = refused(&state, &headers, &meta, ApiError::from(e));
@@ -291,19 +283,26 @@ pub(crate) async fn acs(
         // meets its one-time mark (`saml_replayed`), not a missing cookie.
         Ok(signed) => signed_in_page(&state, &headers, &signed),
         Err(SessionError::Factor(FactorError::Replayed)) => {
-            let record = AuditRecord::new(
-                &meta,
-                now,
-                AuditEvent::SessionRefused,
-                &actor,
-                &format!("saml:{name}"),
-            )
-            .refused(AuditEvent::SessionRefused, SamlError::Replayed.code());
-            record_refusal(shared.ledger.as_ref(), &record).await;
+            let code = SamlError::Replayed.code();
+            audit_refusal(&state, &meta, &actor, &format!("saml:{name}"), code).await;
             refused(&state, &headers, &meta, ApiError::from(SamlError::Replayed))
         }
         Err(e) => refused(&state, &headers, &meta, ApiError::from(e)),
     }
+}
+
+/// Audits a refused SAML sign-in: `by` is who the assertion named once its signature verified.
+async fn audit_refusal(state: &WebState, meta: &RequestMeta, by: &str, auth: &str, code: &str) {
+    let shared = &state.enroll.shared;
+    let record = AuditRecord::new(
+        meta,
+        shared.clock.now(),
+        AuditEvent::SessionRefused,
+        by,
+        auth,
+    )
+    .refused(AuditEvent::SessionRefused, code);
+    record_refusal(shared.ledger.as_ref(), &record).await;
 }
 
 /// How long the CLI has to redeem the code it was handed.
@@ -432,9 +431,7 @@ pub(crate) async fn redeem(
     let Some(handed) =
         handed.filter(|h| bool::from(h.binding.as_bytes().ct_eq(expected.as_bytes())))
     else {
-        let record = AuditRecord::new(&meta, now, AuditEvent::SessionRefused, "unknown", "saml")
-            .refused(AuditEvent::SessionRefused, "invalid_grant");
-        record_refusal(shared.ledger.as_ref(), &record).await;
+        audit_refusal(&state, &meta, "unknown", "saml", "invalid_grant").await;
         return Err(refused());
     };
     let user = cooper_core::names::UserName::parse(&handed.user).map_err(|_| refused())?;
