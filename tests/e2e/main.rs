@@ -29,6 +29,7 @@ mod limits;
 mod notices;
 mod oidc;
 mod policies;
+mod revocation;
 mod saml;
 mod scale;
 mod security;

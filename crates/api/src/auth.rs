@@ -12,6 +12,7 @@ use cooper_core::access::{AuthMethod, Identity};
 use cooper_core::clock::Clock;
 use cooper_core::names::{GroupName, UserName};
 use cooper_core::ports::{Directory, UpstreamError};
+use cooper_core::revocation::{SessionId, SessionRef};
 use cooper_core::token::{ApiToken, EnrollmentCode, TokenRejection};
 
 use axum::http::StatusCode;
@@ -36,6 +37,9 @@ pub enum AuthError {
     NotYetValid,
     #[error("the bearer token has been revoked")]
     Revoked,
+    /// The session was signed out, or revoked by an admin.
+    #[error("this session has ended (signed out or revoked); sign in again")]
+    SessionRevoked,
     /// An enrollment code is good for enrolling an authenticator, and nowhere else.
     #[error("an enrollment code only enrolls an authenticator (POST /v1/totp/enrollment)")]
     EnrollmentOnly,
@@ -93,7 +97,7 @@ impl Authenticator {
             (Some(oidc), Some(issuer)) if issuer != self.jwt.issuer() => {
                 Ok(oidc.verify(bearer).await?)
             }
-            _ => self.cooper_jwt(bearer),
+            _ => self.cooper_jwt(bearer).await,
         }
     }
 
@@ -126,13 +130,34 @@ impl Authenticator {
     }
 
     /// A cooper session token, and nothing else (the web console's cookie).
-    pub fn session(&self, token: &str) -> Result<Identity, AuthError> {
-        self.cooper_jwt(token)
+    pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
+        self.cooper_jwt(token).await
     }
 
-    fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
+    /// A cooper session: signed by cooper, in date, and not ended (one key read: the person's
+    /// record of ended sessions).
+    async fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
+        // A session that cannot be ended is not accepted: every session cooper signs has an id.
+        let id = claims
+            .sid
+            .as_deref()
+            .and_then(|s| SessionId::parse(s).ok())
+            .ok_or(AuthError::Invalid)?;
+        let time = |secs: i64| {
+            time::OffsetDateTime::from_unix_timestamp(secs).map_err(|_| AuthError::Invalid)
+        };
+        let session = SessionRef {
+            id,
+            issued_at: time(claims.iat)?,
+            expires_at: time(claims.exp)?,
+        };
+        if let Some(ended) = self.directory.session_revocations(&user).await?
+            && ended.value.ends(&session)
+        {
+            return Err(AuthError::SessionRevoked);
+        }
         let method = AuthMethod::Session { idp: claims.idp };
         let mut identity = Identity::new(user, method);
         identity.asserted_groups = claims
@@ -140,6 +165,7 @@ impl Authenticator {
             .iter()
             .filter_map(|g| GroupName::parse(g).ok())
             .collect();
+        identity.session = Some(session);
         Ok(identity)
     }
 }
@@ -153,6 +179,7 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::Revoked => "token_revoked",
+            AuthError::SessionRevoked => "session_revoked",
             AuthError::EnrollmentOnly => "enrollment_code_only",
             AuthError::Oidc(OidcError::ProviderUnavailable(detail)) => {
                 tracing::warn!(%detail, "identity provider unavailable");

@@ -32,11 +32,11 @@ pub struct ApiError {
 pub const CODES: &[(u16, &str, &[&str])] = &[
     (400, "", &[
         "invalid_request", "malformed_json", "invalid_target", "invalid_duration",
-        "invalid_format", "invalid_reason", "immutable_field",
+        "invalid_format", "invalid_reason", "immutable_field", "not_a_session",
     ]),
     (401, " (with `WWW-Authenticate: Bearer realm=\"cooper\"`)", &[
         "unauthenticated", "invalid_authorization", "invalid_token", "token_expired",
-        "token_not_yet_valid", "token_revoked", "enrollment_code_only", "invalid_credentials",
+        "token_not_yet_valid", "token_revoked", "session_revoked", "enrollment_code_only", "invalid_credentials",
         "unknown_issuer", "invalid_algorithm", "unknown_key", "invalid_signature",
         "invalid_audience", "missing_claim", "email_not_verified", "email_domain_not_allowed",
         "invalid_user", "invalid_grant", "saml_too_large", "saml_malformed", "saml_doctype",
@@ -394,11 +394,27 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::Factor(f) => f.into(),
             SessionError::Rate(r) => r.into(),
-            SessionError::Signing(_) => Self::new(
+            SessionError::Signing(_) | SessionError::Entropy(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the session could not be signed; retry shortly",
             ),
         }
+    }
+}
+
+impl From<cooper_core::revocation::SignoutError> for ApiError {
+    fn from(e: cooper_core::revocation::SignoutError) -> Self {
+        use cooper_core::revocation::SignoutError;
+        let status = match e {
+            SignoutError::NotASession => StatusCode::BAD_REQUEST,
+            SignoutError::Contended => StatusCode::CONFLICT,
+            SignoutError::AuditUnavailable(ref u) => {
+                tracing::warn!(error = %u, "a sign-out could not be written");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            SignoutError::Upstream(u) => return u.into(),
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }

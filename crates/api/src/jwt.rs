@@ -28,6 +28,9 @@ pub struct Claims {
     pub idp: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The session's id (what a sign-out or a revoke ends). Every session cooper signs has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -84,14 +87,16 @@ impl JwtAuthority {
         })
     }
 
-    /// A token for `subject`, valid from `now` for `lifetime`.
+    /// A token for `subject`, valid from `now` for `lifetime`, with a new random session id.
     pub fn mint(
         &self,
         subject: &str,
         now: OffsetDateTime,
         lifetime: time::Duration,
     ) -> Result<SecretString, JwtError> {
-        self.mint_for(subject, None, Vec::new(), now, lifetime)
+        let sid = cooper_core::revocation::SessionId::generate(&cooper_core::clock::OsEntropy)
+            .map_err(|_| JwtError::Invalid)?;
+        self.mint_for(subject, None, Vec::new(), now, lifetime, sid.as_str())
     }
 
     /// A session for someone an identity provider vouched for, keeping the groups it asserted.
@@ -102,6 +107,7 @@ impl JwtAuthority {
         groups: Vec<String>,
         now: OffsetDateTime,
         lifetime: time::Duration,
+        sid: &str,
     ) -> Result<SecretString, JwtError> {
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -112,6 +118,7 @@ impl JwtAuthority {
             exp: (now + lifetime).unix_timestamp(),
             idp: idp.map(str::to_owned),
             groups,
+            sid: Some(sid.to_owned()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map(SecretString::from)
@@ -176,6 +183,7 @@ impl cooper_core::ports::SessionSigner for JwtAuthority {
             session.groups.iter().map(ToString::to_string).collect(),
             session.issued_at,
             lifetime,
+            session.session_id.as_str(),
         )
         .map_err(|_| cooper_core::ports::SigningUnavailable)
     }

@@ -29,6 +29,7 @@ fn enroll_table() -> Table<EnrollState> {
     Table::new()
         .post("/v1/sessions", factors::login)
         .post("/v1/sessions/oidc", factors::oidc_session)
+        .post("/v1/sessions/logout", factors::logout)
         .post("/v1/totp/enrollment", factors::start_enrollment)
         .post("/v1/totp/enrollment/confirm", factors::confirm_enrollment)
         .put("/v1/password", factors::set_password)
@@ -53,6 +54,11 @@ fn admin_table() -> Table<AdminState> {
         .put("/v1/admin/users/{name}", update_user)
         .delete("/v1/admin/users/{name}", delete_user)
         .post("/v1/admin/users/{name}/totp/reset", reset_totp)
+        .post(
+            "/v1/admin/users/{name}/sessions/revoke",
+            revoke_user_sessions,
+        )
+        .post("/v1/admin/revocations", revoke_aws_sessions)
         .get("/v1/admin/users/{name}/tokens", list_tokens)
         .post("/v1/admin/users/{name}/tokens", issue_token)
         .post(

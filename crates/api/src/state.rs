@@ -12,6 +12,7 @@ use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::ledger::DynamoLedger;
 use cooper_aws::rate::DynamoRequestCounter;
+use cooper_aws::revoker::IamRevoker;
 use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
 use cooper_aws::sts::StsBroker;
@@ -26,6 +27,7 @@ use cooper_core::ledger::Ledger;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{Directory, Pacer, UpstreamError};
 use cooper_core::rate::{RateLimit, RateLimiter};
+use cooper_core::revocation::Signout;
 use cooper_core::session::BrokerSigning;
 use cooper_core::sessions::{LocalLogin, SIGNIN_FAILURES, SessionExchange};
 use cooper_core::totp::TotpIssuer;
@@ -76,6 +78,7 @@ pub struct Shared {
     pub second_factor: Arc<SecondFactor>,
     pub approvals: Arc<Approvals>,
     pub admin: Arc<Admin>,
+    pub signout: Arc<Signout>,
     /// The one DynamoDB client every adapter of this process shares.
     dynamodb: aws_sdk_dynamodb::Client,
 }
@@ -144,6 +147,8 @@ impl Core {
             second_factor: second_factor.clone(),
             ledger: ledger.clone(),
             search: Arc::new(DynamoAuditLog::new(dynamodb.clone(), &settings.audit_table)),
+            vault: second_factor.vault.clone(),
+            policies: Arc::new(IamRevoker::new(sdk.clone(), StsBroker::home(sdk))),
             clock: clock.clone(),
             entropy: entropy.clone(),
             config: AdminConfig {
@@ -199,6 +204,11 @@ impl Shared {
             .transpose()?;
         Ok(Self {
             dynamodb: dynamodb.clone(),
+            signout: Arc::new(Signout {
+                directory: directory.clone(),
+                ledger: ledger.clone(),
+                clock: clock.clone(),
+            }),
             auth: Arc::new(Authenticator {
                 jwt: jwt.clone(),
                 directory: directory.clone(),
@@ -386,6 +396,7 @@ impl EnrollState {
                 directory: shared.directory.clone(),
                 ledger: shared.ledger.clone(),
                 signer: shared.jwt.clone(),
+                entropy: shared.entropy.clone(),
                 clock: shared.clock.clone(),
                 lifetime,
             }),
@@ -414,6 +425,7 @@ pub fn local_login(
         verifier: shared.second_factor.clone(),
         ledger: shared.ledger.clone(),
         signer,
+        entropy: shared.entropy.clone(),
         lifetime,
         failures: RateLimiter::new(
             Arc::new(DynamoRequestCounter::new(

@@ -11,10 +11,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use cooper_core::access::UserProfile;
 use cooper_core::admin::scope::AdminGrant;
-use cooper_core::admin::store::PageRequest;
+use cooper_core::admin::store::{PageRequest, Versioned};
 use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
+use cooper_core::revocation::SessionRevocations;
+use cooper_core::revocation::policy::RevokedSessions;
 use cooper_core::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 use futures_util::future::try_join_all;
 
@@ -484,6 +486,29 @@ impl Directory for DynamoDirectory {
             .into_iter()
             .flatten()
             .map(items::read_admin_grant)
+            .collect()
+    }
+
+    async fn session_revocations(
+        &self,
+        user: &UserName,
+    ) -> Result<Option<Versioned<SessionRevocations>>, UpstreamError> {
+        self.get(keys::session_revocations(user))
+            .await?
+            .map(|item| {
+                items::versioned::<SessionRevocations>(item, "session revocations")
+                    .map(|(value, version)| Versioned { value, version })
+            })
+            .transpose()
+    }
+
+    async fn revocations_on(&self, holder: &str) -> Result<Vec<RevokedSessions>, UpstreamError> {
+        self.partition(keys::revoked_on(holder), None)
+            .await?
+            .into_iter()
+            .map(|item| {
+                from_item::<Keyed<RevokedSessions>>(item, "revoked sessions").map(|k| k.body)
+            })
             .collect()
     }
 

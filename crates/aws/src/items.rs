@@ -12,6 +12,8 @@
 //! | admin grant| `USER#<u>` or `GROUP#<g>` | `ADMIN#*` or `ADMIN#ACCOUNT#<a>` | `ADMINS` or `ACCOUNT#<a>` | `ADMIN#<PK>` |
 //! | API token  | `TOKEN#<id>`     | `TOKEN`                     | `USER#<name>`     | `TOKEN#<id>`                |
 //! | enrollment code | `ENROLLCODE#<id>` | `ENROLLCODE`         |                   |                             |
+//! | ended sessions | `SESSIONS#<user>` | `SESSIONS`             |                   |                             |
+//! | revoked AWS sessions | `REVOKED#<holder>` | `<user>`         |                   |                             |
 //!
 //! Accounts, targets, users and groups carry a `version` for optimistic concurrency.
 
@@ -77,6 +79,14 @@ pub mod keys {
             ReachKey::AccountGrants(_) | ReachKey::GroupGrants(_) => "GRANTS",
         };
         (pk, sk.into())
+    }
+    /// A person's record of ended cooper sessions.
+    pub fn session_revocations(user: &UserName) -> (String, String) {
+        (format!("SESSIONS#{user}"), "SESSIONS".into())
+    }
+    /// The partition of one holder's revoked AWS sessions (one item per person).
+    pub fn revoked_on(holder: &str) -> String {
+        format!("REVOKED#{holder}")
     }
     pub fn enrollment_code(id: &TokenId) -> (String, String) {
         (
@@ -488,6 +498,47 @@ pub(crate) fn decode_cursor(
         return Err(invalid());
     }
     Ok(Some(item))
+}
+
+/// A person's record of ended cooper sessions, at `version`, kept until `keep_until`.
+pub(crate) fn session_revocations_item(
+    user: &UserName,
+    revocations: &cooper_core::revocation::SessionRevocations,
+    version: u64,
+    keep_until: i64,
+) -> Result<Item, UpstreamError> {
+    let mut item = to_item(
+        &Keyed::plain(
+            keys::session_revocations(user),
+            "session_revocations",
+            revocations,
+        )
+        .versioned(version),
+    )?;
+    // DynamoDB's TTL removes the record a day after every session it ends has expired.
+    item.insert(
+        "ttl".to_owned(),
+        AttributeValue::N((keep_until + 86_400).to_string()),
+    );
+    Ok(item)
+}
+
+/// One person's revoked AWS sessions on one holder.
+pub(crate) fn revoked_item(
+    holder: &str,
+    revoked: &cooper_core::revocation::policy::RevokedSessions,
+    keep_until: OffsetDateTime,
+) -> Result<Item, UpstreamError> {
+    let mut item = to_item(&Keyed::plain(
+        (keys::revoked_on(holder), revoked.person.to_string()),
+        "revoked_sessions",
+        revoked,
+    ))?;
+    item.insert(
+        "ttl".to_owned(),
+        AttributeValue::N(keep_until.unix_timestamp().to_string()),
+    );
+    Ok(item)
 }
 
 #[cfg(test)]

@@ -375,6 +375,20 @@ impl DynamoLedger {
                         .expression_attribute_values(":now", epoch(*now)),
                 )
             }
+            Change::PutSessionRevocations {
+                user,
+                revocations,
+                expect,
+                keep_until,
+            } => one(self.put_versioned(
+                |v| items::session_revocations_item(user, revocations, v, *keep_until),
+                *expect,
+            )),
+            Change::RevokeOn {
+                holder,
+                revoked,
+                keep_until,
+            } => one(self.put(items::revoked_item(holder, revoked, *keep_until)?, None)),
             Change::Mark {
                 key: mark,
                 until,

@@ -17,6 +17,7 @@ pub mod notify;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;
 pub mod rate;
+pub mod revoker;
 pub mod signin;
 pub mod ssm;
 #[cfg(feature = "stream")]
@@ -26,9 +27,7 @@ pub mod sts;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 // The SDK crates, for building clients from one `SdkConfig` without depending on them again.
-#[cfg(feature = "provisioning")]
-pub use aws_sdk_iam;
-pub use {aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_sns, aws_sdk_ssm, aws_sdk_sts};
+pub use {aws_sdk_dynamodb, aws_sdk_iam, aws_sdk_kms, aws_sdk_sns, aws_sdk_ssm, aws_sdk_sts};
 
 /// The SDK configuration from the environment: region, credentials, endpoints, retries.
 pub async fn load_sdk_config() -> SdkConfig {

@@ -107,6 +107,18 @@ enum Resource {
     },
     /// Revoke an API token by id.
     RevokeToken { id: String },
+    /// End the AWS sessions cooper issued a person (all, or on one account or target): a
+    /// `cooper-revocations` policy denies their sessions issued until now.
+    RevokeSessions {
+        user: String,
+        #[arg(long, conflicts_with = "target")]
+        account: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Also end the person's cooper sessions (they sign in again).
+        #[arg(long)]
+        cooper_sessions: bool,
+    },
     /// Search the audit trail: who holds a key, what a user did, what happened in an account.
     Audit {
         #[arg(long, conflicts_with_all = ["user", "account"])]
@@ -131,6 +143,15 @@ enum UserVerb {
     Crud(Crud),
     /// Remove a user's authenticator so they can enroll again.
     ResetTotp { name: String },
+    /// Disable a user; with --revoke-sessions, also end their cooper sessions and every AWS
+    /// session cooper issued them ("they left": one command).
+    Disable {
+        name: String,
+        #[arg(long)]
+        revoke_sessions: bool,
+    },
+    /// End a user's cooper sessions (they sign in again).
+    EndSessions { name: String },
     /// List a user's API tokens.
     Tokens { name: String },
     /// Issue a one-time code with which the user enrolls a first authenticator (printed once).
@@ -349,6 +370,39 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
                 .await?
                 .0
             }
+            UserVerb::Disable {
+                name,
+                revoke_sessions,
+            } => {
+                let path = format!("/v1/admin/users/{}", segment(name));
+                let (current, etag) = s.send(Method::GET, &path, None, vec![]).await?;
+                let mut user = current;
+                if let Some(fields) = user.as_object_mut() {
+                    fields.remove("version");
+                }
+                user["enabled"] = json!(false);
+                let q = if *revoke_sessions {
+                    "?revoke_sessions=true"
+                } else {
+                    ""
+                };
+                let headers = etag.into_iter().map(|e| ("if-match", e)).collect();
+                let out = s
+                    .send(Method::PUT, &format!("{path}{q}"), Some(&user), headers)
+                    .await?
+                    .0;
+                complete(out, &["revocation"])?
+            }
+            UserVerb::EndSessions { name } => {
+                s.send(
+                    Method::POST,
+                    &format!("/v1/admin/users/{}/sessions/revoke", segment(name)),
+                    None,
+                    vec![],
+                )
+                .await?
+                .0
+            }
             UserVerb::Tokens { name } => {
                 s.send(
                     Method::GET,
@@ -424,6 +478,28 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
             .await?
             .0
         }
+        Resource::RevokeSessions {
+            user,
+            account,
+            target,
+            cooper_sessions,
+        } => {
+            if *cooper_sessions {
+                s.send(
+                    Method::POST,
+                    &format!("/v1/admin/users/{}/sessions/revoke", segment(user)),
+                    None,
+                    vec![],
+                )
+                .await?;
+            }
+            let body = json!({"user": user, "account": account, "target": target});
+            let out = s
+                .send(Method::POST, "/v1/admin/revocations", Some(&body), vec![])
+                .await?
+                .0;
+            complete(out, &[])?
+        }
         Resource::Audit {
             access_key_id,
             user,
@@ -447,4 +523,14 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// Prints a revocation's answer and fails when it is not written everywhere (scripts see it).
+fn complete(out: Value, at: &[&str]) -> Result<Value, Error> {
+    let revocation = at.iter().try_fold(&out, |v, key| v.get(*key));
+    if revocation.is_some_and(|r| r["complete"] == json!(false)) {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Err(Error::RevocationIncomplete);
+    }
+    Ok(out)
 }

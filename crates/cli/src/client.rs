@@ -179,6 +179,16 @@ pub fn save_session(profile: &str, session: &SavedSession) -> Result<PathBuf, Er
     }
 }
 
+/// Deletes the saved session of `profile`; whether there was one.
+pub fn forget_session(profile: &str) -> Result<bool, Error> {
+    let path = session_path(profile).ok_or(Error::NoHome)?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(Error::WriteFile { path, source }),
+    }
+}
+
 fn saved_token(profile: &str, endpoint: &str) -> Option<SecretString> {
     let text = std::fs::read(session_path(profile)?).ok()?;
     let session: SavedSession = serde_json::from_slice(&text).ok()?;

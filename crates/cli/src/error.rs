@@ -71,6 +71,10 @@ pub enum Error {
     PasswordsDiffer,
     #[error("give --user (password and code), --oidc or --saml PROVIDER (your identity provider)")]
     NoLoginMethod,
+    #[error(
+        "the revocation is not written on every holder (see `written: false` above); run it again"
+    )]
+    RevocationIncomplete,
     #[error("--json is not JSON")]
     BadJson(#[source] serde_json::Error),
     #[error("{target} needs a fresh code: use `cooper get` or `cooper exec` on a terminal")]

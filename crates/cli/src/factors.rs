@@ -162,6 +162,40 @@ pub async fn login(args: LoginArgs) -> Result<(), Error> {
 }
 
 #[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Ends the saved session at cooper (a copy of its token stops working too), then forgets it.
+/// A session the server no longer takes (expired, or revoked) is forgotten all the same.
+pub async fn logout(args: LogoutArgs) -> Result<(), Error> {
+    let client = crate::client::Client::new(&args.client)?;
+    let ended = match client.call(Method::POST, "/v1/sessions/logout", None).await {
+        Ok(_) => Ok(()),
+        // Nothing to end at the server: no session, or one it refuses already.
+        Err(Error::NotLoggedIn { .. }) => Ok(()),
+        Err(e)
+            if matches!(
+                e.code(),
+                Some("session_revoked" | "token_expired" | "invalid_token")
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let forgot = crate::client::forget_session(&client.profile)?;
+    ended?;
+    if forgot {
+        eprintln!("Logged out.");
+    } else {
+        eprintln!("No saved session for this profile.");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub struct PasswordArgs {
     #[command(flatten)]
     client: ClientArgs,

@@ -54,6 +54,8 @@ enum Command {
     Enroll(factors::EnrollArgs),
     /// Sign in with password and code; the session is saved for the other commands.
     Login(factors::LoginArgs),
+    /// Sign out: end the saved session (on the server too) and forget it.
+    Logout(factors::LogoutArgs),
     /// Set or change your password (needs your authenticator).
     Password(factors::PasswordArgs),
     /// Approve someone's request for a target that needs a second person.
@@ -85,6 +87,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token::run(args).await,
         Command::Enroll(args) => factors::enroll(args).await,
         Command::Login(args) => factors::login(args).await,
+        Command::Logout(args) => factors::logout(args).await,
         Command::Password(args) => factors::password(args).await,
         Command::Approve(args) => factors::approve(args).await,
         Command::Admin(args) => admin::run(args).await,

@@ -69,6 +69,8 @@ pub struct Identity {
     pub method: AuthMethod,
     /// Groups vouched for by the authenticator itself (an identity provider's `groups` claim).
     pub asserted_groups: Vec<GroupName>,
+    /// The cooper session the request came with, when it came with one.
+    pub session: Option<crate::revocation::SessionRef>,
 }
 
 impl Identity {
@@ -77,6 +79,7 @@ impl Identity {
             user,
             method,
             asserted_groups: Vec::new(),
+            session: None,
         }
     }
 }

@@ -37,6 +37,12 @@ pub enum AuditEvent {
     /// An identity provider's sign-in, handed to the CLI that started it (by a one-time code).
     #[serde(rename = "session.handed_off")]
     SessionHandedOff,
+    /// A person signed out: that one session ends.
+    #[serde(rename = "session.ended")]
+    SessionEnded,
+    /// A revocation of AWS sessions could not be written on every holder (the rest is retried).
+    #[serde(rename = "revocation.incomplete")]
+    RevocationIncomplete,
     #[serde(rename = "password.changed")]
     PasswordChanged,
     #[serde(rename = "password.refused")]

@@ -12,6 +12,8 @@ use crate::model::{Account, AdminGrant, Grant, GrantKey, Group, Target, User};
 use crate::names::{AccountId, GroupName, TargetName, UserName};
 use crate::password::PasswordHash;
 use crate::ports::UpstreamError;
+use crate::revocation::SessionRevocations;
+use crate::revocation::policy::RevokedSessions;
 use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 
 /// What a change expects of what it changes.
@@ -165,6 +167,21 @@ pub enum Change {
         requester: UserName,
         target: TargetName,
         now: OffsetDateTime,
+    },
+    /// A person's record of ended cooper sessions, replacing the one read (or none); it may be
+    /// forgotten after `keep_until` (Unix seconds), when every session it ends has expired.
+    PutSessionRevocations {
+        user: UserName,
+        revocations: SessionRevocations,
+        expect: Expect,
+        keep_until: i64,
+    },
+    /// A person's AWS sessions on one holder (by `PolicyHolder::key`) end up to `revoked.before`
+    /// (replacing an earlier revocation of them there); forgotten after `keep_until`.
+    RevokeOn {
+        holder: String,
+        revoked: RevokedSessions,
+        keep_until: OffsetDateTime,
     },
     /// A one-time mark (a SAML assertion's id, the id of the sign-in request it answers):
     /// refused if `key` is marked already and that mark has not expired at `now`. Kept until

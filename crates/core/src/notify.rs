@@ -120,6 +120,12 @@ impl Notice {
             AuditEvent::SessionHandedOff => {
                 format!("{} signed in at the identity provider for the CLI", r.actor)
             }
+            AuditEvent::SessionEnded => format!("{} signed out", r.actor),
+            AuditEvent::RevocationIncomplete => format!(
+                "{}'s revocation of {} is not yet written everywhere",
+                r.actor,
+                r.resource.as_deref().unwrap_or("sessions")
+            ),
             AuditEvent::PasswordChanged => format!("{} changed their password", r.actor),
             AuditEvent::PasswordRefused => format!("{}'s password change was refused", r.actor),
         };

@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::access::UserProfile;
+use crate::admin::store::Versioned;
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{AuthFactors, Guard};
 use crate::model::{Account, AdminGrant, FederationKeys, Grant, Sealed, Target};
@@ -14,6 +15,8 @@ use crate::names::{
     AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
 };
+use crate::revocation::SessionRevocations;
+use crate::revocation::policy::{PolicyHolder, RevokedSessions};
 use crate::session::SessionDuration;
 use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 use crate::totp::TotpSecret;
@@ -122,6 +125,27 @@ pub trait Directory: Send + Sync {
         account: &AccountId,
         max_level: Level,
     ) -> Result<Vec<Target>, UpstreamError>;
+
+    /// What of `user`'s cooper sessions has been ended (one key read, read consistently).
+    async fn session_revocations(
+        &self,
+        user: &UserName,
+    ) -> Result<Option<Versioned<SessionRevocations>>, UpstreamError>;
+
+    /// The revocations of AWS sessions held for one holder (by `PolicyHolder::key`), read
+    /// consistently: one per person revoked there.
+    async fn revocations_on(&self, holder: &str) -> Result<Vec<RevokedSessions>, UpstreamError>;
+}
+
+/// IAM in the target accounts, for the deny that ends a person's sessions there.
+#[async_trait]
+pub trait RevocationPolicies: Send + Sync {
+    /// Writes `document` as the holder's `cooper-revocations` inline policy; `None` removes it.
+    async fn write(
+        &self,
+        holder: &PolicyHolder,
+        document: Option<&str>,
+    ) -> Result<(), UpstreamError>;
 }
 
 /// An AssumeRole call, every input already validated.
@@ -250,6 +274,8 @@ pub trait ApprovalStore: Send + Sync {
 /// A cooper session to sign: who, how they signed in, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionClaims {
+    /// The session's id, carried in its token (what a sign-out or a revoke ends).
+    pub session_id: crate::revocation::SessionId,
     pub user: UserName,
     /// The identity provider that vouched for the user, for a session made from its token.
     pub idp: Option<String>,

@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::{Caller, Identity};
 use crate::audit::{AuditEvent, AuditRecord, RequestMeta};
+use crate::clock::{Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
 use crate::ledger::{Change, Ledger, record_refusal};
 use crate::model::UserStatus;
@@ -22,6 +23,7 @@ use crate::names::{GroupName, UserName};
 use crate::password::PasswordHash;
 use crate::ports::{Directory, Pacer, SessionClaims, SessionSigner, SigningUnavailable};
 use crate::rate::{RateError, RateLimit, RateLimiter};
+use crate::revocation::SessionId;
 use crate::totp::TotpCode;
 
 /// Every refused sign-in takes at least this long, whatever the reason.
@@ -36,6 +38,8 @@ pub const SIGNIN_FAILURES: RateLimit = RateLimit {
 /// A session handed out: the bearer token (a secret), whom it names, until when.
 pub struct Session {
     pub token: SecretString,
+    /// The session's id (what signing out, or a revoke, ends).
+    pub id: SessionId,
     pub user: UserName,
     pub groups: Vec<GroupName>,
     pub idp: Option<String>,
@@ -51,6 +55,8 @@ pub enum SessionError {
     Rate(#[from] RateError),
     #[error(transparent)]
     Signing(#[from] SigningUnavailable),
+    #[error(transparent)]
+    Entropy(#[from] EntropyUnavailable),
 }
 
 impl SessionError {
@@ -59,21 +65,24 @@ impl SessionError {
             Self::Factor(e) => e.code(),
             Self::Rate(RateError::Limited { .. }) => "rate_limited",
             Self::Rate(RateError::Upstream(_)) => "upstream",
-            Self::Signing(_) => "internal",
+            Self::Signing(_) | Self::Entropy(_) => "internal",
         }
     }
 }
 
 fn sign(
     signer: &dyn SessionSigner,
+    entropy: &dyn Entropy,
     user: &UserName,
     idp: Option<String>,
     groups: Vec<GroupName>,
     now: OffsetDateTime,
     lifetime: Duration,
-) -> Result<Session, SigningUnavailable> {
+) -> Result<Session, SessionError> {
     let expires_at = now + lifetime;
+    let id = SessionId::generate(entropy)?;
     let token = signer.sign(&SessionClaims {
+        session_id: id.clone(),
         user: user.clone(),
         idp: idp.clone(),
         groups: groups.clone(),
@@ -82,6 +91,7 @@ fn sign(
     })?;
     Ok(Session {
         token,
+        id,
         user: user.clone(),
         groups,
         idp,
@@ -95,6 +105,7 @@ pub struct LocalLogin {
     pub verifier: Arc<SecondFactor>,
     pub ledger: Arc<dyn Ledger>,
     pub signer: Arc<dyn SessionSigner>,
+    pub entropy: Arc<dyn Entropy>,
     pub lifetime: Duration,
     /// Failed sign-ins per source address.
     pub failures: RateLimiter,
@@ -180,6 +191,7 @@ impl LocalLogin {
         };
         let session = sign(
             self.signer.as_ref(),
+            self.entropy.as_ref(),
             user,
             None,
             Vec::new(),
@@ -187,6 +199,7 @@ impl LocalLogin {
             self.lifetime,
         )?;
         record.expiration = Some(session.expires_at);
+        record.resource = Some(format!("session:{}", session.id));
         let changes = proof.changes();
         self.ledger
             .commit(&changes, &record)
@@ -222,6 +235,7 @@ pub struct SessionExchange {
     pub directory: Arc<dyn Directory>,
     pub ledger: Arc<dyn Ledger>,
     pub signer: Arc<dyn SessionSigner>,
+    pub entropy: Arc<dyn Entropy>,
     pub clock: Arc<dyn crate::clock::Clock>,
     pub lifetime: Duration,
 }
@@ -265,6 +279,7 @@ impl SessionExchange {
         groups.dedup();
         let session = sign(
             self.signer.as_ref(),
+            self.entropy.as_ref(),
             &caller.user.name,
             idp,
             groups,
@@ -272,6 +287,7 @@ impl SessionExchange {
             self.lifetime,
         )?;
         record.expiration = Some(session.expires_at);
+        record.resource = Some(format!("session:{}", session.id));
         self.ledger
             .commit(&changes, &record)
             .await

@@ -296,3 +296,20 @@ pub async fn oidc_session(
     let session = state.exchange.exchange(identity, &meta).await?;
     Ok(session_response(&session))
 }
+
+/// Sign out: end the session this request comes with
+///
+/// The session's token is refused from the next request on (401 `session_revoked`), wherever a
+/// copy of it is. Only a session can be signed out (400 `not_a_session` for an API token).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/v1/sessions/logout", operation_id = "logout", tag = "sessions",
+    responses((status = 204, description = "The session has ended.")),
+))]
+pub async fn logout(
+    State(state): State<EnrollState>,
+    Meta(meta): Meta,
+    Authenticated(identity): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state.shared.signout.sign_out(&identity, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

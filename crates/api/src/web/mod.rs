@@ -84,6 +84,7 @@ impl WebState {
             directory: shared.directory.clone(),
             ledger: shared.ledger.clone(),
             signer: jwt.clone(),
+            entropy: shared.entropy.clone(),
             clock: shared.clock.clone(),
             lifetime,
         };

@@ -107,9 +107,9 @@ pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
 }
 
 /// The signed-in browser, if its session cookie holds a live console session.
-pub fn signed_in(web: &Web, headers: &HeaderMap) -> Option<Session> {
+pub async fn signed_in(web: &Web, headers: &HeaderMap) -> Option<Session> {
     let token = cookie(headers, &cookie_name(SESSION, secure(web, headers)))?;
-    let identity = web.sessions.session(token).ok()?;
+    let identity = web.sessions.session(token).await.ok()?;
     Some(Session {
         identity,
         csrf: csrf_of(token),

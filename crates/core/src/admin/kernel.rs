@@ -205,6 +205,9 @@ pub struct AdminCall {
 }
 
 /// Who acts in an admin call.
+// One per admin request, never in a collection: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 pub enum Actor {
     /// A user checked against the directory: active, with some admin scope.
     Admin(Caller),
@@ -231,6 +234,20 @@ pub struct AdminContext {
 pub const OPERATOR: &str = "operator";
 
 impl AdminContext {
+    /// The same caller for a further step of the same request (its own audit record, whose id
+    /// is the request's with `-step`); no code comes with it (the first step claimed it).
+    pub fn next_step(&self, step: &str) -> Self {
+        let mut meta = self.meta.clone();
+        meta.request_id = format!("{}-{step}", meta.request_id);
+        Self {
+            actor: self.actor.clone(),
+            scope: self.scope.clone(),
+            totp: None,
+            meta,
+            proofs: std::sync::Mutex::default(),
+        }
+    }
+
     /// The actor's name, as audit records name them.
     pub fn actor_name(&self) -> &str {
         match &self.actor {
@@ -254,7 +271,7 @@ impl AdminContext {
         }
     }
 
-    fn take_proofs(&self) -> Vec<Change> {
+    pub(super) fn take_proofs(&self) -> Vec<Change> {
         self.proofs
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
@@ -294,6 +311,10 @@ pub struct Admin {
     pub second_factor: Arc<SecondFactor>,
     pub ledger: Arc<dyn Ledger>,
     pub search: Arc<dyn AuditSearch>,
+    /// Opens a federated-user target's keys (to know whose sessions a revocation denies).
+    pub vault: Arc<dyn crate::ports::KeyVault>,
+    /// Writes the deny that ends issued AWS sessions.
+    pub policies: Arc<dyn crate::ports::RevocationPolicies>,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub config: AdminConfig,

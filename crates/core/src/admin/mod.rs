@@ -7,11 +7,13 @@ mod grants;
 mod groups;
 pub mod kernel;
 mod reach;
+mod revocations;
 pub mod scope;
 pub mod store;
 mod targets;
 mod users;
 
+pub use revocations::{HolderReport, RevocationReport, RevokeOn};
 pub use targets::{KindSpec, TargetSpec};
 
 pub use kernel::{

@@ -471,3 +471,61 @@ impl Pacer for RecordingPacer {
         locked(&self.holds).push(floor);
     }
 }
+
+/// IAM's inline `cooper-revocations` policies, by holder key; can be told to fail for one holder.
+#[derive(Debug, Default)]
+pub struct MemoryPolicies {
+    documents: Mutex<HashMap<String, String>>,
+    writes: AtomicU64,
+    failing: Mutex<Option<String>>,
+}
+
+impl MemoryPolicies {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes on the holder with this key fail (`None`: none fail).
+    pub fn fail_for(&self, holder: Option<&str>) {
+        *locked(&self.failing) = holder.map(str::to_owned);
+    }
+
+    pub fn document(&self, holder: &str) -> Option<String> {
+        locked(&self.documents).get(holder).cloned()
+    }
+
+    pub fn holders(&self) -> Vec<String> {
+        let mut keys: Vec<String> = locked(&self.documents).keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl crate::ports::RevocationPolicies for MemoryPolicies {
+    async fn write(
+        &self,
+        holder: &crate::revocation::policy::PolicyHolder,
+        document: Option<&str>,
+    ) -> Result<(), UpstreamError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let key = holder.key();
+        if locked(&self.failing).as_deref() == Some(key.as_str()) {
+            return Err(UpstreamError::new(
+                Service::Iam,
+                UpstreamKind::Unavailable,
+                "PutRolePolicy failed (as told)",
+            ));
+        }
+        let mut documents = locked(&self.documents);
+        match document {
+            Some(d) => documents.insert(key, d.to_owned()),
+            None => documents.remove(&key),
+        };
+        Ok(())
+    }
+}

@@ -48,6 +48,8 @@ enum Item {
     /// A reach guard's version item (the targets and the grants of one account are two).
     Reach(String),
     Mark(String),
+    SessionRevocations(UserName),
+    Revoked(String, UserName),
 }
 
 /// The items one change is written as (the DynamoDB adapter writes `ActivateTotp` as two, and
@@ -99,6 +101,14 @@ fn items_of(change: &Change) -> Vec<Item> {
         Change::PutEnrollmentCode(r) => vec![Item::EnrollmentCode(r.id.clone())],
         Change::UseEnrollmentCode { id, .. } => vec![Item::EnrollmentCode(id.clone())],
         Change::Mark { key, .. } => vec![Item::Mark(key.clone())],
+        Change::PutSessionRevocations { user, .. } => {
+            vec![Item::SessionRevocations(user.clone())]
+        }
+        Change::RevokeOn {
+            holder, revoked, ..
+        } => {
+            vec![Item::Revoked(holder.clone(), revoked.person.clone())]
+        }
     }
 }
 
@@ -183,6 +193,10 @@ fn holds(s: &State, change: &Change) -> bool {
             .and_then(|f| f.pending.as_ref())
             .is_some_and(|p| p.sealed == enrollment.sealed),
         Change::OpenApproval(r) => !s.approvals.contains_key(&r.id),
+        Change::PutSessionRevocations { user, expect, .. } => {
+            put_holds(&s.session_revocations, user, *expect)
+        }
+        Change::RevokeOn { .. } => true,
         Change::Mark { key, now, .. } => s
             .marks
             .get(key)
@@ -316,6 +330,30 @@ fn apply(s: &mut State, change: &Change) {
         }
         Change::OpenApproval(r) => {
             s.approvals.insert(r.id.clone(), r.clone());
+        }
+        Change::PutSessionRevocations {
+            user,
+            revocations,
+            expect,
+            ..
+        } => {
+            let version = match expect {
+                Expect::Version(v) => v + 1,
+                _ => 1,
+            };
+            s.session_revocations.insert(
+                user.clone(),
+                Versioned {
+                    value: revocations.clone(),
+                    version,
+                },
+            );
+        }
+        Change::RevokeOn {
+            holder, revoked, ..
+        } => {
+            s.revoked
+                .insert((holder.clone(), revoked.person.clone()), revoked.clone());
         }
         Change::Mark {
             key,

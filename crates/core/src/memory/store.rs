@@ -85,6 +85,10 @@ pub struct State {
     pub reach: BTreeMap<String, u64>,
     /// One-time marks (`Change::Mark`): the unix time each expires at, and its payload.
     pub marks: BTreeMap<String, (i64, Option<String>)>,
+    /// Each person's record of ended cooper sessions.
+    pub session_revocations: BTreeMap<UserName, Versioned<crate::revocation::SessionRevocations>>,
+    /// Revoked AWS sessions, by holder key and person.
+    pub revoked: BTreeMap<(String, UserName), crate::revocation::policy::RevokedSessions>,
 }
 
 /// What a reach guard's version is kept under.
@@ -485,6 +489,28 @@ impl Directory for MemoryStore {
                 .collect();
             found.sort_by_key(target_sort_key);
             found
+        })
+        .await
+    }
+
+    async fn session_revocations(
+        &self,
+        user: &UserName,
+    ) -> Result<Option<Versioned<crate::revocation::SessionRevocations>>, UpstreamError> {
+        self.call(|s| s.session_revocations.get(user).cloned())
+            .await
+    }
+
+    async fn revocations_on(
+        &self,
+        holder: &str,
+    ) -> Result<Vec<crate::revocation::policy::RevokedSessions>, UpstreamError> {
+        self.call(|s| {
+            s.revoked
+                .iter()
+                .filter(|((h, _), _)| h == holder)
+                .map(|(_, r)| r.clone())
+                .collect()
         })
         .await
     }

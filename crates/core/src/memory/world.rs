@@ -35,8 +35,8 @@ use crate::token::{ApiToken, ApiTokenRecord};
 use crate::totp::{TotpCode, TotpIssuer, TotpSecret, step_of};
 
 use super::fakes::{
-    MemoryBroker, MemoryConsole, MemorySigner, MemoryVault, RecordingPacer, SealedFor,
-    SeededEntropy, TestClock,
+    MemoryBroker, MemoryConsole, MemoryPolicies, MemorySigner, MemoryVault, RecordingPacer,
+    SealedFor, SeededEntropy, TestClock,
 };
 use super::store::{MemoryStore, State, StoredFactors, StoredGrant};
 use crate::ports::UpstreamError;
@@ -79,6 +79,7 @@ pub struct MemoryWorld {
     pub console: Arc<MemoryConsole>,
     pub signer: Arc<MemorySigner>,
     pub pacer: Arc<RecordingPacer>,
+    pub policies: Arc<MemoryPolicies>,
     secrets: Arc<Mutex<HashMap<UserName, Vec<u8>>>>,
     requests: Arc<AtomicU64>,
 }
@@ -106,6 +107,7 @@ impl MemoryWorld {
             console: Arc::new(MemoryConsole::new()),
             signer: Arc::new(MemorySigner::new()),
             pacer: Arc::new(RecordingPacer::new()),
+            policies: Arc::new(MemoryPolicies::new()),
             secrets: Arc::new(Mutex::new(HashMap::new())),
             requests: Arc::new(AtomicU64::new(0)),
         }
@@ -173,6 +175,8 @@ impl MemoryWorld {
             second_factor: self.second_factor(),
             ledger: self.store.clone(),
             search: self.store.clone(),
+            vault: self.vault.clone(),
+            policies: self.policies.clone(),
             clock: self.clock.clone(),
             entropy: self.entropy.clone(),
             config,
@@ -209,6 +213,7 @@ impl MemoryWorld {
             verifier: self.second_factor(),
             ledger: self.store.clone(),
             signer: self.signer.clone(),
+            entropy: self.entropy.clone(),
             lifetime: SESSION_LIFETIME,
             failures: RateLimiter::new(self.store.clone(), "signin-failures", failures),
             pacer: self.pacer.clone(),
@@ -220,8 +225,17 @@ impl MemoryWorld {
             directory: self.store.clone(),
             ledger: self.store.clone(),
             signer: self.signer.clone(),
+            entropy: self.entropy.clone(),
             clock: self.clock.clone(),
             lifetime: SESSION_LIFETIME,
+        }
+    }
+
+    pub fn signout(&self) -> crate::revocation::Signout {
+        crate::revocation::Signout {
+            directory: self.store.clone(),
+            ledger: self.store.clone(),
+            clock: self.clock.clone(),
         }
     }
 

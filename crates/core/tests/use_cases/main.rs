@@ -17,5 +17,6 @@ mod audited;
 mod factors;
 mod issue;
 mod ledger;
+mod revocation;
 mod sessions;
 mod step_up;

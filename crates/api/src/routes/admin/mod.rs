@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod grants;
 mod groups;
+mod revocations;
 mod targets;
 mod users;
 
@@ -15,6 +16,7 @@ pub use accounts::*;
 pub use audit::*;
 pub use grants::*;
 pub use groups::*;
+pub use revocations::*;
 pub use targets::*;
 pub use users::*;
 

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cooper_core::admin::UserDetails;
+use cooper_core::admin::{RevokeOn, UserDetails};
 use cooper_core::model::User;
 use cooper_core::names::{DisplayName, GroupName, InvalidValue, TokenLabel, UserName};
 use cooper_core::token::{ApiTokenRecord, TokenId};
@@ -91,6 +91,10 @@ pub struct UserView {
     expires_at: Option<String>,
     #[cfg_attr(feature = "openapi", schema(required = true))]
     display_name: Option<DisplayName>,
+    /// Only after an update with `revoke_sessions=true`: the revocation of the person's AWS
+    /// sessions (their cooper sessions are ended too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation: Option<super::revocations::RevocationView>,
 }
 
 fn user_view(u: &User) -> UserView {
@@ -99,7 +103,20 @@ fn user_view(u: &User) -> UserView {
         enabled: u.enabled,
         expires_at: u.expires_at.as_ref().map(rfc3339),
         display_name: u.display_name.clone(),
+        revocation: None,
     }
+}
+
+/// How an update goes on.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct UpdateUserQuery {
+    /// Also end the person's cooper sessions and every AWS session cooper issued them (what
+    /// disabling someone who left should do: one call).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(default = false))]
+    revoke_sessions: bool,
 }
 
 /// A user in a list, with its version.
@@ -205,28 +222,40 @@ pub async fn create_user(
 /// Replace a user (universal admins)
 #[cfg_attr(feature = "openapi", utoipa::path(
     put, path = "/v1/admin/users/{name}", operation_id = "updateUser", tag = "admin-users",
-    params(("name" = UserName, Path, description = "The user's name."), Caller, ("If-Match" = IfMatch, Header, description = "The ETag read; an update of a stale version is refused (409).")),
+    params(("name" = UserName, Path, description = "The user's name."), Caller, UpdateUserQuery, ("If-Match" = IfMatch, Header, description = "The ETag read; an update of a stale version is refused (409).")),
     request_body(content = UserBody, example = json!({"display_name": "Alice Example (Payments)"})),
     responses((status = 200, description = "The user, at its new version.", body = Versioned<UserView>, headers(("ETag" = ETag)))),
 ))]
 pub async fn update_user(
     State(s): State<AdminState>,
     Path(name): Path<String>,
+    q: QueryResult<UpdateUserQuery>,
     Caller(ctx): Caller,
     IfMatch(version): IfMatch,
     JsonBody(mut body): JsonBody<UserBody>,
 ) -> Result<Response, ApiError> {
+    let q = query(q)?;
     keyed("name", &mut body.name, &name)?;
-    let u = s
-        .shared
-        .admin
+    let admin = &s.shared.admin;
+    let u = admin
         .update_user(&ctx, User::try_from(body)?, version)
         .await?;
-    Ok(versioned_response(
-        StatusCode::OK,
-        u.version,
-        user_view(&u.value),
-    ))
+    let mut view = user_view(&u.value);
+    if q.revoke_sessions {
+        // The update (a disable) lands first: no session can be issued after the revocation.
+        admin
+            .revoke_user_sessions(&ctx.next_step("sessions"), &u.value.name)
+            .await?;
+        let report = admin
+            .revoke_aws_sessions(
+                &ctx.next_step("revocation"),
+                &u.value.name,
+                &RevokeOn::Everywhere,
+            )
+            .await?;
+        view.revocation = Some(super::revocations::revocation_view(report));
+    }
+    Ok(versioned_response(StatusCode::OK, u.version, view))
 }
 
 /// Delete a user and what they own

@@ -299,7 +299,7 @@ async fn signed_in(
     meta: RequestMeta,
 ) -> Result<Ctx, Response> {
     let base = state.web.base_path.clone();
-    let Some(session) = session::signed_in(&state.web, headers) else {
+    let Some(session) = session::signed_in(&state.web, headers).await else {
         return Err(see_other(&base, "/signin", Vec::new()));
     };
     let admin = state

@@ -5,7 +5,7 @@ use super::factors::enrollment_steps;
 use super::*;
 
 pub(super) async fn home(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let to = if session::signed_in(&state.web, &headers).is_some() {
+    let to = if session::signed_in(&state.web, &headers).await.is_some() {
         "/targets"
     } else {
         "/signin"
@@ -59,7 +59,7 @@ fn signin_frame(base: &str) -> Frame<'_> {
 
 pub(super) async fn signin_page(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let base = &state.web.base_path;
-    if session::signed_in(&state.web, &headers).is_some() {
+    if session::signed_in(&state.web, &headers).await.is_some() {
         return see_other(base, "/targets", Vec::new());
     }
     let (token, cookie) = session::presession(&state.web, &headers);
@@ -365,18 +365,29 @@ pub(super) async fn signin(
 
 pub(super) async fn signout(
     State(state): State<WebState>,
+    Meta(meta): Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let web = &state.web;
     // Signing out needs the session's own token too: another site cannot sign anyone out.
-    let genuine = session::signed_in(web, &headers).is_some_and(|s| {
+    let genuine = session::signed_in(web, &headers).await.filter(|s| {
         session::same_origin(&headers)
             && Form::parse(&headers, &body)
                 .is_some_and(|f| session::csrf_matches(&s.csrf, f.get("csrf")))
     });
-    if !genuine {
+    let Some(signed) = genuine else {
         return see_other(&web.base_path, "/", Vec::new());
+    };
+    // The session ends for good, not only in this browser: a copied cookie stops working too.
+    if let Err(error) = state
+        .enroll
+        .shared
+        .signout
+        .sign_out(&signed.identity, &meta)
+        .await
+    {
+        tracing::warn!(%error, "a console session could not be ended; its cookie is cleared");
     }
     see_other(
         &web.base_path,
