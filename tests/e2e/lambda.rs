@@ -98,6 +98,8 @@ async fn every_event_fixture_drives_its_function() {
         ("enroll-totp/put-password.json", 401),
         ("enroll-totp/post-sessions.json", 401),
         ("enroll-totp/post-sessions-oidc.json", 404),
+        // An enrollment code enrolls, and signs nothing out.
+        ("enroll-totp/post-sessions-logout.json", 401),
         ("admin-targets/get-accounts.json", 200),
         ("admin-targets/post-target.json", 201),
         ("admin-targets/get-audit.json", 200),

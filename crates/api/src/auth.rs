@@ -154,7 +154,7 @@ impl Authenticator {
             expires_at: time(claims.exp)?,
         };
         if let Some(ended) = self.directory.session_revocations(&user).await?
-            && ended.value.ends(&session)
+            && ended.0.ends(&session)
         {
             return Err(AuthError::SessionRevoked);
         }

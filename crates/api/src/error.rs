@@ -403,9 +403,9 @@ impl From<SessionError> for ApiError {
     }
 }
 
-impl From<cooper_core::revocation::SignoutError> for ApiError {
-    fn from(e: cooper_core::revocation::SignoutError) -> Self {
-        use cooper_core::revocation::SignoutError;
+impl From<cooper_core::signout::SignoutError> for ApiError {
+    fn from(e: cooper_core::signout::SignoutError) -> Self {
+        use cooper_core::signout::SignoutError;
         let status = match e {
             SignoutError::NotASession => StatusCode::BAD_REQUEST,
             SignoutError::Contended => StatusCode::CONFLICT,

@@ -27,9 +27,9 @@ use cooper_core::ledger::Ledger;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{Directory, Pacer, UpstreamError};
 use cooper_core::rate::{RateLimit, RateLimiter};
-use cooper_core::revocation::Signout;
 use cooper_core::session::BrokerSigning;
 use cooper_core::sessions::{LocalLogin, SIGNIN_FAILURES, SessionExchange};
+use cooper_core::signout::Signout;
 use cooper_core::totp::TotpIssuer;
 
 use crate::auth::Authenticator;

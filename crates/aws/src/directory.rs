@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use cooper_core::access::UserProfile;
 use cooper_core::admin::scope::AdminGrant;
-use cooper_core::admin::store::{PageRequest, Versioned};
+use cooper_core::admin::store::PageRequest;
 use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Directory, Service, UpstreamError, UpstreamKind};
@@ -492,13 +492,10 @@ impl Directory for DynamoDirectory {
     async fn session_revocations(
         &self,
         user: &UserName,
-    ) -> Result<Option<Versioned<SessionRevocations>>, UpstreamError> {
+    ) -> Result<Option<(SessionRevocations, u64)>, UpstreamError> {
         self.get(keys::session_revocations(user))
             .await?
-            .map(|item| {
-                items::versioned::<SessionRevocations>(item, "session revocations")
-                    .map(|(value, version)| Versioned { value, version })
-            })
+            .map(|item| items::versioned::<SessionRevocations>(item, "session revocations"))
             .transpose()
     }
 

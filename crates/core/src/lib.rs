@@ -42,5 +42,6 @@ pub mod revocation;
 pub mod schema;
 pub mod session;
 pub mod sessions;
+pub mod signout;
 pub mod token;
 pub mod totp;

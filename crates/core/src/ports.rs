@@ -7,7 +7,6 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::access::UserProfile;
-use crate::admin::store::Versioned;
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{AuthFactors, Guard};
 use crate::model::{Account, AdminGrant, FederationKeys, Grant, Sealed, Target};
@@ -126,11 +125,12 @@ pub trait Directory: Send + Sync {
         max_level: Level,
     ) -> Result<Vec<Target>, UpstreamError>;
 
-    /// What of `user`'s cooper sessions has been ended (one key read, read consistently).
+    /// What of `user`'s cooper sessions has been ended, and the version of that record (one
+    /// key read, read consistently).
     async fn session_revocations(
         &self,
         user: &UserName,
-    ) -> Result<Option<Versioned<SessionRevocations>>, UpstreamError>;
+    ) -> Result<Option<(SessionRevocations, u64)>, UpstreamError>;
 
     /// The revocations of AWS sessions held for one holder (by `PolicyHolder::key`), read
     /// consistently: one per person revoked there.

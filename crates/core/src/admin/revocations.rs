@@ -14,7 +14,7 @@ use crate::model::TargetKind;
 use crate::names::{AccountId, Partition, TargetName, UserName};
 use crate::ports::FederationBinding;
 use crate::revocation::policy::{self, PolicyHolder, RevokedSessions};
-use crate::revocation::{self, Applied, Ending, SignoutError};
+use crate::signout::{self, Applied, Ending, SignoutError};
 
 use super::kernel::*;
 
@@ -84,7 +84,7 @@ impl Admin {
         let mut record = self.record(ctx, AuditEvent::AdminChange, &resource, action);
         record.after = Some(json!({"sessions": "ended"}));
         let proofs = ctx.take_proofs();
-        revocation::end_sessions(
+        signout::end_sessions(
             self.directory.as_ref(),
             self.ledger.as_ref(),
             user,
@@ -160,7 +160,7 @@ impl Admin {
         )
         .await?;
         let applied = futures_util::future::join_all(holders.keys().map(|holder| {
-            revocation::apply(self.directory.as_ref(), self.policies.as_ref(), holder, now)
+            signout::apply(self.directory.as_ref(), self.policies.as_ref(), holder, now)
         }))
         .await;
         let report = RevocationReport {

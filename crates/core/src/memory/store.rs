@@ -496,9 +496,13 @@ impl Directory for MemoryStore {
     async fn session_revocations(
         &self,
         user: &UserName,
-    ) -> Result<Option<Versioned<crate::revocation::SessionRevocations>>, UpstreamError> {
-        self.call(|s| s.session_revocations.get(user).cloned())
-            .await
+    ) -> Result<Option<(crate::revocation::SessionRevocations, u64)>, UpstreamError> {
+        self.call(|s| {
+            s.session_revocations
+                .get(user)
+                .map(|v| (v.value.clone(), v.version))
+        })
+        .await
     }
 
     async fn revocations_on(

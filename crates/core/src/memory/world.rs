@@ -231,8 +231,8 @@ impl MemoryWorld {
         }
     }
 
-    pub fn signout(&self) -> crate::revocation::Signout {
-        crate::revocation::Signout {
+    pub fn signout(&self) -> crate::signout::Signout {
+        crate::signout::Signout {
             directory: self.store.clone(),
             ledger: self.store.clone(),
             clock: self.clock.clone(),

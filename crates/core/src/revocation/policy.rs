@@ -298,7 +298,9 @@ mod tests {
         assert_eq!(line_at(whole), whole);
         // A session issued at 09:00:00 (IAM's grain), before a revocation at 09:00:00.25:
         let h = role();
-        let doc = document(&h, &[revoked(&h, "alice", t)], t).unwrap().unwrap();
+        let doc = document(&h, &[revoked(&h, "alice", t)], t)
+            .unwrap()
+            .unwrap();
         assert!(denies(&doc, &role_session("alice", whole)));
     }
 

@@ -7,7 +7,8 @@ use cooper_core::admin::RevokeOn;
 use cooper_core::audit::AuditEvent;
 use cooper_core::memory::MemoryWorld;
 use cooper_core::revocation::policy::POLICY_NAME;
-use cooper_core::revocation::{Applied, SessionId, SessionRef, SignoutError};
+use cooper_core::revocation::{SessionId, SessionRef};
+use cooper_core::signout::{Applied, SignoutError};
 use cooper_core::token::TokenId;
 use serde_json::Value;
 use time::Duration;
@@ -32,7 +33,7 @@ async fn ended(w: &MemoryWorld, identity: &Identity) -> bool {
         .session_revocations(&identity.user)
         .await
         .unwrap()
-        .is_some_and(|r| r.value.ends(session))
+        .is_some_and(|(r, _)| r.ends(session))
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use cooper_core::admin::{RevocationReport, RevokeOn};
 use cooper_core::names::{AccountId, InvalidValue, TargetName, UserName};
-use cooper_core::revocation::Applied;
+use cooper_core::signout::Applied;
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, rfc3339};
