@@ -495,6 +495,23 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
         stderr.contains("approval_not_found") && stderr.contains("HTTP 404"),
         "{stderr}"
     );
+
+    // `cooper logout` ends the session at cooper (a copy of the token stops working) and forgets it.
+    run(&mut client(&["logout"]));
+    assert!(!session_file.exists());
+    let me = reqwest::Client::new()
+        .get(format!("{url}/v1/whoami"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    assert_eq!(
+        me.json::<Value>().await.unwrap()["error"]["code"],
+        "session_revoked"
+    );
+    let output = client(&["logout"]).output().unwrap();
+    assert!(output.status.success(), "logging out twice is fine");
     let _ = std::fs::remove_dir_all(&config);
 }
 
@@ -561,6 +578,40 @@ async fn the_first_admin_from_setup_administers_through_cooper_admin() {
         .to_owned();
     let holder = admin_cli(&["audit", "--access-key-id", &key]);
     assert_eq!(holder["items"][0]["actor"], "carol");
+
+    // Revoking carol's AWS sessions: the demo role is not in (moto's) IAM, so the deny cannot be
+    // written there; the command prints the answer and fails, saying to run it again.
+    let mut c = cooper(&moto);
+    c.args([
+        "admin",
+        "revoke-sessions",
+        "carol",
+        "--endpoint",
+        &url,
+        "--token",
+        &admin,
+    ]);
+    let output = c.output().unwrap();
+    assert!(!output.status.success());
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["complete"], false, "{answer}");
+    assert_eq!(answer["holders"][0]["targets"], json!(["demo-readonly"]));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("run it again"));
+    // Disabling her: the user is disabled (and her sessions ended) whatever IAM says.
+    let mut c = cooper(&moto);
+    c.args([
+        "admin",
+        "users",
+        "disable",
+        "carol",
+        "--endpoint",
+        &url,
+        "--token",
+        &admin,
+    ]);
+    let disabled: Value = serde_json::from_slice(&run(&mut c).stdout).unwrap();
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(admin_cli(&["users", "get", "carol"])["enabled"], false);
 
     // Refusals come back as the server's code, on stderr.
     let mut c = cooper(&moto);

@@ -359,3 +359,67 @@ async fn disabling_with_revoke_sessions_takes_everything_back_in_one_call() {
     let doc = revocations_on(&env, ACCOUNT_A, "a-ro").await.unwrap();
     statement_for(&doc, "alice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_federated_users_sessions_are_denied_on_the_iam_user_whose_keys_signed_them() {
+    let env = TestEnv::start().await;
+    let account = env.account(ACCOUNT_A).await;
+    env.federated_target(
+        "a-federated",
+        &account,
+        10,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
+    )
+    .await;
+    let alice = env.user("alice").await;
+    env.grant_target(
+        cooper_core::model::Principal::User(alice.clone()),
+        "a-federated",
+    )
+    .await;
+    let token = env.api_token(&alice).await;
+    issue(&env, &token, "a-federated").await;
+    let (_, root) = env.universal_admin("root").await;
+
+    let answer = revoke(
+        &env,
+        &root,
+        json!({"user": "alice", "target": "a-federated"}),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["complete"], true, "{}", answer.text);
+    let holder = &answer.body["holders"][0];
+    assert!(
+        holder["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:iam::111111111111:access-key/"),
+        "{holder}"
+    );
+    // The policy is on the IAM user the target's keys belong to (IAM named it from the key id).
+    let out = iam(&env, ACCOUNT_A)
+        .await
+        .get_user_policy()
+        .user_name("a-federated-iam-user")
+        .policy_name("cooper-revocations")
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(
+        &percent_encoding::percent_decode_str(&out.policy_document)
+            .decode_utf8()
+            .unwrap(),
+    )
+    .unwrap();
+    let statements = doc["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{doc}");
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["aws:userid"],
+        "111111111111:alice"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
+        answer.body["before"]
+    );
+}

@@ -376,9 +376,10 @@ pub async fn run(args: AdminArgs) -> Result<(), Error> {
             } => {
                 let path = format!("/v1/admin/users/{}", segment(name));
                 let (current, etag) = s.send(Method::GET, &path, None, vec![]).await?;
-                let mut user = current;
-                if let Some(fields) = user.as_object_mut() {
-                    fields.remove("version");
+                // The user as it is (the fields an update takes), disabled.
+                let mut user = json!({});
+                for field in ["name", "expires_at", "display_name"] {
+                    user[field] = current[field].clone();
                 }
                 user["enabled"] = json!(false);
                 let q = if *revoke_sessions {
