@@ -44,6 +44,10 @@ pub const DEFAULT_CONSOLE_ISSUER: &str = "cooper";
 /// A login lasts a working day by default; high-security targets still ask for a fresh code.
 pub const DEFAULT_SESSION_MINUTES: u32 = 480;
 pub const MAX_SESSION_MINUTES: u32 = 1440;
+// A record of ended sessions is kept as long as the longest session: none may outlive it.
+const _: () = assert!(
+    MAX_SESSION_MINUTES as i64 * 60 <= cooper_core::signout::LONGEST_SESSION.whole_seconds()
+);
 /// Credential and console requests one user may make per minute (0: no limit).
 pub const DEFAULT_CREDENTIAL_RATE_LIMIT: u32 = 60;
 /// A web console session is shorter than an API session: a browser is left open.

@@ -11,7 +11,7 @@ use crate::names::UserName;
 use crate::ports::{Directory, UpstreamError};
 use crate::revocation::{SessionRef, SessionRevocations, policy};
 
-/// No cooper session lasts longer than this (`COOPER_SESSION_LIFETIME` is bounded by it): a
+/// No cooper session lasts longer than this (`COOPER_SESSION_MINUTES` is bounded by it): a
 /// record of ended sessions matters for this long after its last revoke.
 pub const LONGEST_SESSION: time::Duration = time::Duration::hours(24);
 
