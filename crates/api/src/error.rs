@@ -59,7 +59,7 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "totp_replayed", "approver_totp_replayed", "no_pending_enrollment", "already_enrolled",
         "approval_not_required", "approval_expired", "approval_pending", "approval_decided",
         "approval_used", "already_exists", "version_conflict", "reach_changed", "in_use",
-        "too_many_dependents",
+        "too_many_dependents", "trail_too_long",
     ]),
     (413, " (bodies are limited to 16384 bytes)", &["body_too_large"]),
     (415, "", &["unsupported_media_type"]),
@@ -327,7 +327,8 @@ impl From<AdminError> for ApiError {
             | AdminError::VersionConflict(_)
             | AdminError::ReachChanged(_)
             | AdminError::InUse { .. }
-            | AdminError::TooMuch => StatusCode::CONFLICT,
+            | AdminError::TooMuch
+            | AdminError::TrailTooLong => StatusCode::CONFLICT,
             AdminError::VersionRequired => StatusCode::PRECONDITION_REQUIRED,
             AdminError::Immutable(_) => StatusCode::BAD_REQUEST,
             AdminError::TotpRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -134,6 +134,9 @@ pub enum AdminError {
     },
     #[error("too much depends on this to remove it at once (more than {MAX_CHANGES} items)")]
     TooMuch,
+    /// A person's recent trail is too long to work out where their sessions were issued.
+    #[error("too many issuances in the last 36 hours to work out from the trail where they were")]
+    TrailTooLong,
     #[error("{0} cannot be changed; create a new one")]
     Immutable(&'static str),
     #[error("an admin cannot make an admin wider than themselves")]
@@ -170,6 +173,7 @@ impl AdminError {
             Self::ReachChanged(_) => "reach_changed",
             Self::InUse { .. } => "in_use",
             Self::TooMuch => "too_many_dependents",
+            Self::TrailTooLong => "trail_too_long",
             Self::Immutable(_) => "immutable_field",
             Self::WiderAdmin => "wider_admin",
             Self::AlreadyEnrolled(_) => "already_enrolled",

@@ -229,7 +229,7 @@ impl Admin {
             }
             cursor = found.cursor;
         }
-        Err(AdminError::TooMuch)
+        Err(AdminError::TrailTooLong)
     }
 
     async fn holders_of(

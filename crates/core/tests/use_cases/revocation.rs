@@ -290,3 +290,35 @@ async fn a_target_revocation_touches_that_targets_role_only_and_old_issuances_ar
     assert!(report.holders.is_empty(), "never issued a-top");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_trail_too_long_to_read_is_refused_not_half_revoked() -> TestResult {
+    use cooper_core::ledger::Ledger;
+    let w = admin_world();
+    let record = {
+        w.issuer()
+            .issue(w.identity("alice")?, &ask("a-ro"), &w.meta())
+            .await?;
+        last_record(&w)
+    };
+    // More issuances in 36 hours than the revocation reads (25 pages of 200).
+    for n in 0..5_000 {
+        let mut r = record.clone();
+        r.id = format!("bulk-{n}");
+        w.store.commit(&[], &r).await?;
+    }
+    let admin = w.admin(config());
+    let before = w.state()?;
+    let err = admin
+        .revoke_aws_sessions(
+            &ctx(&w, &admin, "root", None).await?,
+            &user("alice"),
+            &RevokeOn::Everywhere,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "trail_too_long");
+    nothing_written(&w, &before);
+    assert_eq!(w.policies.writes(), 0);
+    Ok(())
+}
