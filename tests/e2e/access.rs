@@ -140,6 +140,7 @@ async fn no_grant_disabled_expired_and_unknown_users_get_nothing_and_sts_is_neve
                 max_level: Level::new(100).unwrap(),
             },
             expires_at: Some(now - time::Duration::minutes(1)),
+            via: None,
         })
         .await
         .unwrap();

@@ -22,6 +22,7 @@ async fn partition_account(env: &TestEnv, id: &str, partition: Partition, role: 
             id: AccountId::parse(id).unwrap(),
             name: AccountName::parse(partition.as_str()).unwrap(),
             partition,
+            access_requests: None,
         })
         .await
         .unwrap();

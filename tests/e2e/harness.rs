@@ -402,6 +402,7 @@ impl TestEnv {
             id: AccountId::parse(id).unwrap(),
             name: AccountName::parse(&format!("account {id}")).unwrap(),
             partition: Partition::Aws,
+            access_requests: None,
         };
         self.directory.put_account(&account).await.unwrap();
         account
@@ -508,6 +509,7 @@ impl TestEnv {
                     max_level: Level::new(level).unwrap(),
                 },
                 expires_at: None,
+                via: None,
             })
             .await
             .unwrap();
@@ -519,6 +521,7 @@ impl TestEnv {
                 principal,
                 scope: GrantScope::Target(TargetName::parse(target).unwrap()),
                 expires_at: None,
+                via: None,
             })
             .await
             .unwrap();

@@ -69,7 +69,7 @@ async fn api_gateway_events_are_served_with_their_request_id_and_source_ip() {
 }
 
 /// Every fixture in `events/`, through the function it belongs to as Lambda hosts it: the answer
-/// it should give, with API Gateway's request id.
+/// it should give (status and error code), with API Gateway's request id.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_fixture_drives_its_function() {
     let env = TestEnv::start().await;
@@ -84,38 +84,99 @@ async fn every_event_fixture_drives_its_function() {
     let (_, admin) = env.universal_admin("una").await;
 
     let cases = [
-        ("issue-credentials/post-credentials.json", 200),
-        ("issue-credentials/get-targets.json", 200),
-        ("issue-credentials/get-whoami.json", 200),
-        ("issue-credentials/post-console.json", 200),
-        ("issue-credentials/post-approvals.json", 409),
-        ("issue-credentials/get-approval.json", 404),
-        ("issue-credentials/get-openapi.json", 200),
+        ("issue-credentials/post-credentials.json", 200, None),
+        ("issue-credentials/get-targets.json", 200, None),
+        ("issue-credentials/get-whoami.json", 200, None),
+        ("issue-credentials/post-console.json", 200, None),
+        (
+            "issue-credentials/post-approvals.json",
+            409,
+            Some("approval_not_required"),
+        ),
+        (
+            "issue-credentials/get-approval.json",
+            404,
+            Some("approval_not_found"),
+        ),
+        ("issue-credentials/get-openapi.json", 200, None),
         // Approving takes a signed-in person: the fixture's script token is refused first.
-        ("issue-credentials/post-approve.json", 403),
-        ("enroll-totp/post-totp-enrollment.json", 200),
-        ("enroll-totp/post-totp-enrollment-confirm.json", 403),
-        ("enroll-totp/put-password.json", 401),
-        ("enroll-totp/post-sessions.json", 401),
-        ("enroll-totp/post-sessions-oidc.json", 404),
+        (
+            "issue-credentials/post-approve.json",
+            403,
+            Some("session_required"),
+        ),
+        // Access to demo-readonly cannot be requested (nor need it be: demo holds it).
+        (
+            "issue-credentials/post-access-requests.json",
+            403,
+            Some("not_requestable"),
+        ),
+        ("issue-credentials/get-access-requests.json", 200, None),
+        (
+            "issue-credentials/get-access-request.json",
+            404,
+            Some("access_request_not_found"),
+        ),
+        // As approving a second person's request: a script's token is refused first.
+        (
+            "issue-credentials/post-access-request-approve.json",
+            403,
+            Some("session_required"),
+        ),
+        (
+            "issue-credentials/post-access-request-deny.json",
+            404,
+            Some("access_request_not_found"),
+        ),
+        // No body: withdrawing needs no reason.
+        (
+            "issue-credentials/post-access-request-cancel.json",
+            404,
+            Some("access_request_not_found"),
+        ),
+        ("enroll-totp/post-totp-enrollment.json", 200, None),
+        (
+            "enroll-totp/post-totp-enrollment-confirm.json",
+            403,
+            Some("totp_invalid"),
+        ),
+        (
+            "enroll-totp/put-password.json",
+            401,
+            Some("enrollment_code_only"),
+        ),
+        (
+            "enroll-totp/post-sessions.json",
+            401,
+            Some("invalid_credentials"),
+        ),
+        (
+            "enroll-totp/post-sessions-oidc.json",
+            404,
+            Some("oidc_not_configured"),
+        ),
         // An enrollment code enrolls, and signs nothing out.
-        ("enroll-totp/post-sessions-logout.json", 401),
-        ("admin-targets/get-accounts.json", 200),
-        ("admin-targets/post-target.json", 201),
-        ("admin-targets/get-audit.json", 200),
+        (
+            "enroll-totp/post-sessions-logout.json",
+            401,
+            Some("enrollment_code_only"),
+        ),
+        ("admin-targets/get-accounts.json", 200, None),
+        ("admin-targets/post-target.json", 201, None),
+        ("admin-targets/get-audit.json", 200, None),
     ];
     // Every HTTP fixture is in the table.
     for function in ["issue-credentials", "enroll-totp", "admin-targets"] {
         for file in std::fs::read_dir(repo_root().join("events").join(function)).unwrap() {
             let name = format!("{function}/{}", file.unwrap().file_name().to_string_lossy());
             assert!(
-                cases.iter().any(|(c, _)| *c == name),
+                cases.iter().any(|(c, _, _)| *c == name),
                 "{name} is not checked"
             );
         }
     }
 
-    for (fixture, status) in cases {
+    for (fixture, status, code) in cases {
         let (function, file) = fixture.split_once('/').unwrap();
         let routes = match function {
             "issue-credentials" => cooper_api::router::issue_credentials(env.states.issue.clone()),
@@ -148,6 +209,8 @@ async fn every_event_fixture_drives_its_function() {
             serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap())
                 .unwrap_or(Value::Null);
         assert_eq!(got, status, "{fixture}: {body}");
+        // The code too: a route that is missing must not pass as the fallback's 404.
+        assert_eq!(body["error"]["code"].as_str(), code, "{fixture}: {body}");
         if got >= 400 {
             assert_eq!(
                 body["error"]["request_id"],

@@ -890,6 +890,7 @@ async fn roles_of_other_partitions_go_to_their_own_sts_or_nowhere() {
             id: cooper_core::names::AccountId::parse(gov).unwrap(),
             name: cooper_core::names::AccountName::parse("gov").unwrap(),
             partition: Partition::AwsUsGov,
+            access_requests: None,
         };
         let target = cooper_core::model::Target::role(
             cooper_core::names::TargetName::parse("gov-ro").unwrap(),

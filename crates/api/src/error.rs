@@ -11,6 +11,7 @@ use cooper_core::issue::IssueError;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{UpstreamError, UpstreamKind};
 use cooper_core::rate::RateError;
+use cooper_core::requests::RequestError;
 use cooper_core::sessions::SessionError;
 use serde::Serialize;
 
@@ -51,15 +52,19 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "session_required", "totp_not_enrolled", "totp_invalid", "self_approval",
         "not_an_approver", "approval_mismatch", "approver_bootstrapped_by_requester",
         "approver_not_enrolled", "approver_totp_invalid", "not_an_admin", "out_of_scope",
-        "universal_admin_required", "wider_admin",
+        "universal_admin_required", "wider_admin", "not_requestable", "access_ending",
     ]),
-    (404, "", &["not_found", "approval_not_found", "oidc_not_configured", "saml_not_configured"]),
+    (404, "", &[
+        "not_found", "approval_not_found", "access_request_not_found", "oidc_not_configured",
+        "saml_not_configured",
+    ]),
     (405, "", &["method_not_allowed"]),
     (409, "", &[
         "totp_replayed", "approver_totp_replayed", "no_pending_enrollment", "already_enrolled",
         "approval_not_required", "approval_expired", "approval_pending", "approval_decided",
         "approval_used", "already_exists", "version_conflict", "reach_changed", "in_use",
-        "too_many_dependents", "trail_too_long",
+        "too_many_dependents", "trail_too_long", "already_granted", "request_pending",
+        "access_request_expired", "access_request_settled",
     ]),
     (413, " (bodies are limited to 16384 bytes)", &["body_too_large"]),
     (415, "", &["unsupported_media_type"]),
@@ -305,6 +310,43 @@ impl From<ApprovalError> for ApiError {
     }
 }
 
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let message = e.to_string();
+        let code = e.code();
+        let status = match e {
+            RequestError::Upstream(u) => return u.into(),
+            RequestError::Denied(d) => return d.into(),
+            RequestError::AuditUnavailable(u) => {
+                return audit_unavailable(&u, "nothing was done");
+            }
+            RequestError::ApproverFactor(FactorError::Upstream(u)) => return u.into(),
+            RequestError::ApproverFactor(FactorError::LockedOut {
+                retry_after_seconds,
+                ..
+            }) => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                    .retry_after(retry_after_seconds);
+            }
+            RequestError::ApproverFactor(FactorError::Replayed) => StatusCode::CONFLICT,
+            RequestError::ApproverFactor(_) => StatusCode::FORBIDDEN,
+            RequestError::Duration { .. } => StatusCode::BAD_REQUEST,
+            RequestError::NotRequestable
+            | RequestError::SelfApproval
+            | RequestError::NotAnApprover
+            | RequestError::BootstrappedByRequester
+            | RequestError::SessionRequired => StatusCode::FORBIDDEN,
+            RequestError::NotFound => StatusCode::NOT_FOUND,
+            RequestError::AlreadyGranted
+            | RequestError::AlreadyRequested(_)
+            | RequestError::Expired
+            | RequestError::Settled(_) => StatusCode::CONFLICT,
+            RequestError::Entropy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, code, message)
+    }
+}
+
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         let message = e.to_string();
@@ -348,6 +390,9 @@ impl From<IssueError> for ApiError {
                 "totp_required",
                 e.to_string(),
             ),
+            IssueError::AccessEnding(_) => {
+                Self::new(StatusCode::FORBIDDEN, "access_ending", e.to_string())
+            }
             IssueError::SecondFactor(f) => f.into(),
             IssueError::Approval(a) => a.into(),
             IssueError::Invalid(v) => v.into(),

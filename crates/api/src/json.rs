@@ -47,13 +47,21 @@ pub fn parse_optional_secret<T: DeserializeOwned + Default>(
     headers: &axum::http::HeaderMap,
     bytes: &[u8],
 ) -> Result<T, ApiError> {
+    parse_optional(headers, bytes).map_err(redacted)
+}
+
+/// Parses an optional body: empty means `T::default()`.
+pub fn parse_optional<T: DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     if !is_json_type(headers) {
         return Err(unsupported_media_type());
     }
-    parse(bytes).map_err(redacted)
+    parse(bytes)
 }
 
 /// Like `axum::Json`, but stricter (the body must be an object: serde would otherwise read a

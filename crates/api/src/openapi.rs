@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::routes::{admin, approvals, credentials, factors, targets};
+use crate::routes::{access_requests, admin, approvals, credentials, factors, targets};
 
 /// The response headers operations share, by the marker that names them.
 fn headers() -> Value {
@@ -111,7 +111,8 @@ fn error_response() -> Value {
         (name = "credentials", description = "Temporary AWS credentials and console links."),
         (name = "targets", description = "What the caller may become."),
         (name = "identity", description = "Who the caller is."),
-        (name = "approvals", description = "Second-person approval."),
+        (name = "approvals", description = "Second-person approval of one issuance."),
+        (name = "access-requests", description = "Just-in-time access: asking for access one does not hold, for a while, and its approval."),
         (name = "sessions", description = "Local login, identity-provider sessions and passwords."),
         (name = "totp", description = "Authenticator (TOTP) enrollment."),
         (name = "meta", description = "This description."),
@@ -133,6 +134,8 @@ fn error_response() -> Value {
         credentials::CredentialsFormat,
         admin::IfMatch,
         admin::Order,
+        access_requests::Role,
+        cooper_core::model::requests::RequestStatus,
     )),
     paths(
         credentials::issue_credentials,
@@ -142,6 +145,12 @@ fn error_response() -> Value {
         approvals::open,
         approvals::view,
         approvals::approve,
+        access_requests::open,
+        access_requests::list,
+        access_requests::get,
+        access_requests::approve,
+        access_requests::deny,
+        access_requests::cancel,
         crate::router::openapi,
         factors::login,
         factors::oidc_session,

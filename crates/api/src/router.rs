@@ -8,7 +8,7 @@ use axum::{Router, middleware};
 use crate::context::{limit_headers, request_context};
 use crate::error::ApiError;
 use crate::json::BODY_LIMIT_BYTES;
-use crate::routes::{admin, approvals, credentials, factors, targets};
+use crate::routes::{access_requests, admin, approvals, credentials, factors, targets};
 use crate::state::{AdminState, EnrollState, IssueState, States};
 pub use crate::table::Operation;
 use crate::table::Table;
@@ -22,6 +22,12 @@ fn issue_table() -> Table<IssueState> {
         .post("/v1/approvals", approvals::open)
         .get("/v1/approvals/{id}", approvals::view)
         .post("/v1/approvals/{id}/approve", approvals::approve)
+        .post("/v1/access-requests", access_requests::open)
+        .get("/v1/access-requests", access_requests::list)
+        .get("/v1/access-requests/{id}", access_requests::get)
+        .post("/v1/access-requests/{id}/approve", access_requests::approve)
+        .post("/v1/access-requests/{id}/deny", access_requests::deny)
+        .post("/v1/access-requests/{id}/cancel", access_requests::cancel)
         .get(OPENAPI_PATH, openapi)
 }
 

@@ -34,6 +34,7 @@ pub mod env {
     pub const SAML_PROVIDERS: &str = "COOPER_SAML_PROVIDERS";
     pub const PUBLIC_URL: &str = "COOPER_PUBLIC_URL";
     pub const CONSOLE_LOGIN_ENDPOINT: &str = "COOPER_CONSOLE_LOGIN_ENDPOINT";
+    pub const ACCESS_REQUEST_HOURS: &str = "COOPER_ACCESS_REQUEST_HOURS";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -50,6 +51,9 @@ const _: () = assert!(
 );
 /// Credential and console requests one user may make per minute (0: no limit).
 pub const DEFAULT_CREDENTIAL_RATE_LIMIT: u32 = 60;
+/// How long an access request waits for an approver, in hours, by default; and at most.
+pub const DEFAULT_ACCESS_REQUEST_HOURS: u32 = 24;
+pub const MAX_ACCESS_REQUEST_HOURS: u32 = 168;
 /// A web console session is shorter than an API session: a browser is left open.
 pub const DEFAULT_WEB_SESSION_MINUTES: u32 = 60;
 
@@ -117,6 +121,8 @@ pub struct Settings {
     /// cooper's own URL as people reach it (`https://cooper.example.com`): SAML's entity ids
     /// and assertion consumer URLs are made from it, never from a request's `Host`.
     pub public_url: Option<String>,
+    /// How long an access request waits for an approver before it lapses.
+    pub access_request_hours: u32,
 }
 
 impl Settings {
@@ -145,6 +151,7 @@ impl Settings {
             console_login_endpoint: None,
             saml_providers: String::new(),
             public_url: None,
+            access_request_hours: DEFAULT_ACCESS_REQUEST_HOURS,
         }
     }
 
@@ -246,6 +253,17 @@ impl Settings {
                 reason: "needs broker keys from SSM (COOPER_BROKER_CREDENTIALS=ssm)".into(),
             });
         }
+        let access_request_hours = optional(
+            env::ACCESS_REQUEST_HOURS,
+            &DEFAULT_ACCESS_REQUEST_HOURS.to_string(),
+        )
+        .parse::<u32>()
+        .ok()
+        .filter(|h| (1..=MAX_ACCESS_REQUEST_HOURS).contains(h))
+        .ok_or_else(|| ConfigError::Invalid {
+            name: env::ACCESS_REQUEST_HOURS,
+            reason: format!("must be a number of hours from 1 to {MAX_ACCESS_REQUEST_HOURS}"),
+        })?;
         let admin_totp_operations = match lookup(env::ADMIN_TOTP_OPERATIONS) {
             None => Sensitive::DEFAULT.into_iter().collect(),
             Some(spec) => Sensitive::parse_list(&spec).map_err(|e| ConfigError::Invalid {
@@ -284,6 +302,7 @@ impl Settings {
             public_url: lookup(env::PUBLIC_URL)
                 .map(|v| v.trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty()),
+            access_request_hours,
         })
     }
 }

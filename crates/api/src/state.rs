@@ -12,6 +12,7 @@ use cooper_aws::factors::DynamoFactorStore;
 use cooper_aws::kms::KmsVault;
 use cooper_aws::ledger::DynamoLedger;
 use cooper_aws::rate::DynamoRequestCounter;
+use cooper_aws::requests::DynamoAccessRequests;
 use cooper_aws::revoker::IamRevoker;
 use cooper_aws::signin::FederationSignin;
 use cooper_aws::ssm::{Param, Secrets, SecretsError, StaticKeys};
@@ -27,6 +28,7 @@ use cooper_core::ledger::Ledger;
 use cooper_core::names::InvalidValue;
 use cooper_core::ports::{Directory, Pacer, UpstreamError};
 use cooper_core::rate::{RateLimit, RateLimiter};
+use cooper_core::requests::AccessRequests;
 use cooper_core::session::BrokerSigning;
 use cooper_core::sessions::{LocalLogin, SIGNIN_FAILURES, SessionExchange};
 use cooper_core::signout::Signout;
@@ -77,6 +79,7 @@ pub struct Shared {
     pub entropy: Arc<dyn Entropy>,
     pub second_factor: Arc<SecondFactor>,
     pub approvals: Arc<Approvals>,
+    pub requests: Arc<AccessRequests>,
     pub admin: Arc<Admin>,
     pub signout: Arc<Signout>,
     /// The one DynamoDB client every adapter of this process shares.
@@ -93,6 +96,7 @@ struct Core {
     entropy: Arc<dyn Entropy>,
     second_factor: Arc<SecondFactor>,
     approvals: Arc<Approvals>,
+    requests: Arc<AccessRequests>,
     admin: Arc<Admin>,
 }
 
@@ -137,6 +141,19 @@ impl Core {
             entropy: entropy.clone(),
             clock: clock.clone(),
         });
+        let requests = Arc::new(AccessRequests {
+            store: Arc::new(DynamoAccessRequests::new(DynamoDirectory::new(
+                dynamodb.clone(),
+                &settings.directory_table,
+            ))),
+            catalog: catalog.clone(),
+            directory: directory.clone(),
+            verifier: second_factor.clone(),
+            ledger: ledger.clone(),
+            entropy: entropy.clone(),
+            clock: clock.clone(),
+            lifetime: time::Duration::hours(i64::from(settings.access_request_hours)),
+        });
         let admin = Arc::new(Admin {
             store: Arc::new(DynamoAdmin::new(DynamoDirectory::new(
                 dynamodb.clone(),
@@ -167,6 +184,7 @@ impl Core {
             entropy,
             second_factor,
             approvals,
+            requests,
             admin,
         }
     }
@@ -194,6 +212,7 @@ impl Shared {
             entropy,
             second_factor,
             approvals,
+            requests,
             admin,
         } = Core::build(sdk, settings, &clock);
         let jwt = Arc::new(jwt);
@@ -223,6 +242,7 @@ impl Shared {
             entropy,
             second_factor,
             approvals,
+            requests,
             admin,
         })
     }

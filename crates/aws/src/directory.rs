@@ -389,6 +389,13 @@ impl DynamoDirectory {
             .map_err(|e| upstream(Service::DynamoDb, e))
     }
 
+    pub(crate) async fn batch_get_items(
+        &self,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, UpstreamError> {
+        self.batch_get(keys).await
+    }
+
     pub(crate) async fn get_item(
         &self,
         k: (String, String),
@@ -436,6 +443,13 @@ impl Directory for DynamoDirectory {
                     .map(|k| k.body.record)
             })
             .transpose()
+    }
+
+    async fn temporary_grants(&self, user: &UserName) -> Result<Vec<Grant>, UpstreamError> {
+        let found = self
+            .partition(keys::temporary_grants_of(user), Some("GRANT#"))
+            .await?;
+        Self::grants_from(found)
     }
 
     async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError> {

@@ -14,6 +14,9 @@
 //! | enrollment code | `ENROLLCODE#<id>` | `ENROLLCODE`         |                   |                             |
 //! | ended sessions | `SESSIONS#<user>` | `SESSIONS`             |                   |                             |
 //! | revoked AWS sessions | `REVOKED#<holder>` | `<user>`         |                   |                             |
+//! | access request | `ACCESSREQ#<id>` | `ACCESSREQ`             | `ACCESSREQS#<requester>` | `<created:012>#<id>` |
+//! | request asking | `ASKING#USER#<u>` or `ASKING#GROUP#<g>` | `<created:012>#<id>` |  |                      |
+//! | time-bound grant | `JIT#<user>`   | `GRANT#<request id>`        |                   |                             |
 //!
 //! Accounts, targets, users and groups carry a `version` for optimistic concurrency.
 
@@ -23,6 +26,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cooper_core::admin::scope::AdminGrant;
+use cooper_core::model::requests::AccessRequestId;
 use cooper_core::model::{Account, Grant, GrantScope, Group, Principal, Target, User};
 use cooper_core::names::{AccountId, GroupName, Level, TargetName, UserName};
 use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
@@ -39,6 +43,8 @@ pub const GSI1: &str = "GSI1";
 
 /// The prefix of every enrollment code's key (what a function's IAM policy may write).
 pub const ENROLLMENT_CODE_PREFIX: &str = "ENROLLCODE#";
+/// The prefix of every time-bound grant's key (what a function's IAM policy may write).
+pub const TEMPORARY_GRANT_PREFIX: &str = "JIT#";
 
 /// Partition and sort keys of every directory item.
 pub mod keys {
@@ -83,6 +89,17 @@ pub mod keys {
     /// A person's record of ended cooper sessions.
     pub fn session_revocations(user: &UserName) -> (String, String) {
         (format!("SESSIONS#{user}"), "SESSIONS".into())
+    }
+    /// The time-bound grant access request `request` gave `user`.
+    pub fn temporary_grant(
+        user: &UserName,
+        request: &cooper_core::model::requests::AccessRequestId,
+    ) -> (String, String) {
+        (temporary_grants_of(user), format!("GRANT#{request}"))
+    }
+    /// The partition of a user's time-bound grants.
+    pub fn temporary_grants_of(user: &UserName) -> String {
+        format!("{}{user}", super::TEMPORARY_GRANT_PREFIX)
     }
     /// The partition of one holder's revoked AWS sessions (one item per person).
     pub fn revoked_on(holder: &str) -> String {
@@ -271,6 +288,9 @@ struct GrantBody {
         with = "time::serde::rfc3339::option"
     )]
     expires_at: Option<OffsetDateTime>,
+    /// The access request that gave a time-bound grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    via: Option<AccessRequestId>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -353,8 +373,48 @@ pub(crate) fn grant_item(grant: &Grant, account: &AccountId) -> Result<Item, Ups
         account: account.clone(),
         max_level,
         expires_at: grant.expires_at,
+        via: None,
     };
     to_item(&Keyed::new((pk, sk), Some(gsi1), "grant", body))
+}
+
+/// The time-bound grant an approved access request gives (a user's, from a request, with an
+/// end): in the user's `JIT#` partition, which DynamoDB's TTL clears a day after it ends.
+pub(crate) fn temporary_grant_item(
+    grant: &Grant,
+    account: &AccountId,
+) -> Result<Item, UpstreamError> {
+    let (Principal::User(user), Some(via), Some(until)) =
+        (&grant.principal, &grant.via, grant.expires_at)
+    else {
+        return Err(corrupt(
+            Service::DynamoDb,
+            "a time-bound grant is a user's, from an access request, with an end",
+        ));
+    };
+    let (target, max_level) = match &grant.scope {
+        GrantScope::Target(t) => (Some(t.clone()), None),
+        GrantScope::Account { max_level, .. } => (None, Some(*max_level)),
+    };
+    let body = GrantBody {
+        principal_kind: PrincipalKind::User,
+        principal: user.to_string(),
+        target,
+        account: account.clone(),
+        max_level,
+        expires_at: Some(until),
+        via: Some(via.clone()),
+    };
+    let mut item = to_item(&Keyed::plain(
+        keys::temporary_grant(user, via),
+        "temporary_grant",
+        body,
+    ))?;
+    item.insert(
+        "ttl".to_owned(),
+        AttributeValue::N((until.unix_timestamp() + 86_400).to_string()),
+    );
+    Ok(item)
 }
 
 pub(crate) fn read_grant(item: Item) -> Result<Grant, UpstreamError> {
@@ -377,6 +437,7 @@ pub(crate) fn read_grant(item: Item) -> Result<Grant, UpstreamError> {
         principal,
         scope,
         expires_at: body.expires_at,
+        via: body.via,
     })
 }
 

@@ -17,6 +17,7 @@ use cooper_core::audit::AuditRecord;
 use cooper_core::ledger::{Change, ChangeError, Expect, Ledger, ReachGuard, Reference};
 use cooper_core::model::GrantOn;
 use cooper_core::model::factors::MAX_FAILURES;
+use cooper_core::model::requests::RequestState;
 use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -26,6 +27,7 @@ use crate::audit::record_item;
 use crate::error::{code_of, corrupt, upstream};
 use crate::factors::{self, CLAIM, CLAIM_CONDITION, GUARD, NOT_LOCKED, PENDING, TOTP, factor_key};
 use crate::items::{self, Item, key, key as key_of, keys};
+use crate::requests::{asking_item, request_item};
 
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -389,6 +391,44 @@ impl DynamoLedger {
                 revoked,
                 keep_until,
             } => one(self.put(items::revoked_item(holder, revoked, *keep_until)?, None)),
+            Change::OpenAccessRequest(request) => {
+                let mut writes = vec![self.put(request_item(request)?, NEW)?];
+                for principal in &request.approvers {
+                    writes.push(self.put(asking_item(principal, request)?, None)?);
+                }
+                Ok(writes)
+            }
+            Change::SettleAccessRequest {
+                request,
+                settlement,
+                now,
+            } => {
+                let from = settlement.from_state();
+                // Pending: not lapsed; approved: its access not over.
+                let (condition, state) = match from {
+                    RequestState::Approved => (
+                        "#state = :from AND until_epoch > :now",
+                        "approved",
+                    ),
+                    _ => ("#state = :from AND expires_epoch > :now", "pending"),
+                };
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(request_item(&settlement.apply(request, *now))?))
+                    .condition_expression(condition)
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":from", text(&state))
+                    .expression_attribute_values(":now", epoch(*now))
+                    .build()
+                    .map_err(build_error)?;
+                one(Ok(TransactWriteItem::builder().put(put).build()))
+            }
+            Change::PutTemporaryGrant { grant, account } => {
+                one(self.put(items::temporary_grant_item(grant, account)?, NEW))
+            }
+            Change::EndTemporaryGrant { user, request } => {
+                one(self.delete(keys::temporary_grant(user, request), None))
+            }
             Change::Mark {
                 key: mark,
                 until,

@@ -17,6 +17,7 @@ pub mod notify;
 #[cfg(feature = "provisioning")]
 pub mod provisioning;
 pub mod rate;
+pub mod requests;
 pub mod revoker;
 pub mod signin;
 pub mod ssm;

@@ -72,6 +72,10 @@ pub struct DeploymentArgs {
     /// `cooper serve` uses its own address when this is not given.
     #[arg(long, env = env::PUBLIC_URL)]
     pub public_url: Option<String>,
+    /// How long an access request waits for an approver before it lapses, in hours.
+    #[arg(long, env = env::ACCESS_REQUEST_HOURS, default_value_t = settings::DEFAULT_ACCESS_REQUEST_HOURS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(settings::MAX_ACCESS_REQUEST_HOURS)))]
+    pub access_request_hours: u32,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -117,6 +121,7 @@ impl DeploymentArgs {
                 .as_deref()
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
+            access_request_hours: self.access_request_hours,
         })
     }
 }

@@ -320,6 +320,7 @@ async fn seed_demo(
         id: AccountId::parse(DEMO_ACCOUNT)?,
         name: AccountName::parse("demo")?,
         partition: Partition::Aws,
+        access_requests: None,
     };
     seeded.note(
         "account",
@@ -444,6 +445,7 @@ async fn seed_demo(
             max_level: Level::new(DEMO_GRANT_LEVEL)?,
         },
         expires_at: None,
+        via: None,
     };
     seeded.note(
         "grant",

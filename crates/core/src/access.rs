@@ -191,14 +191,27 @@ impl Caller {
         })
     }
 
-    /// The first of the caller's direct grants that covers `target`.
+    /// The caller with the time-bound grants approved access requests gave them (only those
+    /// that say they are the caller's, and say which request gave them and until when).
+    pub fn with_temporary(mut self, grants: Vec<Grant>) -> Self {
+        let me = Principal::User(self.user.name.clone());
+        self.direct_grants.extend(
+            grants
+                .into_iter()
+                .filter(|g| g.principal == me && g.via.is_some() && g.expires_at.is_some()),
+        );
+        self
+    }
+
+    /// The best of the caller's direct grants that covers `target` (see [`pick_grant`]).
     pub fn direct_grant_for(&self, target: &Target, now: OffsetDateTime) -> Option<&Grant> {
         pick_grant(&self.direct_grants, target, now)
     }
 }
 
-/// The grant that lets a caller become `target`, preferring a grant of that very target over an
-/// account-wide cascade (it says more precisely why access was given).
+/// The grant that lets a caller become `target`: the one that lasts longest (a standing grant
+/// before a time-bound one, which would cut the session short), and of those a grant of that
+/// very target over an account-wide cascade (it says more precisely why access was given).
 pub fn pick_grant<'a>(
     grants: &'a [Grant],
     target: &Target,
@@ -225,11 +238,21 @@ fn best_grant<'a>(
     target: &Target,
     now: OffsetDateTime,
 ) -> Option<&'a Grant> {
-    let mut covering = candidates.filter(|g| g.covers(target, now));
-    let first = covering.clone().next();
-    covering
-        .find(|g| matches!(g.scope, GrantScope::Target(_)))
-        .or(first)
+    // Later is better: no end at all, then the latest end, then a grant of the target itself.
+    let rank = |g: &Grant| {
+        (
+            g.expires_at.is_none(),
+            g.expires_at,
+            matches!(g.scope, GrantScope::Target(_)),
+        )
+    };
+    let mut best: Option<&'a Grant> = None;
+    for grant in candidates.filter(|g| g.covers(target, now)) {
+        if best.is_none_or(|b| rank(grant) > rank(b)) {
+            best = Some(grant);
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -269,6 +292,7 @@ mod tests {
                 max_level: Level::new(level).unwrap(),
             },
             expires_at: None,
+            via: None,
         }
     }
 
@@ -307,6 +331,7 @@ mod tests {
             principal: Principal::User(user("alice")),
             scope: GrantScope::Target(TargetName::parse("admin").unwrap()),
             expires_at: None,
+            via: None,
         };
         assert!(g.covers(&target("admin", "111111111111", 1000), now()));
         assert!(!g.covers(&target("ro", "111111111111", 0), now()));
@@ -390,6 +415,67 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_grant_is_preferred_to_a_time_bound_one_and_later_ends_to_sooner() {
+        let t = target("ro", "111111111111", 10);
+        let id = crate::model::requests::AccessRequestId::parse(&"a".repeat(32)).unwrap();
+        let until = |minutes| Some(now() + time::Duration::minutes(minutes));
+        let temporary = |scope: GrantScope, minutes| Grant {
+            principal: Principal::User(user("alice")),
+            scope,
+            expires_at: until(minutes),
+            via: Some(id.clone()),
+        };
+        let on_target = GrantScope::Target(t.name.clone());
+        let soon = temporary(on_target.clone(), 10);
+        let later = account_grant(Principal::User(user("alice")), "111111111111", 50);
+        let later = Grant {
+            expires_at: until(60),
+            ..later
+        };
+        let grants = [soon.clone(), later.clone()];
+        assert_eq!(pick_grant(&grants, &t, now()), Some(&later));
+        let standing = account_grant(Principal::User(user("alice")), "111111111111", 10);
+        let grants = [soon.clone(), standing.clone(), later];
+        assert_eq!(pick_grant(&grants, &t, now()), Some(&standing));
+        // Ended: it covers nothing, whatever it was.
+        let grants = [soon];
+        assert_eq!(
+            pick_grant(&grants, &t, now() + time::Duration::minutes(10)),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_callers_own_time_bound_grants_from_a_request_count() {
+        let t = target("ro", "111111111111", 10);
+        let id = crate::model::requests::AccessRequestId::parse(&"b".repeat(32)).unwrap();
+        let mine = Grant {
+            principal: Principal::User(user("alice")),
+            scope: GrantScope::Target(t.name.clone()),
+            expires_at: Some(now() + time::Duration::hours(1)),
+            via: Some(id.clone()),
+        };
+        let theirs = Grant {
+            principal: Principal::User(user("mallory")),
+            ..mine.clone()
+        };
+        let unbounded = Grant {
+            expires_at: None,
+            ..mine.clone()
+        };
+        let caller = Caller::admit(
+            identity("alice"),
+            Some(profile("alice", &[], vec![])),
+            now(),
+        )
+        .unwrap();
+        let stray = caller.clone().with_temporary(vec![theirs, unbounded]);
+        assert!(stray.direct_grant_for(&t, now()).is_none());
+        let given = caller.with_temporary(vec![mine.clone()]);
+        assert_eq!(given.direct_grant_for(&t, now()), Some(&mine));
+    }
+
+    #[test]
     fn a_target_grant_is_preferred_as_the_reason() {
         let t = target("ro", "111111111111", 10);
         let grants = [
@@ -398,6 +484,7 @@ mod tests {
                 principal: Principal::User(user("alice")),
                 scope: GrantScope::Target(t.name.clone()),
                 expires_at: None,
+                via: None,
             },
         ];
         let chosen = pick_grant(&grants, &t, now()).unwrap();

@@ -13,8 +13,8 @@ use crate::catalog::{AccessError, Catalog};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
 use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
+use crate::model::Target;
 use crate::model::approvals::{ApprovalId, ApprovalRequest, ApprovalStatus};
-use crate::model::{Principal, Target};
 use crate::names::{Reason, TargetName, UserName};
 use crate::ports::{ApprovalStore, Directory, UpstreamError};
 use crate::totp::TotpCode;
@@ -159,10 +159,36 @@ pub struct ApprovalCheck {
 
 /// Who may approve for `target`: the approver, or a group they are in, is on its list.
 pub fn may_approve(target: &Target, approver: &Caller) -> bool {
-    target.approvers.iter().any(|p| match p {
-        Principal::User(u) => *u == approver.user.name,
-        Principal::Group(g) => approver.groups.binary_search(g).is_ok(),
-    })
+    crate::model::names_any(&target.approvers, &approver.user.name, &approver.groups)
+}
+
+/// Checks an approver's own fresh code: the proof to commit with what they approve. An
+/// authenticator the requester could hold (enrolled with an enrollment code they issued) does
+/// not make a second person. A wrong code counts against `typed_by`.
+pub(crate) async fn approver_code(
+    verifier: &SecondFactor,
+    approver: &UserName,
+    requester: &UserName,
+    code: &TotpCode,
+    typed_by: &UserName,
+) -> Result<Vec<Change>, ApprovalError> {
+    let factors = verifier
+        .store
+        .factors(approver)
+        .await
+        .map_err(ApprovalError::Upstream)?;
+    let bootstrapped_by = factors
+        .totp
+        .as_ref()
+        .and_then(|e| e.bootstrapped_by.as_ref());
+    if bootstrapped_by == Some(requester) {
+        return Err(ApprovalError::BootstrappedByRequester);
+    }
+    let proof = verifier
+        .check_charging(approver, &factors, code, typed_by)
+        .await
+        .map_err(ApprovalError::ApproverFactor)?;
+    Ok(proof.changes().to_vec())
 }
 
 /// The approval use cases.
@@ -264,9 +290,6 @@ impl Approvals {
         Ok(caller)
     }
 
-    /// Checks the approver's own fresh code: the proof to commit with the approval. An
-    /// authenticator the requester could hold (enrolled with an enrollment code they issued)
-    /// does not make a second person.
     async fn approver_code(
         &self,
         approver: &UserName,
@@ -274,25 +297,7 @@ impl Approvals {
         code: &TotpCode,
         typed_by: &UserName,
     ) -> Result<Vec<Change>, ApprovalError> {
-        let factors = self
-            .verifier
-            .store
-            .factors(approver)
-            .await
-            .map_err(ApprovalError::Upstream)?;
-        let bootstrapped_by = factors
-            .totp
-            .as_ref()
-            .and_then(|e| e.bootstrapped_by.as_ref());
-        if bootstrapped_by == Some(requester) {
-            return Err(ApprovalError::BootstrappedByRequester);
-        }
-        let proof = self
-            .verifier
-            .check_charging(approver, &factors, code, typed_by)
-            .await
-            .map_err(ApprovalError::ApproverFactor)?;
-        Ok(proof.changes().to_vec())
+        approver_code(&self.verifier, approver, requester, code, typed_by).await
     }
 
     /// The approver confirms a pending request with their own fresh code.

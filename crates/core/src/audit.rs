@@ -24,6 +24,23 @@ pub enum AuditEvent {
     ApprovalApproved,
     #[serde(rename = "approval.refused")]
     ApprovalRefused,
+    /// Someone asked for access they do not hold (just-in-time access).
+    #[serde(rename = "access.requested")]
+    AccessRequested,
+    /// An approver gave a requester time-bound access.
+    #[serde(rename = "access.approved")]
+    AccessApproved,
+    #[serde(rename = "access.denied")]
+    AccessDenied,
+    /// The requester withdrew a pending request.
+    #[serde(rename = "access.cancelled")]
+    AccessCancelled,
+    /// Approved access was ended before its time.
+    #[serde(rename = "access.ended")]
+    AccessEnded,
+    /// A step of an access request was refused.
+    #[serde(rename = "access.refused")]
+    AccessRefused,
     #[serde(rename = "totp.enrollment_started")]
     TotpEnrollmentStarted,
     #[serde(rename = "totp.enrolled")]
@@ -102,6 +119,9 @@ pub struct AuditRecord {
     pub approved_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// The access request this is about (its steps, and issuances under the access it gave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_request_id: Option<String>,
     /// For admin changes: what was changed (`target:prod-admin`), how, and its state before and
     /// after (secrets redacted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +182,7 @@ impl AuditRecord {
             reason: None,
             approved_by: None,
             approval_id: None,
+            access_request_id: None,
             resource: None,
             action: None,
             before: None,

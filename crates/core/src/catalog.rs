@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
-use crate::access::{Caller, Denial, Identity, caller_group_grant};
+use crate::access::{Caller, Denial, Identity, caller_group_grant, pick_grant};
 use crate::clock::Clock;
 use crate::model::{Account, Grant, GrantScope, Principal, Target};
 use crate::names::{AccountId, Level, TargetName};
@@ -32,10 +32,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The caller, checked against the directory (active user, with all their groups).
+    /// The caller, checked against the directory (active user, with all their groups, and the
+    /// time-bound grants approved access requests gave them).
     pub async fn caller(&self, identity: Identity) -> Result<Caller, AccessError> {
-        let profile = self.directory.user_profile(&identity.user).await?;
-        Ok(Caller::admit(identity, profile, self.clock.now())?)
+        let (profile, temporary) = futures_util::future::try_join(
+            self.directory.user_profile(&identity.user),
+            self.directory.temporary_grants(&identity.user),
+        )
+        .await?;
+        Ok(Caller::admit(identity, profile, self.clock.now())?.with_temporary(temporary))
     }
 
     /// Deny by default: the caller must be an active user, the target must exist, and a grant
@@ -47,28 +52,77 @@ impl Catalog {
         target_name: &TargetName,
     ) -> Result<(Caller, Target, Grant), AccessError> {
         let now = self.clock.now();
-        let (profile, target) = futures_util::future::try_join(
+        let (profile, target, temporary) = futures_util::future::try_join3(
             self.directory.user_profile(&identity.user),
             self.directory.target(target_name),
+            self.directory.temporary_grants(&identity.user),
         )
         .await?;
-        let caller = Caller::admit(identity, profile, now)?;
+        let caller = Caller::admit(identity, profile, now)?.with_temporary(temporary);
         let target = target.ok_or(Denial::NotGranted)?;
-        if let Some(grant) = caller.direct_grant_for(&target, now) {
-            let grant = grant.clone();
-            return Ok((caller, target, grant));
-        }
-        if caller.groups.is_empty() {
-            return Err(Denial::NotGranted.into());
-        }
-        let group_grants = self
-            .directory
-            .group_grants_for(&caller.groups, &target)
-            .await?;
-        let grant = caller_group_grant(&caller, &group_grants, &target, now)
-            .ok_or(Denial::NotGranted)?
-            .clone();
+        let grant = self
+            .grant_for(&caller, &target)
+            .await?
+            .ok_or(Denial::NotGranted)?;
         Ok((caller, target, grant))
+    }
+
+    /// The grant that lets `caller` become `target` now, if one does. The groups' grants are
+    /// read only when the caller's own leave it open (none, or only a time-bound one).
+    pub async fn grant_for(
+        &self,
+        caller: &Caller,
+        target: &Target,
+    ) -> Result<Option<Grant>, UpstreamError> {
+        let now = self.clock.now();
+        let direct = caller.direct_grant_for(target, now).cloned();
+        if let Some(grant) = direct.clone().filter(|g| g.expires_at.is_none()) {
+            return Ok(Some(grant));
+        }
+        let group = if caller.groups.is_empty() {
+            None
+        } else {
+            let group_grants = self
+                .directory
+                .group_grants_for(&caller.groups, target)
+                .await?;
+            caller_group_grant(caller, &group_grants, target, now).cloned()
+        };
+        let candidates: Vec<Grant> = direct.into_iter().chain(group).collect();
+        Ok(pick_grant(&candidates, target, now).cloned())
+    }
+
+    /// The highest level of `account` the caller's live cascade grants reach (direct, time-bound
+    /// or through a group), if any does.
+    pub async fn cascade_level(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+    ) -> Result<Option<Level>, AccessError> {
+        let now = self.clock.now();
+        let mut grants = caller.direct_grants.clone();
+        if !caller.groups.is_empty() {
+            grants.extend(
+                self.directory
+                    .group_grants(&caller.groups)
+                    .await?
+                    .into_iter()
+                    .filter(|g| {
+                        matches!(&g.principal, Principal::Group(name) if caller.groups.binary_search(name).is_ok())
+                    }),
+            );
+        }
+        Ok(grants
+            .iter()
+            .filter(|g| g.expires_at.is_none_or(|at| at > now))
+            .filter_map(|g| match &g.scope {
+                GrantScope::Account {
+                    account: a,
+                    max_level,
+                } if a == account => Some(*max_level),
+                _ => None,
+            })
+            .max())
     }
 
     /// Every target some live grant of the caller (direct or through a group) covers, by name.

@@ -27,7 +27,7 @@ use crate::ports::{
     KeyVault, UpstreamError,
 };
 use crate::rate::{RateError, RateLimiter};
-use crate::session::{BrokerSigning, DurationOutOfRange, SessionDuration};
+use crate::session::{AccessEnding, BrokerSigning, DurationOutOfRange, SessionDuration};
 use crate::totp::TotpCode;
 
 /// What a caller asks for.
@@ -72,6 +72,9 @@ pub enum IssueError {
     Denied(#[from] Denial),
     #[error(transparent)]
     InvalidDuration(#[from] DurationOutOfRange),
+    /// The grant allowing it ends before the shortest session could.
+    #[error(transparent)]
+    AccessEnding(#[from] AccessEnding),
     #[error("this target needs a fresh TOTP code (totp)")]
     TotpRequired,
     #[error(transparent)]
@@ -116,6 +119,7 @@ impl IssueError {
             Self::SecondFactor(e) => e.is_refusal().then(|| e.code()),
             Self::Approval(e) => e.is_refusal().then(|| e.code()),
             Self::FederationAccountMismatch { .. } => Some("federation_keys_wrong_account"),
+            Self::AccessEnding(_) => Some("access_ending"),
             Self::InvalidDuration(_)
             | Self::Invalid(_)
             | Self::Upstream(_)
@@ -254,6 +258,7 @@ impl CredentialIssuer {
         record.reason = Some(grant.to_string());
         record.approved_by = approved_by.as_ref().map(ToString::to_string);
         record.approval_id = approval_id.as_ref().map(ToString::to_string);
+        record.access_request_id = grant.via.as_ref().map(ToString::to_string);
         // Fail closed: the credentials exist in AWS now, but nobody receives them unless the
         // record of who got them is durably stored, and with it the codes and the approval that
         // allowed them are spent (a code or an approval raced by another request is refused
@@ -288,7 +293,8 @@ impl CredentialIssuer {
     ) -> Result<Checked, IssueError> {
         let user = identity.user.clone();
         let (_, target, grant) = self.catalog.authorize(identity, &request.target).await?;
-        let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?;
+        let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?
+            .within(grant.expires_at, self.clock.now(), &target)?;
         let destination = match &request.console {
             None => None,
             Some(Some(url)) => Some(Destination::parse(url, target.partition())?),

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::audit::AuditRecord;
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{PendingTotp, TotpEnrollment};
+use crate::model::requests::{AccessRequest, AccessRequestId, Settlement};
 use crate::model::{Account, AdminGrant, Grant, GrantKey, Group, Target, User};
 use crate::names::{AccountId, GroupName, TargetName, UserName};
 use crate::password::PasswordHash;
@@ -182,6 +183,27 @@ pub enum Change {
         holder: String,
         revoked: RevokedSessions,
         keep_until: OffsetDateTime,
+    },
+    /// A new access request (refused if its id is taken), and for each principal it asks a
+    /// pointer to it (what the approvers' list of waiting requests reads).
+    OpenAccessRequest(AccessRequest),
+    /// `request` (as read) settled at `now`: refused unless it is still in
+    /// `settlement.from_state()` and, pending, unexpired at `now` (approved: its access not over).
+    SettleAccessRequest {
+        request: AccessRequest,
+        settlement: Settlement,
+        now: OffsetDateTime,
+    },
+    /// The time-bound grant an approved access request gives its requester (refused if that
+    /// request gave one already). `grant.via` names the request; `grant.expires_at` is set.
+    PutTemporaryGrant {
+        grant: Grant,
+        account: AccountId,
+    },
+    /// Removes the time-bound grant `request` gave `user` (ended before its time).
+    EndTemporaryGrant {
+        user: UserName,
+        request: AccessRequestId,
     },
     /// A one-time mark (a SAML assertion's id, the id of the sign-in request it answers):
     /// refused if `key` is marked already and that mark has not expired at `now`. Kept until

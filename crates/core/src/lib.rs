@@ -37,6 +37,7 @@ pub mod notify;
 pub mod password;
 pub mod ports;
 pub mod rate;
+pub mod requests;
 pub mod revocation;
 #[cfg(feature = "openapi")]
 pub mod schema;

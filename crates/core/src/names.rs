@@ -886,8 +886,10 @@ mod pattern_tests {
     use regex_lite::Regex;
 
     use super::*;
+    use crate::model::HEX_ID_PATTERN;
     use crate::model::Sealed;
-    use crate::model::approvals::{APPROVAL_ID_PATTERN, ApprovalId};
+    use crate::model::approvals::ApprovalId;
+    use crate::model::requests::AccessRequestId;
     use crate::token::{TOKEN_ID_PATTERN, TokenId};
     use crate::totp::{TOTP_CODE_PATTERN, TotpCode};
 
@@ -1109,9 +1111,16 @@ mod pattern_tests {
         );
         check(
             "ApprovalId",
-            APPROVAL_ID_PATTERN,
+            HEX_ID_PATTERN,
             None,
             |s| ApprovalId::parse(s).is_ok(),
+            &[],
+        );
+        check(
+            "AccessRequestId",
+            HEX_ID_PATTERN,
+            None,
+            |s| AccessRequestId::parse(s).is_ok(),
             &[],
         );
         let on_some_console = |s: &str| {

@@ -80,6 +80,7 @@ impl Notice {
     pub fn of(r: &AuditRecord) -> Self {
         let target = r.target.as_ref().map_or("?", |t| t.as_str());
         let account = r.account.as_ref().map_or("", |a| a.as_str());
+        let resource = r.resource.as_deref().unwrap_or("?");
         let headline = match r.event {
             AuditEvent::CredentialsIssued => format!("{} became {target} in {account}", r.actor),
             AuditEvent::CredentialsDenied => format!(
@@ -108,6 +109,18 @@ impl Notice {
             }
             AuditEvent::ApprovalApproved => format!("{} approved a request for {target}", r.actor),
             AuditEvent::ApprovalRefused => format!("{}'s approval step was refused", r.actor),
+            AuditEvent::AccessRequested => format!("{} requests access: {resource}", r.actor),
+            AuditEvent::AccessApproved => format!("{} approved access: {resource}", r.actor),
+            AuditEvent::AccessDenied => format!("{} denied access: {resource}", r.actor),
+            AuditEvent::AccessCancelled => {
+                format!("{} withdrew a request for access: {resource}", r.actor)
+            }
+            AuditEvent::AccessEnded => format!("{} ended access: {resource}", r.actor),
+            AuditEvent::AccessRefused => format!(
+                "{}'s access request step was refused ({})",
+                r.actor,
+                r.reason.as_deref().unwrap_or("denied")
+            ),
             AuditEvent::TotpEnrollmentStarted => {
                 format!("{} started enrolling an authenticator", r.actor)
             }
@@ -170,12 +183,21 @@ impl Notice {
         if let Some(id) = &r.approval_id {
             line("Approval", id);
         }
+        if let Some(id) = &r.access_request_id {
+            line("Access request", id);
+        }
         line("Signed in by", &r.auth);
         line("Request", &r.id);
         if let (AuditEvent::ApprovalRequested, Some(id)) = (r.event, &r.approval_id) {
             let _ = writeln!(
                 body,
                 "\nTo approve: open /approvals/{id} in cooper's web console, or run `cooper approve {id}`."
+            );
+        }
+        if let (AuditEvent::AccessRequested, Some(id)) = (r.event, &r.access_request_id) {
+            let _ = writeln!(
+                body,
+                "\nTo approve or deny: open /access-requests/{id} in cooper's web console, or run `cooper access approve {id}` (or `cooper access deny {id}`)."
             );
         }
         let changed = changes(r.before.as_ref(), r.after.as_ref());
@@ -349,6 +371,33 @@ mod tests {
         assert!(n.body.contains("cooper approve 0123abcd"), "{}", n.body);
         let used = Notice::of(&record(AuditEvent::ApprovalApproved));
         assert!(!used.body.contains("To approve"));
+    }
+
+    #[test]
+    fn an_access_request_tells_approvers_who_what_why_how_long_and_how() {
+        let mut r = record(AuditEvent::AccessRequested);
+        r.target = None;
+        r.resource = Some("user alice -> target prod-admin".into());
+        r.access_request_id = Some("feed0123".into());
+        r.duration_seconds = Some(4 * 3600);
+        r.reason = Some("incident 42".into());
+        let n = Notice::of(&r);
+        assert_eq!(
+            n.subject,
+            "cooper: alice requests access: user alice -> target prod-admin"
+        );
+        assert!(n.body.contains("For             4 h"), "{}", n.body);
+        assert!(n.body.contains("Why             incident 42"), "{}", n.body);
+        assert!(n.body.contains("Access request  feed0123"), "{}", n.body);
+        assert!(n.body.contains("/access-requests/feed0123"), "{}", n.body);
+        assert!(
+            n.body.contains("cooper access approve feed0123"),
+            "{}",
+            n.body
+        );
+        let mut approved = record(AuditEvent::AccessApproved);
+        approved.access_request_id = Some("feed0123".into());
+        assert!(!Notice::of(&approved).body.contains("To approve"));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use crate::access::UserProfile;
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{AuthFactors, Guard};
-use crate::model::{Account, AdminGrant, FederationKeys, Grant, Sealed, Target};
+use crate::model::requests::{AccessRequest, AccessRequestId};
+use crate::model::{Account, AdminGrant, FederationKeys, Grant, Principal, Sealed, Target};
 use crate::names::{
     AccountId, ExternalId, FederatedUserName, GroupName, Level, Partition, RoleArn,
     RoleSessionName, SessionPolicy, SourceIdentity, TargetName, UserName,
@@ -94,6 +95,11 @@ pub trait Directory: Send + Sync {
 
     /// The user's profile, memberships and direct grants.
     async fn user_profile(&self, user: &UserName) -> Result<Option<UserProfile>, UpstreamError>;
+
+    /// The time-bound grants approved access requests gave `user` (also to someone the
+    /// directory has no record of, whom an identity provider vouches for). One query of the
+    /// user's own grants, expired ones possibly among them.
+    async fn temporary_grants(&self, user: &UserName) -> Result<Vec<Grant>, UpstreamError>;
 
     async fn target(&self, name: &TargetName) -> Result<Option<Target>, UpstreamError>;
 
@@ -269,6 +275,31 @@ pub trait FactorStore: Send + Sync {
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError>;
+}
+
+/// Where access requests are read (they are written through the ledger).
+#[async_trait]
+pub trait AccessRequestStore: Send + Sync {
+    async fn access_request(
+        &self,
+        id: &AccessRequestId,
+    ) -> Result<Option<AccessRequest>, UpstreamError>;
+
+    /// `requester`'s requests, newest first, at most `limit`.
+    async fn requests_by(
+        &self,
+        requester: &UserName,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, UpstreamError>;
+
+    /// The requests made since `since` that asked any of `principals`, newest first, each
+    /// once, at most `limit`. One query per principal, whatever else is stored.
+    async fn requests_asking(
+        &self,
+        principals: &[Principal],
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, UpstreamError>;
 }
 
 /// A cooper session to sign: who, how they signed in, and for how long.

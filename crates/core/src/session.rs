@@ -22,6 +22,16 @@ pub struct DurationOutOfRange {
     pub max: u32,
 }
 
+/// The grant that allows a session ends sooner than the shortest session STS gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "access to this target ends in {left} seconds, sooner than the shortest session AWS gives ({min} seconds); request access again"
+)]
+pub struct AccessEnding {
+    pub left: i64,
+    pub min: u32,
+}
+
 /// A session length that STS will accept for the target it was resolved against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionDuration(u32);
@@ -59,6 +69,28 @@ impl SessionDuration {
 
     pub fn seconds(self) -> u32 {
         self.0
+    }
+
+    /// This duration, cut so that the session ends when the grant allowing it does (`until`):
+    /// access never outlives what gave it. Refused when less than `target`'s shortest session
+    /// is left.
+    pub fn within(
+        self,
+        until: Option<time::OffsetDateTime>,
+        now: time::OffsetDateTime,
+        target: &Target,
+    ) -> Result<Self, AccessEnding> {
+        let Some(until) = until else {
+            return Ok(self);
+        };
+        let min = target.kind.session_limits().min;
+        let left = (until - now).whole_seconds();
+        if left < i64::from(min) {
+            return Err(AccessEnding { left, min });
+        }
+        Ok(Self(
+            u32::try_from(left).map_or(self.0, |left| self.0.min(left)),
+        ))
     }
 }
 
@@ -101,6 +133,28 @@ mod tests {
             let d = SessionDuration::resolve(Some(good), &t, BrokerSigning::IamUser).unwrap();
             assert_eq!(u64::from(d.seconds()), good);
         }
+    }
+
+    #[test]
+    fn a_session_ends_when_its_grant_does() {
+        let t = role_target(7200);
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let d = SessionDuration::resolve(Some(7200), &t, BrokerSigning::IamUser).unwrap();
+        assert_eq!(d.within(None, now, &t).unwrap().seconds(), 7200);
+        let in_an_hour = Some(now + time::Duration::hours(1));
+        assert_eq!(d.within(in_an_hour, now, &t).unwrap().seconds(), 3600);
+        let in_three = Some(now + time::Duration::hours(3));
+        assert_eq!(d.within(in_three, now, &t).unwrap().seconds(), 7200);
+        let at_the_floor = Some(now + time::Duration::seconds(900));
+        assert_eq!(d.within(at_the_floor, now, &t).unwrap().seconds(), 900);
+        let too_soon = Some(now + time::Duration::seconds(899));
+        assert_eq!(
+            d.within(too_soon, now, &t).unwrap_err(),
+            AccessEnding {
+                left: 899,
+                min: 900
+            }
+        );
     }
 
     #[test]

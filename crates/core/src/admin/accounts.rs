@@ -1,11 +1,24 @@
 //! Accounts: listed and read within scope; created and deleted by universal admins only.
 
 use crate::admin::store::{Page, PageRequest, Versioned};
-use crate::ledger::{Change, Expect};
+use crate::ledger::{Change, Expect, Reference};
 use crate::model::Account;
 use crate::names::AccountId;
 
 use super::kernel::*;
+
+/// The approvers an account's request policy names must exist.
+fn request_approver_refs(account: &Account) -> Vec<Change> {
+    account
+        .access_requests
+        .iter()
+        .flat_map(|p| p.approvers.iter())
+        .map(|p| match p {
+            crate::model::Principal::User(u) => Change::Require(Reference::User(u.clone())),
+            crate::model::Principal::Group(g) => Change::Require(Reference::Group(g.clone())),
+        })
+        .collect()
+}
 
 impl Admin {
     // ---- accounts ----
@@ -40,10 +53,35 @@ impl Admin {
         account: Account,
     ) -> Result<Versioned<Account>, AdminError> {
         let resource = format!("account:{}", account.id);
-        let put = Change::PutAccount(account.clone(), Expect::Absent);
+        self.check(ctx, &resource, "create", Self::universal(ctx))
+            .await?;
+        // Made requestable: people not granted its targets may come to hold them.
+        if super::reach::widens_requests(None, account.access_requests.as_ref()) {
+            self.check(
+                ctx,
+                &resource,
+                "create",
+                self.step_up(ctx, Sensitive::WeakenTarget).await,
+            )
+            .await?;
+        }
+        let mut changes = request_approver_refs(&account);
+        changes.push(Change::PutAccount(account.clone(), Expect::Absent));
         let id = account.id.clone();
-        self.create_universal(ctx, &resource, Some(&id), account, put)
-            .await
+        self.commit(
+            ctx,
+            &resource,
+            "create",
+            Some(&id),
+            None,
+            Some(view(&account)),
+            changes,
+        )
+        .await?;
+        Ok(Versioned {
+            value: account,
+            version: 1,
+        })
     }
 
     pub async fn update_account(
@@ -60,6 +98,23 @@ impl Admin {
         if before.value.partition != account.partition {
             return Err(AdminError::Immutable("partition"));
         }
+        if super::reach::widens_requests(
+            before.value.access_requests.as_ref(),
+            account.access_requests.as_ref(),
+        ) {
+            self.check(
+                ctx,
+                &resource,
+                "update",
+                self.step_up(ctx, Sensitive::WeakenTarget).await,
+            )
+            .await?;
+        }
+        let mut changes = request_approver_refs(&account);
+        changes.push(Change::PutAccount(
+            account.clone(),
+            Expect::Version(version),
+        ));
         self.commit(
             ctx,
             &resource,
@@ -67,10 +122,7 @@ impl Admin {
             Some(&account.id),
             Some(view(&before.value)),
             Some(view(&account)),
-            vec![Change::PutAccount(
-                account.clone(),
-                Expect::Version(version),
-            )],
+            changes,
         )
         .await?;
         Ok(Versioned {

@@ -146,6 +146,27 @@ impl Admin {
 
 /// Whether `after` weakens what protects `before`: high-security turned off, the approvers
 /// changed in any way but being given some, another role, policy or kind, longer sessions.
+/// Whether a change of request policy lets more be requested, from anyone new, or for longer:
+/// people not granted something may come to hold it (so it needs the fresh code of weakening).
+pub(super) fn widens_requests(
+    before: Option<&crate::model::requests::RequestPolicy>,
+    after: Option<&crate::model::requests::RequestPolicy>,
+) -> bool {
+    match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => {
+            a.approvers.iter().any(|p| !b.approvers.contains(p))
+                || a.max_duration_seconds > b.max_duration_seconds
+                || match (b.max_level, a.max_level) {
+                    (Some(_), None) => true,
+                    (Some(b), Some(a)) => a > b,
+                    (None, _) => false,
+                }
+        }
+    }
+}
+
 pub(super) fn weakens(before: &Target, after: &Target) -> bool {
     let approvers_changed = {
         let set = |t: &Target| {
@@ -178,6 +199,10 @@ pub(super) fn weakens(before: &Target, after: &Target) -> bool {
     };
     (before.high_security && !after.high_security)
         || approvers_changed
+        || widens_requests(
+            before.access_requests.as_ref(),
+            after.access_requests.as_ref(),
+        )
         || what_it_gives
         || after.max_duration_seconds > before.max_duration_seconds
 }

@@ -23,6 +23,8 @@ pub struct TargetSpec {
     pub high_security: bool,
     pub description: Option<Description>,
     pub approvers: Vec<Principal>,
+    /// Who may approve requests for access to it (just-in-time access), if anyone.
+    pub access_requests: Option<crate::model::requests::RequestPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ impl From<Target> for TargetSpec {
             high_security: t.high_security,
             description: t.description,
             approvers: t.approvers,
+            access_requests: t.access_requests,
         }
     }
 }
@@ -145,6 +148,7 @@ impl TargetSpec {
         let mut seen = std::collections::HashSet::new();
         approvers.retain(|p| seen.insert(p.clone()));
         target.approvers = approvers;
+        target.access_requests = self.access_requests;
         Ok(target)
     }
 }
@@ -187,9 +191,15 @@ impl Admin {
     }
 
     fn approver_refs(target: &Target) -> Vec<Change> {
-        target
-            .approvers
+        let requests = target
+            .access_requests
             .iter()
+            .flat_map(|p| p.approvers.iter());
+        let mut named: Vec<&Principal> = target.approvers.iter().chain(requests).collect();
+        named.sort_by_key(|p| p.to_string());
+        named.dedup();
+        named
+            .into_iter()
             .map(|p| match p {
                 Principal::User(u) => Change::Require(Reference::User(u.clone())),
                 Principal::Group(g) => Change::Require(Reference::Group(g.clone())),
@@ -232,6 +242,16 @@ impl Admin {
                 &resource,
                 "create",
                 self.step_up(ctx, Sensitive::FederationKeys).await,
+            )
+            .await?;
+        }
+        // Made requestable: people it was not granted to may come to hold it.
+        if super::reach::widens_requests(None, target.access_requests.as_ref()) {
+            self.check(
+                ctx,
+                &resource,
+                "create",
+                self.step_up(ctx, Sensitive::WeakenTarget).await,
             )
             .await?;
         }

@@ -12,6 +12,7 @@ use crate::audit::AuditRecord;
 use crate::ledger::{Change, ChangeError, Expect, Ledger, ReachGuard, ReachKey, Reference};
 use crate::model::approvals::{ApprovalId, ApprovalStatus};
 use crate::model::factors::Guard;
+use crate::model::requests::{AccessRequestId, RequestState};
 use crate::model::{AdminGrant, GrantKey, GrantOn, GrantScope};
 use crate::names::{AccountId, GroupName, TargetName, UserName};
 use crate::ports::{Service, UpstreamError, UpstreamKind};
@@ -50,6 +51,10 @@ enum Item {
     Mark(String),
     SessionRevocations(UserName),
     Revoked(String, UserName),
+    AccessRequest(AccessRequestId),
+    /// A pointer to a request in the list of one principal it asks.
+    Asking(crate::model::Principal, AccessRequestId),
+    TemporaryGrant(UserName, AccessRequestId),
 }
 
 /// The items one change is written as (the DynamoDB adapter writes `ActivateTotp` as two, and
@@ -109,18 +114,43 @@ fn items_of(change: &Change) -> Vec<Item> {
         } => {
             vec![Item::Revoked(holder.clone(), revoked.person.clone())]
         }
+        Change::OpenAccessRequest(r) => std::iter::once(Item::AccessRequest(r.id.clone()))
+            .chain(
+                r.approvers
+                    .iter()
+                    .map(|p| Item::Asking(p.clone(), r.id.clone())),
+            )
+            .collect(),
+        Change::SettleAccessRequest { request, .. } => {
+            vec![Item::AccessRequest(request.id.clone())]
+        }
+        Change::PutTemporaryGrant { grant, .. } => match (&grant.principal, &grant.via) {
+            (crate::model::Principal::User(u), Some(id)) => {
+                vec![Item::TemporaryGrant(u.clone(), id.clone())]
+            }
+            _ => Vec::new(),
+        },
+        Change::EndTemporaryGrant { user, request } => {
+            vec![Item::TemporaryGrant(user.clone(), request.clone())]
+        }
     }
 }
 
 /// A change the DynamoDB adapter cannot even build (it fails before anything is sent).
 fn unbuildable(change: &Change) -> bool {
-    matches!(
-        change,
+    match change {
         Change::PutAccount(_, Expect::Present)
-            | Change::PutTarget(_, Expect::Present)
-            | Change::PutUser(_, Expect::Present)
-            | Change::PutGroup(_, Expect::Present)
-    )
+        | Change::PutTarget(_, Expect::Present)
+        | Change::PutUser(_, Expect::Present)
+        | Change::PutGroup(_, Expect::Present) => true,
+        // A time-bound grant is a user's, from a request, with an end.
+        Change::PutTemporaryGrant { grant, .. } => {
+            !matches!(grant.principal, crate::model::Principal::User(_))
+                || grant.via.is_none()
+                || grant.expires_at.is_none()
+        }
+        _ => false,
+    }
 }
 
 fn put_holds<K: Ord, T>(map: &BTreeMap<K, Versioned<T>>, key: &K, expect: Expect) -> bool {
@@ -223,6 +253,28 @@ fn holds(s: &State, change: &Change) -> bool {
                 ReachGuard::Bumps => true,
             }
         }
+        Change::OpenAccessRequest(r) => !s.access_requests.contains_key(&r.id),
+        Change::SettleAccessRequest {
+            request,
+            settlement,
+            now,
+        } => s.access_requests.get(&request.id).is_some_and(|r| {
+            let now = now.unix_timestamp();
+            r.state == settlement.from_state()
+                && match r.state {
+                    RequestState::Approved => r
+                        .access_until
+                        .is_some_and(|until| until.unix_timestamp() > now),
+                    _ => r.expires_at.unix_timestamp() > now,
+                }
+        }),
+        Change::PutTemporaryGrant { grant, .. } => match (&grant.principal, &grant.via) {
+            (crate::model::Principal::User(u), Some(id)) => {
+                !s.temporary_grants.contains_key(&(u.clone(), id.clone()))
+            }
+            _ => false,
+        },
+        Change::EndTemporaryGrant { .. } => true,
         Change::PutEnrollmentCode(r) => !s.enrollment_codes.contains_key(&r.id),
         Change::UseEnrollmentCode { id, user, now } => {
             s.enrollment_codes.get(id).is_some_and(|r| {
@@ -384,6 +436,32 @@ fn apply(s: &mut State, change: &Change) {
         },
         Change::PutEnrollmentCode(r) => {
             s.enrollment_codes.insert(r.id.clone(), r.clone());
+        }
+        Change::OpenAccessRequest(r) => {
+            s.access_requests.insert(r.id.clone(), r.clone());
+        }
+        Change::SettleAccessRequest {
+            request,
+            settlement,
+            now,
+        } => {
+            if let Some(r) = s.access_requests.get_mut(&request.id) {
+                *r = settlement.apply(r, *now);
+            }
+        }
+        Change::PutTemporaryGrant { grant, account } => {
+            if let (crate::model::Principal::User(u), Some(id)) = (&grant.principal, &grant.via) {
+                s.temporary_grants.insert(
+                    (u.clone(), id.clone()),
+                    StoredGrant {
+                        grant: grant.clone(),
+                        account: account.clone(),
+                    },
+                );
+            }
+        }
+        Change::EndTemporaryGrant { user, request } => {
+            s.temporary_grants.remove(&(user.clone(), request.clone()));
         }
         Change::UseEnrollmentCode { id, now, .. } => {
             if let Some(r) = s.enrollment_codes.get_mut(id) {

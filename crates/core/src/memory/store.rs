@@ -16,13 +16,15 @@ use crate::admin::store::{AuditQuery, AuditSearch, DirectoryAdmin, Page, PageReq
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::model::approvals::{ApprovalId, ApprovalRequest};
 use crate::model::factors::{AuthFactors, Guard, LOCKOUT, PendingTotp, TotpEnrollment};
+use crate::model::requests::{AccessRequest, AccessRequestId};
 use crate::model::{
     Account, AdminGrant, Grant, GrantKey, GrantOn, GrantScope, Group, Principal, Target, User,
 };
 use crate::names::{AccountId, GroupName, Level, TargetName, UserName};
 use crate::password::PasswordHash;
 use crate::ports::{
-    ApprovalStore, Directory, FactorStore, RequestCounter, Service, UpstreamError, UpstreamKind,
+    AccessRequestStore, ApprovalStore, Directory, FactorStore, RequestCounter, Service,
+    UpstreamError, UpstreamKind,
 };
 use crate::token::{ApiTokenRecord, EnrollmentCodeRecord, TokenId};
 
@@ -89,6 +91,9 @@ pub struct State {
     pub session_revocations: BTreeMap<UserName, Versioned<crate::revocation::SessionRevocations>>,
     /// Revoked AWS sessions, by holder key and person.
     pub revoked: BTreeMap<(String, UserName), crate::revocation::policy::RevokedSessions>,
+    pub access_requests: BTreeMap<AccessRequestId, AccessRequest>,
+    /// The time-bound grants approved access requests gave, by user and request.
+    pub temporary_grants: BTreeMap<(UserName, AccessRequestId), StoredGrant>,
 }
 
 /// What a reach guard's version is kept under.
@@ -374,6 +379,17 @@ fn distinct<T: Ord>(keys: &[T]) -> Result<(), UpstreamError> {
 impl Directory for MemoryStore {
     async fn api_token(&self, id: &TokenId) -> Result<Option<ApiTokenRecord>, UpstreamError> {
         self.call(|s| s.tokens.get(id).cloned()).await
+    }
+
+    async fn temporary_grants(&self, user: &UserName) -> Result<Vec<Grant>, UpstreamError> {
+        self.call(|s| {
+            s.temporary_grants
+                .iter()
+                .filter(|((u, _), _)| u == user)
+                .map(|(_, g)| g.grant.clone())
+                .collect()
+        })
+        .await
     }
 
     async fn enrollment_code(
@@ -815,6 +831,60 @@ impl ApprovalStore for MemoryStore {
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError> {
         self.call(|s| s.approvals.get(id).cloned()).await
     }
+}
+
+#[async_trait]
+impl AccessRequestStore for MemoryStore {
+    async fn access_request(
+        &self,
+        id: &AccessRequestId,
+    ) -> Result<Option<AccessRequest>, UpstreamError> {
+        self.call(|s| s.access_requests.get(id).cloned()).await
+    }
+
+    async fn requests_by(
+        &self,
+        requester: &UserName,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, UpstreamError> {
+        self.call(|s| {
+            let mut found: Vec<AccessRequest> = s
+                .access_requests
+                .values()
+                .filter(|r| r.requester == *requester)
+                .cloned()
+                .collect();
+            newest_first(&mut found, limit);
+            found
+        })
+        .await
+    }
+
+    async fn requests_asking(
+        &self,
+        principals: &[Principal],
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, UpstreamError> {
+        self.call(|s| {
+            let mut found: Vec<AccessRequest> = s
+                .access_requests
+                .values()
+                .filter(|r| {
+                    r.created_at >= since && r.approvers.iter().any(|a| principals.contains(a))
+                })
+                .cloned()
+                .collect();
+            newest_first(&mut found, limit);
+            found
+        })
+        .await
+    }
+}
+
+fn newest_first(requests: &mut Vec<AccessRequest>, limit: usize) {
+    requests.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    requests.truncate(limit);
 }
 
 #[async_trait]

@@ -231,6 +231,19 @@ impl MemoryWorld {
         }
     }
 
+    pub fn access_requests(&self) -> crate::requests::AccessRequests {
+        crate::requests::AccessRequests {
+            store: self.store.clone(),
+            catalog: self.catalog(),
+            directory: self.store.clone(),
+            verifier: self.second_factor(),
+            ledger: self.store.clone(),
+            entropy: self.entropy.clone(),
+            clock: self.clock.clone(),
+            lifetime: crate::requests::DEFAULT_REQUEST_LIFETIME,
+        }
+    }
+
     pub fn signout(&self) -> crate::signout::Signout {
         crate::signout::Signout {
             directory: self.store.clone(),
@@ -311,6 +324,7 @@ impl MemoryWorld {
             id: AccountId::parse(id)?,
             name: AccountName::parse(&format!("account {id}"))?,
             partition,
+            access_requests: None,
         };
         self.put_account(account.clone())?;
         Ok(account)
@@ -378,6 +392,41 @@ impl MemoryWorld {
         )?;
         self.put_target(target.clone())?;
         Ok(target)
+    }
+
+    /// Access to target `name` may be requested from `approvers`, for up to `max_seconds`.
+    pub fn requestable_target(
+        &self,
+        name: &str,
+        approvers: Vec<Principal>,
+        max_seconds: Option<u32>,
+    ) -> Result<(), SeedError> {
+        let policy = crate::model::requests::RequestPolicy::new(approvers, max_seconds, None)?;
+        let name = TargetName::parse(name)?;
+        self.store.seed(|s| {
+            if let Some(t) = s.targets.get_mut(&name) {
+                t.value.access_requests = Some(policy);
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Access to `account`'s targets up to `max_level` may be requested from `approvers`.
+    pub fn requestable_account(
+        &self,
+        account: &str,
+        approvers: Vec<Principal>,
+        max_level: Option<u32>,
+    ) -> Result<(), SeedError> {
+        let max_level = max_level.map(Level::new).transpose()?;
+        let policy = crate::model::requests::RequestPolicy::new(approvers, None, max_level)?;
+        let id = AccountId::parse(account)?;
+        self.store.seed(|s| {
+            if let Some(a) = s.accounts.get_mut(&id) {
+                a.value.access_requests = Some(policy);
+            }
+        })?;
+        Ok(())
     }
 
     fn seeded_account(&self, id: &str) -> Result<Account, SeedError> {
@@ -468,6 +517,7 @@ impl MemoryWorld {
                 max_level: Level::new(level)?,
             },
             expires_at: None,
+            via: None,
         })
     }
 
@@ -477,6 +527,7 @@ impl MemoryWorld {
             principal,
             scope: GrantScope::Target(TargetName::parse(target)?),
             expires_at: None,
+            via: None,
         })
     }
 

@@ -1,77 +1,16 @@
 //! Requests for a second person's approval, as they are stored.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::clock::{Entropy, EntropyUnavailable};
-use crate::names::{InvalidValue, Reason, TargetName, UserName};
+use crate::names::{Reason, TargetName, UserName};
 
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ApprovalId(String);
-
-impl ApprovalId {
-    pub fn generate(entropy: &dyn Entropy) -> Result<Self, EntropyUnavailable> {
-        let mut bytes = [0u8; 16];
-        entropy.fill(&mut bytes)?;
-        Ok(Self(hex::encode(bytes)))
-    }
-
-    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        if value.len() == 32
-            && value
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InvalidValue::new(
-                "approval_id",
-                "must be 32 lowercase hex digits",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-pub const APPROVAL_ID_PATTERN: &str = "^[0-9a-f]{32}$";
-string_schema!(
+hex_id!(
+    /// An approval request's id.
     ApprovalId,
-    APPROVAL_ID_PATTERN,
-    (None, None),
-    "An approval request's id: 32 lowercase hex digits.",
-    Some("0123456789abcdef0123456789abcdef")
+    "approval_id",
+    "An approval request's id: 32 lowercase hex digits."
 );
-
-impl TryFrom<String> for ApprovalId {
-    type Error = InvalidValue;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ApprovalId> for String {
-    fn from(value: ApprovalId) -> String {
-        value.0
-    }
-}
-
-impl fmt::Display for ApprovalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ApprovalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApprovalId({})", self.0)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,8 +1,85 @@
 //! What cooper keeps: the directory's accounts, targets, users, groups and grants; users'
 //! authentication factors; approval requests.
 
+/// A random id of 128 bits as 32 lowercase hex digits (`$field` names it in errors): made with
+/// `generate`, read back with `parse`.
+macro_rules! hex_id {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $description:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate(
+                entropy: &dyn crate::clock::Entropy,
+            ) -> Result<Self, crate::clock::EntropyUnavailable> {
+                let mut bytes = [0u8; 16];
+                entropy.fill(&mut bytes)?;
+                Ok(Self(hex::encode(bytes)))
+            }
+
+            pub fn parse(value: &str) -> Result<Self, crate::names::InvalidValue> {
+                if value.len() == 32
+                    && value
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(crate::names::InvalidValue::new(
+                        $field,
+                        "must be 32 lowercase hex digits",
+                    ))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        string_schema!(
+            $name,
+            $crate::model::HEX_ID_PATTERN,
+            (None, None),
+            $description,
+            Some("0123456789abcdef0123456789abcdef")
+        );
+
+        impl TryFrom<String> for $name {
+            type Error = crate::names::InvalidValue;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+/// What every [`hex_id!`] id looks like.
+pub const HEX_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
 pub mod approvals;
 pub mod factors;
+pub mod requests;
 
 use std::fmt;
 
@@ -22,6 +99,10 @@ pub struct Account {
     pub id: AccountId,
     pub name: AccountName,
     pub partition: Partition,
+    /// Who may approve requests for access to this account's targets (up to a level), and for
+    /// how long; `None`: nothing here can be requested (but what a target allows itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_requests: Option<requests::RequestPolicy>,
 }
 
 /// Something a user can become: an IAM role, or a federated user of the account's IAM user.
@@ -41,6 +122,10 @@ pub struct Target {
     /// person's approval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<Principal>,
+    /// Who may approve requests for access to this target by people not granted it, and for
+    /// how long; `None`: only what its account allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_requests: Option<requests::RequestPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +232,7 @@ impl Target {
             high_security: false,
             description: None,
             approvers: Vec::new(),
+            access_requests: None,
         })
     }
 
@@ -331,6 +417,14 @@ impl utoipa::ToSchema for Principal {
     }
 }
 
+/// Whether `principals` name `user`, or one of `groups` (sorted).
+pub fn names_any(principals: &[Principal], user: &UserName, groups: &[GroupName]) -> bool {
+    principals.iter().any(|p| match p {
+        Principal::User(u) => u == user,
+        Principal::Group(g) => groups.binary_search(g).is_ok(),
+    })
+}
+
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -399,6 +493,8 @@ pub struct Grant {
     pub scope: GrantScope,
     /// A grant may be temporary; past this instant it covers nothing.
     pub expires_at: Option<OffsetDateTime>,
+    /// The access request whose approval gave it (a time-bound grant), if one did.
+    pub via: Option<requests::AccessRequestId>,
 }
 
 impl Grant {
@@ -428,7 +524,17 @@ impl Grant {
 
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} -> {}", self.principal, self.scope)
+        write!(f, "{} -> {}", self.principal, self.scope)?;
+        if let Some(at) = self.expires_at {
+            let at = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| at.unix_timestamp().to_string());
+            write!(f, " until {at}")?;
+        }
+        if let Some(id) = &self.via {
+            write!(f, " (access request {id})")?;
+        }
+        Ok(())
     }
 }
 

@@ -204,11 +204,13 @@ async fn expired_grants_cover_nothing() -> TestResult {
             max_level: Level::new(100)?,
         },
         expires_at: Some(now),
+        via: None,
     })?;
     w.put_grant(Grant {
         principal: as_user("bob"),
         scope: GrantScope::Target(target("a-read")),
         expires_at: Some(now + Duration::hours(1)),
+        via: None,
     })?;
     assert_eq!(decide(&w, "alice", "a-read").await, Err(Denial::NotGranted));
     assert_eq!(decide(&w, "bob", "a-read").await, Ok(()));

@@ -92,6 +92,7 @@ fn new_account(id: &str) -> Account {
         id: account_id(id),
         name: AccountName::parse("new account").unwrap(),
         partition: Partition::Aws,
+        access_requests: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn role_spec(name: &str, account: &str, level: u32) -> TargetSpec {
         high_security: false,
         description: None,
         approvers: Vec::new(),
+        access_requests: None,
     }
 }
 
@@ -119,6 +121,7 @@ fn cascade(principal: &str, account: &str, level: u32) -> Grant {
             max_level: Level::new(level).unwrap(),
         },
         expires_at: None,
+        via: None,
     }
 }
 
@@ -377,6 +380,7 @@ async fn an_account_admin_works_within_their_accounts_only() -> TestResult {
                             principal: as_user("alice"),
                             scope: GrantScope::Target(target("b-top")),
                             expires_at: None,
+                            via: None,
                         },
                     )
                     .await

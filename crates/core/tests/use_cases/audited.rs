@@ -310,6 +310,7 @@ fn new_account() -> Account {
         id: account_id("333333333333"),
         name: AccountName::parse("new").unwrap(),
         partition: Partition::Aws,
+        access_requests: None,
     }
 }
 
@@ -326,6 +327,7 @@ fn role_spec(name: &str, level: u32) -> TargetSpec {
         high_security: false,
         description: None,
         approvers: Vec::new(),
+        access_requests: None,
     }
 }
 
@@ -633,6 +635,7 @@ async fn admin_grants() -> TestResult {
             max_level: Level::new(50)?,
         },
         expires_at: None,
+        via: None,
     };
     admin_change(
         &w,

@@ -17,6 +17,7 @@ mod audited;
 mod factors;
 mod issue;
 mod ledger;
+mod requests;
 mod revocation;
 mod sessions;
 mod step_up;

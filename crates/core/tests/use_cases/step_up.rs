@@ -19,6 +19,7 @@ fn top_grant(principal: &str) -> Grant {
             max_level: Level::new(100).unwrap(),
         },
         expires_at: None,
+        via: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn federated_spec(w: &MemoryWorld, name: &str) -> TargetSpec {
         high_security: false,
         description: None,
         approvers: Vec::new(),
+        access_requests: None,
     }
 }
 
@@ -125,6 +127,7 @@ async fn a_grant_below_the_accounts_top_level_needs_no_code() -> TestResult {
         principal: as_user("alice"),
         scope: GrantScope::Target(target("a-top")),
         expires_at: None,
+        via: None,
     };
     let c = ctx(&w, &admin, "amy", None).await?;
     refused(
@@ -314,6 +317,7 @@ async fn weakening_a_targets_protection_needs_the_code_that_granting_it_would() 
         high_security: false,
         description: None,
         approvers: Vec::new(),
+        access_requests: None,
     };
     let c = ctx(&w, &admin, "amy", None).await?;
     refused(

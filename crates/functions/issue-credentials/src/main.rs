@@ -1,6 +1,8 @@
 //! Lambda: issue-credentials. POST /v1/credentials, POST /v1/console, GET /v1/targets,
 //! GET /v1/whoami, POST /v1/approvals, GET /v1/approvals/{id}, POST /v1/approvals/{id}/approve,
-//! and GET /v1/openapi.json (the routes are `cooper_api::router::issue_credentials`).
+//! POST and GET /v1/access-requests, GET /v1/access-requests/{id}, POST
+//! /v1/access-requests/{id}/approve, /deny and /cancel, and GET /v1/openapi.json (the routes
+//! are `cooper_api::router::issue_credentials`).
 #![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;

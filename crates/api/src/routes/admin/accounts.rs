@@ -5,14 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use cooper_core::model::Account;
+use cooper_core::model::requests::RequestPolicy;
 use cooper_core::names::{AccountId, AccountName, InvalidValue, Partition};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "openapi")]
 use super::Versioned;
 use super::{
-    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, key_of, keyed,
-    page_json, query, removed, versioned_response,
+    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, RequestPolicyBody,
+    key_of, keyed, page_json, query, removed, versioned_response,
 };
 use crate::error::ApiError;
 #[cfg(feature = "openapi")]
@@ -33,6 +34,10 @@ pub struct AccountBody {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Partition>))]
     partition: Option<String>,
+    /// Who may approve requests for access to this account's targets (just-in-time access);
+    /// left out, nothing here can be requested.
+    #[serde(default)]
+    access_requests: Option<RequestPolicyBody>,
 }
 
 impl TryFrom<AccountBody> for Account {
@@ -48,6 +53,7 @@ impl TryFrom<AccountBody> for Account {
                 .map(Partition::parse)
                 .transpose()?
                 .unwrap_or_default(),
+            access_requests: body.access_requests.map(|p| p.parse(true)).transpose()?,
         })
     }
 }
@@ -59,6 +65,9 @@ pub struct AccountView {
     id: AccountId,
     name: AccountName,
     partition: Partition,
+    /// Who may approve requests for access here; absent: nothing can be requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_requests: Option<RequestPolicy>,
 }
 
 /// An account to create.
@@ -70,6 +79,8 @@ pub struct AccountCreate {
     name: AccountName,
     /// The account's partition (default `aws`); it cannot change.
     partition: Option<Partition>,
+    /// Who may approve requests for access to this account's targets (just-in-time access).
+    access_requests: Option<RequestPolicyBody>,
 }
 
 fn account_view(a: &Account) -> AccountView {
@@ -77,6 +88,7 @@ fn account_view(a: &Account) -> AccountView {
         id: a.id.clone(),
         name: a.name.clone(),
         partition: a.partition,
+        access_requests: a.access_requests.clone(),
     }
 }
 

@@ -107,6 +107,7 @@ impl TryFrom<GrantBody> for Grant {
             principal: body.principal,
             scope,
             expires_at: time_opt(body.expires_at.as_deref(), "expires_at")?,
+            via: None,
         })
     }
 }

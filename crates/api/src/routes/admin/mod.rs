@@ -39,6 +39,47 @@ use crate::state::AdminState;
 
 pub const TOTP_HEADER: &str = "x-cooper-totp";
 
+/// Who may approve requests for access by people not granted it (just-in-time access), and for
+/// how long at most. Without one, nothing can be requested.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(Serialize, utoipa::ToSchema), schema(as = AccessRequestPolicyInput))]
+pub struct RequestPolicyBody {
+    /// 1 to 10 users or groups; never the requester themselves.
+    approvers: Vec<cooper_core::model::Principal>,
+    /// The longest access one approval gives: 900 to 604800 seconds (default 28800, 8 hours).
+    #[serde(default)]
+    max_duration_seconds: Option<u32>,
+    /// Accounts only: the highest level that may be requested there (default: any).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<cooper_core::names::Level>))]
+    max_level: Option<u32>,
+}
+
+impl RequestPolicyBody {
+    /// The policy, for an account (which may cap the level) or a target (which may not).
+    pub(crate) fn parse(
+        self,
+        on_account: bool,
+    ) -> Result<cooper_core::model::requests::RequestPolicy, InvalidValue> {
+        if !on_account && self.max_level.is_some() {
+            return Err(InvalidValue::new(
+                "access_requests.max_level",
+                "is for accounts only: a target is requested whole",
+            ));
+        }
+        let max_level = self
+            .max_level
+            .map(cooper_core::names::Level::new)
+            .transpose()?;
+        cooper_core::model::requests::RequestPolicy::new(
+            self.approvers,
+            self.max_duration_seconds,
+            max_level,
+        )
+    }
+}
+
 /// The calling admin, checked: authenticated, active, with an admin scope. A fresh code, when
 /// the operation needs one, comes in `X-Cooper-TOTP`.
 pub struct Caller(pub AdminContext);

@@ -16,8 +16,8 @@ use serde_json::Value;
 #[cfg(feature = "openapi")]
 use super::Versioned;
 use super::{
-    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, key_of, keyed,
-    page_json, query, removed, versioned_response,
+    Caller, DeleteQuery, IfMatch, ListQuery, PageView, QueryResult, RemovedView, RequestPolicyBody,
+    key_of, keyed, page_json, query, removed, versioned_response,
 };
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -50,6 +50,8 @@ pub struct TargetBody {
     high_security: bool,
     #[serde(default)]
     approvers: Vec<Principal>,
+    #[serde(default)]
+    access_requests: Option<RequestPolicyBody>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -97,6 +99,7 @@ impl TryFrom<TargetBody> for TargetSpec {
                 .map(Description::parse)
                 .transpose()?,
             approvers: body.approvers,
+            access_requests: body.access_requests.map(|p| p.parse(false)).transpose()?,
         })
     }
 }
@@ -256,6 +259,9 @@ mod input {
         #[serde(default)]
         #[schema(default = json!([]))]
         approvers: Vec<Principal>,
+        /// Who may approve requests for access by people not granted this target
+        /// (just-in-time access); left out, only its account's policy allows any.
+        access_requests: Option<super::RequestPolicyBody>,
         description: Option<Description>,
     }
 
@@ -286,6 +292,9 @@ pub struct TargetCommon {
     max_duration_seconds: u32,
     high_security: bool,
     approvers: Vec<Principal>,
+    /// Who may approve requests for access to it; absent: only its account's policy allows any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_requests: Option<cooper_core::model::requests::RequestPolicy>,
     #[cfg_attr(feature = "openapi", schema(required = true))]
     description: Option<Description>,
 }
@@ -339,6 +348,7 @@ fn target_view(t: &Target) -> TargetView {
         max_duration_seconds: t.max_duration_seconds,
         high_security: t.high_security,
         approvers: t.approvers.clone(),
+        access_requests: t.access_requests.clone(),
         description: t.description.clone(),
     };
     match &t.kind {
