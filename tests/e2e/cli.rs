@@ -359,56 +359,11 @@ async fn tokens_are_issued_listed_and_revoked_at_once() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
 }
 
-/// Runs `cooper` with `input` on stdin; returns stdout, or panics with stderr.
-fn run_with_input(command: &mut Command, input: &str) -> String {
-    use std::io::Write;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "cooper failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn enroll_password_login_and_approve_from_the_command_line() {
-    use std::os::unix::fs::PermissionsExt;
+/// Three operations in a row that each need a code of a later step than the last use the steps
+/// one before, at and one after now (all within the accepted skew), away from a step boundary:
+/// `at(-30)`, `at(0)`, `at(30)`.
+fn code_steps() -> impl Fn(i64) -> time::OffsetDateTime {
     use std::time::{SystemTime, UNIX_EPOCH};
-
-    let moto = Moto::start();
-    let setup: Value =
-        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
-    let enrollment_code = setup["demo"]["enrollment_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_server, url) = serve(&moto);
-    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-config-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&config);
-    let client = |args: &[&str]| {
-        let mut c = cooper(&moto);
-        c.args(args)
-            .args(["--endpoint", &url])
-            .env("COOPER_CONFIG_DIR", &config);
-        c
-    };
-
-    // Three operations, each needs a code of a later step than the last: use the steps one
-    // before, at and one after now (all within the accepted skew), away from a step boundary.
     let mut now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -420,13 +375,20 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
             .unwrap()
             .as_secs();
     }
-    let at = |offset: i64| time::OffsetDateTime::from_unix_timestamp(now as i64 + offset).unwrap();
+    move |offset: i64| time::OffsetDateTime::from_unix_timestamp(now as i64 + offset).unwrap()
+}
 
-    // `cooper enroll --code` takes the one-time code (here from the environment), prints the
-    // URI, then reads the first code and a first password.
+/// `cooper enroll --code` (the `enroll` command given) with the one-time `code` from the
+/// environment: reads the printed URI, answers with the first code (of step `at(-30)`) and a
+/// first password ("a long demo passphrase"). Returns the code steps and the URI.
+fn enroll_with_code(
+    mut enroll: Command,
+    code: &str,
+) -> (impl Fn(i64) -> time::OffsetDateTime, String) {
+    let at = code_steps();
     let password = "a long demo passphrase";
-    let mut child = client(&["enroll", "--code", "--no-qr"])
-        .env("COOPER_ENROLLMENT_CODE", &enrollment_code)
+    let mut child = enroll
+        .env("COOPER_ENROLLMENT_CODE", code)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -458,6 +420,58 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    (at, uri)
+}
+
+/// Runs `cooper` with `input` on stdin; returns stdout, or panics with stderr.
+fn run_with_input(command: &mut Command, input: &str) -> String {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "cooper failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_password_login_and_approve_from_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let enrollment_code = setup["demo"]["enrollment_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_server, url) = serve(&moto);
+    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let client = |args: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args(args)
+            .args(["--endpoint", &url])
+            .env("COOPER_CONFIG_DIR", &config);
+        c
+    };
+
+    let (at, uri) = enroll_with_code(client(&["enroll", "--code", "--no-qr"]), &enrollment_code);
+    let password = "a long demo passphrase";
 
     run_with_input(
         &mut client(&["login", "--user", "demo"]),
@@ -512,6 +526,93 @@ async fn enroll_password_login_and_approve_from_the_command_line() {
     );
     let output = client(&["logout"]).output().unwrap();
     assert!(output.status.success(), "logging out twice is fine");
+    let _ = std::fs::remove_dir_all(&config);
+}
+
+/// Just-in-time access from the terminal: the demo user asks for the demo's top target (setup
+/// makes it requestable from the first admin), the admin enrolls, signs in, sees it waiting and
+/// approves it with a code; the demo user then gets credentials, and gives the access up.
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_for_access_approve_it_use_it_and_give_it_up_from_the_command_line() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let demo = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let top = setup["demo"]["denied_target"].as_str().unwrap().to_owned();
+    let admin_code = setup["admin_enrollment_code"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-access-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let client = |args: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args(args)
+            .args(["--endpoint", &url])
+            .env("COOPER_CONFIG_DIR", &config);
+        c
+    };
+    let as_demo = |args: &[&str]| -> Value {
+        let mut c = client(args);
+        c.args(["--token", &demo, "--json"]);
+        serde_json::from_slice(&run(&mut c).stdout).unwrap()
+    };
+
+    let refused = client(&["get", &top, "--token", &demo]).output().unwrap();
+    assert!(!refused.status.success());
+    let asked = as_demo(&[
+        "access",
+        "request",
+        &top,
+        "--duration",
+        "30m",
+        "--reason",
+        "rotate the demo keys",
+    ]);
+    assert_eq!(asked["status"], "pending", "{asked}");
+    assert_eq!(asked["duration_seconds"], 1800);
+    let id = asked["id"].as_str().unwrap().to_owned();
+
+    let (at, uri) = enroll_with_code(client(&["enroll", "--code", "--no-qr"]), &admin_code);
+    run_with_input(
+        &mut client(&["login", "--user", "admin"]),
+        &format!("a long demo passphrase\n{}\n", pyotp_code(&uri, at(0))),
+    );
+    let waiting = client(&["access", "list", "--approver", "--state", "pending"])
+        .output()
+        .unwrap();
+    assert!(waiting.status.success());
+    let waiting = String::from_utf8_lossy(&waiting.stdout);
+    assert!(
+        waiting.contains(&id) && waiting.contains("demo"),
+        "{waiting}"
+    );
+    let approved = run_with_input(
+        &mut client(&["access", "approve", &id, "--duration", "30m"]),
+        &format!("{}\n", pyotp_code(&uri, at(30))),
+    );
+    assert!(approved.contains("Approved: demo holds"), "{approved}");
+
+    let credentials = client(&["get", &top, "--token", &demo, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        credentials.status.success(),
+        "{}",
+        String::from_utf8_lossy(&credentials.stderr)
+    );
+    let shown = as_demo(&["access", "show", &id]);
+    assert_eq!(shown["status"], "approved");
+    assert_eq!(shown["decided_by"], "admin");
+
+    let ended = as_demo(&["access", "cancel", &id, "--reason", "done"]);
+    assert_eq!(ended["status"], "ended");
+    let after = client(&["get", &top, "--token", &demo]).output().unwrap();
+    assert!(!after.status.success());
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("not_granted"),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
     let _ = std::fs::remove_dir_all(&config);
 }
 

@@ -10,6 +10,7 @@
 )]
 
 mod access;
+mod access_requests;
 mod admin;
 mod approvals;
 mod architecture;

@@ -138,6 +138,16 @@ async fn every_write_a_function_makes_is_one_its_policy_allows() {
     let alice = env.user("alice").await;
     env.grant_target(Principal::User(alice.clone()), "a-guarded")
         .await;
+    let mut jit = env.role_target("a-jit", ACCOUNT_A, 50, None).await;
+    jit.access_requests = Some(
+        cooper_core::model::requests::RequestPolicy::new(
+            vec![Principal::User(bob.clone())],
+            None,
+            None,
+        )
+        .unwrap(),
+    );
+    env.directory.put_target(&jit).await.unwrap();
     let alice_code = env
         .enroll_user(&alice, Some("correct horse battery staple"))
         .await;
@@ -179,11 +189,49 @@ async fn every_write_a_function_makes_is_one_its_policy_allows() {
                 )
                 .await;
             assert_eq!(used.status, 200, "{}", used.text);
+            // An access request opened, approved, used and ended early.
+            let asked = env
+                .post(
+                    "/v1/access-requests",
+                    Some(&alice_session),
+                    json!({"target": "a-jit", "reason": "policy check"}),
+                )
+                .await;
+            assert_eq!(asked.status, 201, "{}", asked.text);
+            let id = asked.body["id"].as_str().unwrap().to_owned();
+            let approved = env
+                .post(
+                    &format!("/v1/access-requests/{id}/approve"),
+                    Some(&bob_session),
+                    json!({"totp": env.fresh_code(&bob_code)}),
+                )
+                .await;
+            assert_eq!(approved.status, 200, "{}", approved.text);
+            let used = env
+                .credentials(&alice_session, json!({"target": "a-jit"}))
+                .await;
+            assert_eq!(used.status, 200, "{}", used.text);
+            let ended = env
+                .post(
+                    &format!("/v1/access-requests/{id}/cancel"),
+                    Some(&alice_session),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(ended.status, 200, "{}", ended.text);
         })
         .await;
     assert_eq!(
         allowed(&env, "issue-credentials", &calls),
-        set(&["APPROVAL#", "AUTH#", "RATE#", "audit"])
+        set(&[
+            "ACCESSREQ#",
+            "APPROVAL#",
+            "ASKING#",
+            "AUTH#",
+            "JIT#",
+            "RATE#",
+            "audit"
+        ])
     );
 
     // enroll-totp: enrollment with a code (and a first password), a refused and a good sign-in,

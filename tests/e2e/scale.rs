@@ -57,8 +57,8 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
         !large.iter().any(|op| op == "Scan"),
         "never a Scan: {large:?}"
     );
-    // API token, the user's partition and the target, the groups' grants, the audit record, the
-    // caller's request count.
+    // API token; the user's partition, the target and the user's time-bound grants (side by
+    // side); the groups' grants; the audit record; the caller's request count.
     assert_eq!(
         large,
         [
@@ -66,6 +66,7 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
             "GetItem",
             "GetItem",
             "PutItem",
+            "Query",
             "Query",
             "UpdateItem"
         ]

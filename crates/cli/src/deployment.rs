@@ -40,7 +40,7 @@ pub struct DeploymentArgs {
     #[arg(long, env = env::ADMIN_GROUPS, default_value = "")]
     pub admin_groups: String,
     /// Admin operations that need a fresh TOTP code.
-    #[arg(long, env = env::ADMIN_TOTP_OPERATIONS, default_value = "grant_top_level,admin_scope,federation_keys,delete_account")]
+    #[arg(long, env = env::ADMIN_TOTP_OPERATIONS, default_value = Sensitive::DEFAULT_LIST)]
     pub admin_totp_operations: String,
     /// The SNS topic audit notices go to; by default `cooper serve` uses `cooper-audit`.
     #[arg(long, env = env::NOTIFY_TOPIC_ARN)]

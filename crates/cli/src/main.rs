@@ -1,5 +1,6 @@
 //! `cooper`: set up a deployment, seal federation keys, and serve the API locally.
 
+mod access;
 mod admin;
 mod client;
 mod console;
@@ -60,6 +61,8 @@ enum Command {
     Password(factors::PasswordArgs),
     /// Approve someone's request for a target that needs a second person.
     Approve(factors::ApproveArgs),
+    /// Just-in-time access: ask for access you do not hold, and approve, deny or end requests.
+    Access(access::AccessArgs),
     /// Open the AWS console as a target (or print the sign-in link with --print).
     Console(console::ConsoleArgs),
     /// Administer accounts, targets, users, groups, grants and admins; search the audit trail.
@@ -90,6 +93,7 @@ async fn main() -> ExitCode {
         Command::Logout(args) => factors::logout(args).await,
         Command::Password(args) => factors::password(args).await,
         Command::Approve(args) => factors::approve(args).await,
+        Command::Access(args) => access::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Console(args) => console::run(args).await,
     };

@@ -74,7 +74,8 @@ struct DemoReport {
     target: String,
     /// A federated-user target the demo user may become.
     federated_target: String,
-    /// A role target above the demo grant's level: asking for it is refused.
+    /// A role target above the demo grant's level: asking for its credentials is refused, but
+    /// access to it may be requested (the first admin approves).
     denied_target: String,
 }
 
@@ -176,7 +177,7 @@ pub async fn run(args: SetupArgs) -> Result<(), Error> {
         None
     } else {
         let vault = KmsVault::new(kms.clone());
-        Some(seed_demo(&operator, &mut seeded, &vault, &sdk, &kms_key).await?)
+        Some(seed_demo(&operator, &mut seeded, &vault, &sdk, &kms_key, &admin_user).await?)
     };
     steps.extend(seeded.0);
 
@@ -314,6 +315,7 @@ async fn seed_demo(
     vault: &KmsVault,
     sdk: &aws_config::SdkConfig,
     kms_key: &str,
+    approver: &str,
 ) -> Result<DemoReport, Error> {
     let admin = &operator.admin;
     let account = Account {
@@ -354,13 +356,19 @@ async fn seed_demo(
         Some("cooper-demo-external-id"),
         "Read-only access to the demo account",
     )?;
-    let top = role(
+    let mut top = role(
         "demo-admin",
         100,
         "cooper-demo-admin",
         None,
         "Administrator of the demo account",
     )?;
+    // Above the demo grant, but the demo user may ask for it: the first admin approves.
+    top.access_requests = Some(cooper_core::model::requests::RequestPolicy::new(
+        vec![Principal::User(UserName::parse(approver)?)],
+        Some(4 * 3600),
+        None,
+    )?);
     for target in [&readonly, &top] {
         seeded.note(
             "target",
@@ -567,6 +575,12 @@ fn human(report: &SetupReport) -> String {
             out,
             "  (and {} for the federated user; {} is refused: level 100 > 50)",
             demo.federated_target, demo.denied_target
+        );
+        let _ = writeln!(
+            out,
+            "  {} may ask for {} for a while (`cooper access request {} --reason ...`, or the web \
+             console's Access requests page); {} approves it with their code",
+            demo.user, demo.denied_target, demo.denied_target, report.admin_user
         );
     }
     out

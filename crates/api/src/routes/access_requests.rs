@@ -36,7 +36,7 @@ pub struct OpenBody {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Level>))]
     pub level: Option<u32>,
-    /// How long the access is needed: 900 seconds up to what the target's (or account's)
+    /// How long the access is needed: 1800 seconds up to what the target's (or account's)
     /// policy allows; default an hour (or less, if the policy allows less).
     #[serde(default)]
     pub duration_seconds: Option<u64>,
@@ -76,7 +76,7 @@ impl TryFrom<OpenBody> for AccessAsk {
 pub struct ApproveBody {
     #[cfg_attr(feature = "openapi", schema(value_type = TotpCode))]
     pub totp: String,
-    /// Shorter than asked, if the approver likes (900 seconds at least).
+    /// Shorter than asked, if the approver likes (1800 seconds at least).
     #[serde(default)]
     pub duration_seconds: Option<u64>,
 }

@@ -49,6 +49,11 @@ impl Sensitive {
         Self::WeakenTarget,
     ];
 
+    /// [`Sensitive::DEFAULT`] as `COOPER_ADMIN_TOTP_OPERATIONS` spells it (a test holds them
+    /// equal): what every host defaults to, the functions and `cooper serve` alike.
+    pub const DEFAULT_LIST: &'static str =
+        "grant_top_level,admin_scope,federation_keys,delete_account,enrollment_code,weaken_target";
+
     pub fn name(self) -> &'static str {
         match self {
             Self::GrantTopLevel => "grant_top_level",
@@ -658,5 +663,16 @@ impl Admin {
             resource: resource.to_owned(),
             cascaded,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_list_names_the_default_operations() {
+        let parsed = Sensitive::parse_list(Sensitive::DEFAULT_LIST).unwrap();
+        assert_eq!(parsed, Sensitive::DEFAULT.into_iter().collect());
     }
 }

@@ -32,8 +32,10 @@ pub struct RequestPolicy {
 }
 
 impl RequestPolicy {
-    /// The shortest access a request may ask for: AWS's shortest session.
-    pub const SHORTEST: u32 = 900;
+    /// The shortest access a request may ask for (or an approver give): half an hour. A session
+    /// never outlives the access that allowed it and AWS's shortest session is 15 minutes, so
+    /// anything shorter could hardly be used.
+    pub const SHORTEST: u32 = 1800;
     /// How long access lasts at most when the policy does not say.
     pub const DEFAULT_MAX: u32 = 8 * 3600;
     /// No policy may allow more than a week at once.
@@ -41,7 +43,7 @@ impl RequestPolicy {
     /// Approvers one policy may name (each is asked, and each gets a notice).
     pub const MAX_APPROVERS: usize = 10;
 
-    /// A checked policy: one to ten approvers (each named once), and a maximum from 15 minutes
+    /// A checked policy: one to ten approvers (each named once), and a maximum from half an hour
     /// to a week.
     pub fn new(
         approvers: Vec<Principal>,
@@ -354,7 +356,7 @@ mod tests {
             .map(|i| Principal::User(user(&format!("u{i}"))))
             .collect();
         assert!(RequestPolicy::new(eleven, None, None).is_err());
-        assert!(RequestPolicy::new(vec![bob.clone()], Some(899), None).is_err());
+        assert!(RequestPolicy::new(vec![bob.clone()], Some(1799), None).is_err());
         assert!(RequestPolicy::new(vec![bob.clone()], Some(7 * 86_400), None).is_ok());
         assert!(RequestPolicy::new(vec![bob], Some(7 * 86_400 + 1), None).is_err());
     }

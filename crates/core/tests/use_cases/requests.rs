@@ -349,7 +349,7 @@ async fn only_what_a_policy_allows_can_be_asked_for_and_never_what_one_holds() -
     assert!(matches!(err, RequestError::AlreadyGranted), "{err}");
     let before = w.state()?;
     // Too long for the policy (4 h), too short for AWS.
-    for seconds in [4 * 3600 + 1, 899] {
+    for seconds in [4 * 3600 + 1, 1799] {
         let err = open(&w, "alice", &for_target("prod", Some(seconds)))
             .await
             .unwrap_err();
@@ -405,12 +405,12 @@ async fn an_approver_may_shorten_but_not_lengthen() -> TestResult {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_duration");
     assert_eq!(stored(&w, &request).state, RequestState::Pending);
-    let approved = approve(&w, &request, "carol", Some(900)).await?;
+    let approved = approve(&w, &request, "carol", Some(1800)).await?;
     assert_eq!(
         approved.access_until,
-        Some(w.now() + Duration::seconds(900))
+        Some(w.now() + Duration::seconds(1800))
     );
-    assert_eq!(become_(&w, "alice", "prod").await?, 900);
+    assert_eq!(become_(&w, "alice", "prod").await?, 1800);
     Ok(())
 }
 
@@ -577,7 +577,7 @@ async fn a_policy_lowered_after_the_request_caps_the_approval() -> TestResult {
     let approved = approve(&w, &request, "carol", None).await?;
     assert_eq!(
         approved.access_until,
-        Some(w.now() + Duration::seconds(900))
+        Some(w.now() + Duration::seconds(i64::from(RequestPolicy::SHORTEST)))
     );
     // dave's group is no longer on the list: he approves nothing now.
     let other = open(&w, "bob", &for_target("prod", None)).await?;

@@ -47,7 +47,7 @@ pub const TOTP_HEADER: &str = "x-cooper-totp";
 pub struct RequestPolicyBody {
     /// 1 to 10 users or groups; never the requester themselves.
     approvers: Vec<cooper_core::model::Principal>,
-    /// The longest access one approval gives: 900 to 604800 seconds (default 28800, 8 hours).
+    /// The longest access one approval gives: 1800 to 604800 seconds (default 28800, 8 hours).
     #[serde(default)]
     max_duration_seconds: Option<u32>,
     /// Accounts only: the highest level that may be requested there (default: any).
