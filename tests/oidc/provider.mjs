@@ -28,6 +28,17 @@ const provider = new Provider(issuer, {
       response_types: ['code'],
     },
     {
+      // The web console as a confidential client (a web application with a secret, as Google
+      // Workspace and most providers register one): the secret by HTTP Basic.
+      client_id: 'cooper-console-confidential',
+      client_secret: 'console-secret+/:1',
+      token_endpoint_auth_method: 'client_secret_basic',
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/signin/oidc/callback'],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
+    {
       // The web console's client (a loopback redirect: any port, as RFC 8252 allows natives).
       client_id: 'cooper-console',
       token_endpoint_auth_method: 'none',

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cooper_aws::ssm::{Param, Secrets};
 use cooper_core::access::{AuthMethod, Identity};
 use cooper_core::clock::Clock;
 use cooper_core::names::{GroupName, UserName};
 use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
@@ -66,9 +68,14 @@ pub struct ProviderConfig {
     pub jwks_refresh_seconds: u64,
     /// The web console signs people in with this provider (the authorization code flow with
     /// PKCE, run by cooper) as this client: one of `audiences`, registered at the provider with
-    /// `<console>/signin/oidc/callback` as its redirect URI. Public clients only (no secret).
+    /// `<console>/signin/oidc/callback` as its redirect URI.
     #[serde(default)]
     pub console_client_id: Option<String>,
+    /// A confidential console client's secret: the SSM SecureString at this path under cooper's
+    /// prefix (`oidc/google/client-secret`), read once at start-up by what serves the console
+    /// (never in the configuration itself). Without it, the client is a public one.
+    #[serde(default)]
+    pub console_client_secret_parameter: Option<String>,
     /// What the sign-in button says ("Sign in with <name>"); the issuer's host by default.
     #[serde(default)]
     pub name: Option<String>,
@@ -122,6 +129,23 @@ pub fn parse_providers(json: &str) -> Result<Vec<ProviderConfig>, ConfigError> {
             .is_some_and(|c| !p.audiences.contains(c))
         {
             return Err(invalid("console_client_id must be one of the audiences"));
+        }
+        if let Some(path) = &p.console_client_secret_parameter {
+            let ok = p.console_client_id.is_some()
+                && !path.is_empty()
+                && path.len() <= 200
+                && !path.starts_with('/')
+                && !path
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+            if !ok {
+                return Err(invalid(
+                    "console_client_secret_parameter must be a path under cooper's SSM prefix (oidc/NAME/client-secret), with a console_client_id",
+                ));
+            }
         }
         if p.algorithms.is_empty() || p.algorithms.iter().any(|a| parse_algorithm(a).is_none()) {
             return Err(invalid(
@@ -219,14 +243,29 @@ struct Discovery {
     authorization_endpoint: Option<String>,
     #[serde(default)]
     token_endpoint: Option<String>,
+    /// How the token endpoint takes a client's secret (RFC 8414; `client_secret_basic` when
+    /// the provider does not say).
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
-/// Where a provider's authorization code flow goes: its authorization and token endpoints.
+/// How a confidential client proves itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 2.3.1).
+    Basic,
+    /// `client_id` and `client_secret` in the form.
+    Post,
+}
+
+/// Where a provider's authorization code flow goes: its authorization and token endpoints, and
+/// the console client's secret when it is a confidential one. (No `Debug`: it holds the secret.)
 pub struct CodeFlow {
     pub issuer: String,
     pub client_id: String,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
+    pub client_secret: Option<(SecretString, ClientAuth)>,
 }
 
 /// A provider the web console offers: its place in the list, its label, its issuer.
@@ -241,6 +280,8 @@ pub struct OidcVerifier {
     providers: Vec<Arc<Provider>>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// Confidential console clients' secrets, by provider index.
+    client_secrets: HashMap<usize, SecretString>,
 }
 
 fn peek(token: &str) -> Result<(Value, Value), OidcError> {
@@ -298,7 +339,31 @@ impl OidcVerifier {
             providers,
             http,
             clock,
+            client_secrets: HashMap::new(),
         })
+    }
+
+    /// The SSM parameters holding the console clients' secrets (for the hosts that serve the
+    /// console's sign-in to load at start-up).
+    pub fn secret_params(configs: &[ProviderConfig]) -> Vec<Param> {
+        configs
+            .iter()
+            .filter_map(|c| c.console_client_secret_parameter.clone())
+            .map(Param::Named)
+            .collect()
+    }
+
+    /// Takes the console clients' secrets from what was loaded. A host that does not serve
+    /// the console's sign-in loads none, and runs no code flow.
+    pub fn with_client_secrets(mut self, secrets: &mut Secrets) -> Self {
+        for (index, provider) in self.providers.iter().enumerate() {
+            if let Some(path) = &provider.config.console_client_secret_parameter
+                && let Some(secret) = secrets.take(Param::Named(path.clone()))
+            {
+                self.client_secrets.insert(index, secret);
+            }
+        }
+        self
     }
 
     /// The providers the web console offers a sign-in button for.
@@ -333,6 +398,34 @@ impl OidcVerifier {
             .ok_or(OidcError::UnknownIssuer)?;
         let discovery = self.discovery(provider).await?;
         let unavailable = || OidcError::ProviderUnavailable("the provider has no code flow".into());
+        let client_secret = match (
+            &provider.config.console_client_secret_parameter,
+            self.client_secrets.get(&index),
+        ) {
+            (None, _) => None,
+            (Some(_), Some(secret)) => {
+                let methods = discovery.token_endpoint_auth_methods_supported.as_deref();
+                let auth = match methods {
+                    Some(m) if !m.iter().any(|x| x == "client_secret_basic") => {
+                        if m.iter().any(|x| x == "client_secret_post") {
+                            ClientAuth::Post
+                        } else {
+                            return Err(OidcError::ProviderUnavailable(
+                                "the token endpoint takes no client secret (client_secret_basic or client_secret_post)".into(),
+                            ));
+                        }
+                    }
+                    _ => ClientAuth::Basic,
+                };
+                Some((secret.clone(), auth))
+            }
+            // Configured but not loaded: this host does not serve the console's sign-in.
+            (Some(_), None) => {
+                return Err(OidcError::ProviderUnavailable(
+                    "the console client's secret was not loaded here".into(),
+                ));
+            }
+        };
         Ok(CodeFlow {
             issuer: provider.config.issuer.clone(),
             client_id,
@@ -341,6 +434,7 @@ impl OidcVerifier {
                 .clone()
                 .ok_or_else(unavailable)?,
             token_endpoint: discovery.token_endpoint.clone().ok_or_else(unavailable)?,
+            client_secret,
         })
     }
 
@@ -356,16 +450,31 @@ impl OidcVerifier {
         struct Tokens {
             id_token: String,
         }
-        let response = self
-            .http
-            .post(&flow.token_endpoint)
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("client_id", flow.client_id.as_str()),
-                ("code_verifier", verifier),
-            ])
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", flow.client_id.as_str()),
+            ("code_verifier", verifier),
+        ];
+        let mut request = self.http.post(&flow.token_endpoint);
+        match &flow.client_secret {
+            None => {}
+            Some((secret, ClientAuth::Post)) => {
+                form.push(("client_secret", secret.expose_secret()))
+            }
+            Some((secret, ClientAuth::Basic)) => {
+                // RFC 6749 2.3.1: each part form-encoded before it goes into Basic.
+                let encode =
+                    |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+                request = request.basic_auth(
+                    encode(&flow.client_id),
+                    Some(encode(secret.expose_secret())),
+                );
+            }
+        }
+        let response = request
+            .form(&form)
             .send()
             .await
             .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
@@ -719,6 +828,136 @@ mod tests {
                 .iter()
                 .any(|(_, _, codes)| codes.contains(&"invalid_grant"))
         );
+    }
+
+    /// A provider on loopback whose token endpoint answers, as the ID token, how the client
+    /// proved itself: `basic:<id>:<secret>` (decoded from the header as sent), `post:<secret>`,
+    /// or `none`. Its discovery document lists `methods` as the ones it takes, if given.
+    async fn telling_provider(methods: Option<&[&str]>) -> String {
+        use axum::routing::{get, post};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let mut document = serde_json::json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+        });
+        if let Some(m) = methods {
+            document["token_endpoint_auth_methods_supported"] = serde_json::json!(m);
+        }
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let document = document.clone();
+                    async move { axum::Json(document) }
+                }),
+            )
+            .route(
+                "/token",
+                post(|headers: axum::http::HeaderMap, body: String| async move {
+                    let basic = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Basic "))
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned());
+                    let posted = form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "client_secret")
+                        .map(|(_, v)| v.into_owned());
+                    let how = match (basic, posted) {
+                        (Some(b), None) => format!("basic:{b}"),
+                        (None, Some(p)) => format!("post:{p}"),
+                        (None, None) => "none".to_owned(),
+                        (Some(_), Some(_)) => "both".to_owned(),
+                    };
+                    axum::Json(serde_json::json!({ "id_token": how }))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        issuer
+    }
+
+    fn confidential(issuer: &str) -> Vec<ProviderConfig> {
+        parse_providers(&format!(
+            r#"[{{"issuer": "{issuer}", "audiences": ["console"], "console_client_id": "console",
+                 "console_client_secret_parameter": "oidc/test/client-secret"}}]"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_confidential_client_sends_its_secret_as_the_provider_takes_it() {
+        let secret = || {
+            Secrets::of([(
+                Param::Named("oidc/test/client-secret".into()),
+                SecretString::from("s3cr+t:/x"),
+            )])
+        };
+        let redeem = |verifier: OidcVerifier| async move {
+            let flow = verifier.code_flow(0).await.unwrap();
+            verifier
+                .redeem(&flow, "code", "http://127.0.0.1/cb", "verifier")
+                .await
+                .unwrap()
+        };
+        // HTTP Basic by default, each part form-encoded first (RFC 6749 2.3.1).
+        let issuer = telling_provider(None).await;
+        let configs = confidential(&issuer);
+        assert_eq!(
+            OidcVerifier::secret_params(&configs),
+            [Param::Named("oidc/test/client-secret".into())]
+        );
+        let clock = || Arc::new(cooper_core::clock::SystemClock);
+        let verifier = OidcVerifier::new(configs, clock())
+            .unwrap()
+            .with_client_secrets(&mut secret());
+        assert_eq!(redeem(verifier).await, "basic:console:s3cr%2Bt%3A%2Fx");
+        // In the form when that is all the provider takes.
+        let issuer = telling_provider(Some(&["client_secret_post"])).await;
+        let verifier = OidcVerifier::new(confidential(&issuer), clock())
+            .unwrap()
+            .with_client_secrets(&mut secret());
+        assert_eq!(redeem(verifier).await, "post:s3cr+t:/x");
+        // A public client sends none.
+        let public = parse_providers(&format!(
+            r#"[{{"issuer": "{issuer}", "audiences": ["console"], "console_client_id": "console"}}]"#
+        ))
+        .unwrap();
+        let verifier = OidcVerifier::new(public, clock()).unwrap();
+        assert_eq!(redeem(verifier).await, "none");
+        // Configured but not loaded here: no code flow, rather than one without its secret.
+        let verifier = OidcVerifier::new(confidential(&issuer), clock()).unwrap();
+        assert!(matches!(
+            verifier.code_flow(0).await,
+            Err(OidcError::ProviderUnavailable(_))
+        ));
+    }
+
+    #[test]
+    fn a_secret_parameter_is_a_path_under_the_prefix_of_a_console_client() {
+        let config = |extra: &str| {
+            parse_providers(&format!(
+                r#"[{{"issuer": "https://idp.example.com", "audiences": ["c"], {extra}}}]"#
+            ))
+        };
+        let with_client = |path: &str| {
+            config(&format!(
+                r#""console_client_id": "c", "console_client_secret_parameter": "{path}""#
+            ))
+        };
+        assert!(with_client("oidc/google/client-secret").is_ok());
+        for bad in [
+            "/cooper/oidc/x",
+            "oidc/../jwt/signing-key",
+            "oidc//x",
+            "",
+            "oidc/x y",
+        ] {
+            assert!(with_client(bad).is_err(), "{bad:?}");
+        }
+        assert!(config(r#""console_client_secret_parameter": "oidc/x""#).is_err());
     }
 
     #[test]

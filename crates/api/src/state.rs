@@ -203,6 +203,7 @@ impl Shared {
         settings: &Settings,
         jwt: JwtAuthority,
         clock: Arc<dyn Clock>,
+        secrets: &mut Secrets,
     ) -> Result<Self, StartupError> {
         let Core {
             dynamodb,
@@ -218,7 +219,8 @@ impl Shared {
         let jwt = Arc::new(jwt);
         let oidc = (!settings.oidc_providers.is_empty())
             .then(|| {
-                OidcVerifier::new(settings.oidc_providers.clone(), clock.clone()).map(Arc::new)
+                OidcVerifier::new(settings.oidc_providers.clone(), clock.clone())
+                    .map(|v| Arc::new(v.with_client_secrets(secrets)))
             })
             .transpose()?;
         Ok(Self {
@@ -266,7 +268,8 @@ impl Shared {
             SecretsError::Missing(vec![Param::JwtSigningKey.name(&settings.ssm_prefix)])
         })?;
         let jwt = JwtAuthority::new(&jwt_key, &settings.jwt_issuer, &settings.jwt_audience)?;
-        Ok((Self::build(sdk, settings, jwt, clock)?, secrets))
+        let shared = Self::build(sdk, settings, jwt, clock, &mut secrets)?;
+        Ok((shared, secrets))
     }
 }
 
@@ -476,8 +479,11 @@ pub async fn load_all_with_clock(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<States, StartupError> {
-    let (shared, mut secrets) =
-        Shared::load(sdk, settings, &broker_params(settings), clock).await?;
+    // Every router, the console's included: it runs the identity providers' code flow, so it
+    // reads the confidential console clients' secrets too.
+    let mut wanted = broker_params(settings);
+    wanted.extend(OidcVerifier::secret_params(&settings.oidc_providers));
+    let (shared, mut secrets) = Shared::load(sdk, settings, &wanted, clock).await?;
     Ok(States {
         issue: IssueState::build(shared.clone(), sdk, settings, &mut secrets)?,
         enroll: EnrollState::build(shared.clone(), settings)?,

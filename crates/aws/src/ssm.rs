@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::upstream;
 
 /// The parameters cooper keeps under its prefix (default `/cooper`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Param {
     /// The broker IAM user's access key id: signs AssumeRole.
     BrokerAccessKeyId,
@@ -24,16 +24,20 @@ pub enum Param {
     /// of an account there: GovCloud and China are separate clouds with their own IAM).
     PartitionBrokerAccessKeyId(Partition),
     PartitionBrokerSecretAccessKey(Partition),
+    /// A parameter the configuration names, by its path under the prefix (an identity
+    /// provider's client secret: `oidc/google/client-secret`).
+    Named(String),
 }
 
 impl Param {
-    pub fn name(self, prefix: &str) -> String {
+    pub fn name(&self, prefix: &str) -> String {
         let leaf = match self {
             Self::BrokerAccessKeyId => "broker/access-key-id".to_owned(),
             Self::BrokerSecretAccessKey => "broker/secret-access-key".to_owned(),
             Self::JwtSigningKey => "jwt/signing-key".to_owned(),
             Self::PartitionBrokerAccessKeyId(p) => format!("broker/{p}/access-key-id"),
             Self::PartitionBrokerSecretAccessKey(p) => format!("broker/{p}/secret-access-key"),
+            Self::Named(leaf) => leaf.clone(),
         };
         format!("{}/{leaf}", prefix.trim_end_matches('/'))
     }
@@ -72,7 +76,7 @@ pub enum SecretsError {
     Upstream(#[from] UpstreamError),
 }
 
-/// The decrypted values of some parameters, read in one GetParameters call.
+/// The decrypted values of some parameters, read in one GetParameters call per ten.
 pub struct Secrets {
     values: HashMap<Param, SecretString>,
 }
@@ -85,25 +89,29 @@ impl Secrets {
         wanted: &[Param],
     ) -> Result<Self, SecretsError> {
         let names: Vec<String> = wanted.iter().map(|p| p.name(prefix)).collect();
-        let out = client
-            .get_parameters()
-            .set_names(Some(names.clone()))
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Ssm, e))?;
-        let mut by_name: HashMap<String, String> = out
-            .parameters
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| Some((p.name?, p.value?)))
-            .collect();
+        let mut by_name: HashMap<String, String> = HashMap::new();
+        // GetParameters takes at most ten names a call.
+        for chunk in names.chunks(10) {
+            let out = client
+                .get_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| upstream(Service::Ssm, e))?;
+            by_name.extend(
+                out.parameters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| Some((p.name?, p.value?))),
+            );
+        }
         let mut values = HashMap::new();
         let mut missing = Vec::new();
         for (param, name) in wanted.iter().zip(names) {
             match by_name.remove(&name) {
                 Some(value) => {
-                    values.insert(*param, SecretString::from(value));
+                    values.insert(param.clone(), SecretString::from(value));
                 }
                 None => missing.push(name),
             }
@@ -114,8 +122,20 @@ impl Secrets {
         Ok(Self { values })
     }
 
+    /// Secrets already in hand, as if loaded (a host that reads them another way; tests).
+    pub fn of(values: impl IntoIterator<Item = (Param, SecretString)>) -> Self {
+        Self {
+            values: values.into_iter().collect(),
+        }
+    }
+
     pub fn take(&mut self, param: Param) -> Option<SecretString> {
         self.values.remove(&param)
+    }
+
+    /// Whether `param` was loaded (and not taken yet).
+    pub fn has(&self, param: &Param) -> bool {
+        self.values.contains_key(param)
     }
 
     fn keys(&mut self, id: Param, secret: Param) -> Option<StaticKeys> {
