@@ -134,7 +134,9 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
     assert_eq!(refusal(&before), (403, "not_granted"));
 
     let id = c.request(2 * 3600).await;
-    let pending = env.get(&format!("/v1/access-requests/{id}"), &c.alice).await;
+    let pending = env
+        .get(&format!("/v1/access-requests/{id}"), &c.alice)
+        .await;
     assert_eq!(pending.body["status"], "pending", "{}", pending.text);
     assert_eq!(pending.body["requester"], "alice");
     // What waits for dave (through his group) and for carol (by name); not for bob.
@@ -167,7 +169,10 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
     // her access lasts.
     let (issued, calls) = env
         .moto
-        .record(env.credentials(&c.alice, json!({"target": "a-prod", "duration_seconds": 3600})))
+        .record(env.credentials(
+            &c.alice,
+            json!({"target": "a-prod", "duration_seconds": 3600}),
+        ))
         .await;
     assert_eq!(issued.status, 200, "{}", issued.text);
     let assume = calls_to(&calls, "sts");
@@ -176,7 +181,10 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
     env.clock.advance(Duration::minutes(90));
     let (late, calls) = env
         .moto
-        .record(env.credentials(&c.alice, json!({"target": "a-prod", "duration_seconds": 3600})))
+        .record(env.credentials(
+            &c.alice,
+            json!({"target": "a-prod", "duration_seconds": 3600}),
+        ))
         .await;
     assert_eq!(late.status, 200, "{}", late.text);
     let asked: i64 = calls_to(&calls, "sts")[0]
@@ -194,7 +202,9 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
         .await;
     assert_eq!(refusal(&after), (403, "not_granted"), "{}", after.text);
     assert!(calls_to(&calls, "sts").is_empty(), "{calls:?}");
-    let ended = env.get(&format!("/v1/access-requests/{id}"), &c.alice).await;
+    let ended = env
+        .get(&format!("/v1/access-requests/{id}"), &c.alice)
+        .await;
     assert_eq!(ended.body["status"], "ended");
 
     // Every step is audited, and the issuances name the request that allowed them.
@@ -204,12 +214,17 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
         .map(|i| {
             (
                 i["event"].as_s().unwrap().as_str(),
-                i.get("access_request_id").and_then(|v| v.as_s().ok()).map(String::as_str),
+                i.get("access_request_id")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str),
             )
         })
         .collect();
     for event in ["access.requested", "access.approved"] {
-        assert!(events.contains(&(event, Some(id.as_str()))), "{event}: {events:?}");
+        assert!(
+            events.contains(&(event, Some(id.as_str()))),
+            "{event}: {events:?}"
+        );
     }
     assert_eq!(
         events
@@ -221,7 +236,12 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
 
     // The approvers are told: who, what, why, for how long, and how to approve.
     let records = env.stream_records().await;
-    assert!(env.notifier(&inbox.topic_arn).handle(&records).await.is_empty());
+    assert!(
+        env.notifier(&inbox.topic_arn)
+            .handle(&records)
+            .await
+            .is_empty()
+    );
     let notices = inbox.drain().await;
     let (subject, body) = notices
         .iter()
@@ -239,7 +259,11 @@ async fn an_approved_request_gives_credentials_until_its_time_and_then_nothing()
     ] {
         assert!(body.contains(fact), "{fact}: {body}");
     }
-    assert!(notices.iter().any(|(s, _)| s.contains("dave approved access")));
+    assert!(
+        notices
+            .iter()
+            .any(|(s, _)| s.contains("dave approved access"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -284,7 +308,8 @@ async fn every_way_to_cheat_is_refused_and_audited() {
             json!({"totp": env.fresh_code(&c.bob_code)}),
         )
         .await;
-    assert_eq!(refusal(&stranger), (403, "not_an_approver"));
+    // To a stranger it does not exist, whatever its state.
+    assert_eq!(refusal(&stranger), (404, "access_request_not_found"));
     // A script's token is not a person approving.
     let carol_user = cooper_core::names::UserName::parse("carol").unwrap();
     let script = env.api_token(&carol_user).await;
@@ -306,7 +331,12 @@ async fn every_way_to_cheat_is_refused_and_audited() {
     // A code is good once: carol approves the first with it, and cannot reuse it.
     let code = env.fresh_code(&c.carol_code);
     let approved = c
-        .act(&first, "approve", &c.carol, json!({"totp": code, "duration_seconds": 1800}))
+        .act(
+            &first,
+            "approve",
+            &c.carol,
+            json!({"totp": code, "duration_seconds": 1800}),
+        )
         .await;
     assert_eq!(approved.status, 200, "{}", approved.text);
     assert_eq!(approved.body["status"], "approved");
@@ -325,7 +355,12 @@ async fn every_way_to_cheat_is_refused_and_audited() {
 
     // Denied, then approved: refused.
     let denied = c
-        .act(&second, "deny", &c.dave, json!({"reason": "use the runbook"}))
+        .act(
+            &second,
+            "deny",
+            &c.dave,
+            json!({"reason": "use the runbook"}),
+        )
         .await;
     assert_eq!(denied.status, 200, "{}", denied.text);
     assert_eq!(denied.body["status"], "denied");
@@ -390,7 +425,7 @@ async fn every_way_to_cheat_is_refused_and_audited() {
         "not_requestable",
         "request_pending",
         "self_approval",
-        "not_an_approver",
+        "access_request_not_found",
         "session_required",
         "approver_totp_replayed",
         "access_request_settled",

@@ -1030,3 +1030,328 @@ async fn profiles_name_deployments_in_the_config_file() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no profile nowhere"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the child of `cooper exec --server` sees: who it is to STS through boto3's own
+/// container-credentials provider (twice, the second time after the first credentials were
+/// due, so fetched again without the child doing anything), which key it used each time, that
+/// it holds no static keys, and how the endpoint answers requests that must be refused.
+const ENDPOINT_CHILD: &str = r#"
+import json, os, sys, time, urllib.error, urllib.request
+import boto3
+session = boto3.Session(region_name="us-east-1")
+sts = session.client("sts")
+first = sts.get_caller_identity()["Arn"]
+k1 = session.get_credentials().get_frozen_credentials().access_key
+time.sleep(float(sys.argv[1]))
+second = sts.get_caller_identity()["Arn"]
+k2 = session.get_credentials().get_frozen_credentials().access_key
+uri = os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+token = os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+port = uri.split(":")[2].split("/")[0]
+def status(headers):
+    try:
+        return urllib.request.urlopen(urllib.request.Request(uri, headers=headers)).status
+    except urllib.error.HTTPError as e:
+        return e.code
+print(json.dumps({
+    "first": first, "second": second, "k1": k1, "k2": k2,
+    "static_keys": "AWS_ACCESS_KEY_ID" in os.environ or "COOPER_TOKEN" in os.environ,
+    "good": status({"Authorization": token}),
+    "no_token": status({}),
+    "wrong_token": status({"Authorization": "0" * len(token)}),
+    "origin": status({"Authorization": token, "Origin": "https://evil.example"}),
+    "browser": status({"Authorization": token, "User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}),
+    "host": status({"Authorization": token, "Host": "evil.example:" + port}),
+}), flush=True)
+sys.exit(7)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_server_hands_sdks_credentials_that_renew_themselves_and_refuses_strangers() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let python = crate::harness::repo_root().join(".venv/bin/python");
+    // Fifteen-minute credentials, due again 898 seconds before they end: two seconds after
+    // each fetch (waiting for real expiry would take a quarter of an hour).
+    let output = cooper(&moto)
+        .args([
+            "exec",
+            "demo-readonly",
+            "--server",
+            "--duration",
+            "900",
+            "--refresh-before",
+            "898",
+            "--endpoint",
+            &url,
+            "--",
+        ])
+        .arg(&python)
+        .args(["-c", ENDPOINT_CHILD, "4"])
+        .env("COOPER_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "the child's exit code: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let me = "arn:aws:sts::111111111111:assumed-role/cooper-demo-readonly/demo";
+    assert_eq!(
+        (seen["first"].as_str(), seen["second"].as_str()),
+        (Some(me), Some(me))
+    );
+    assert_ne!(
+        seen["k1"], seen["k2"],
+        "fresh credentials, fetched on their own: {seen}"
+    );
+    assert_eq!(seen["static_keys"], false);
+    assert_eq!(seen["good"], 200);
+    for refused in ["no_token", "wrong_token", "origin", "browser", "host"] {
+        assert_eq!(seen[refused], 403, "{refused}: {seen}");
+    }
+
+    // The AWS CLI, as the child, is who it should be too.
+    let output = cooper(&moto)
+        .args([
+            "exec",
+            "demo-readonly",
+            "--server",
+            "--endpoint",
+            &url,
+            "--",
+        ])
+        .arg(aws_cli())
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("COOPER_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let me_cli: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(me_cli["Arn"], me);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_sent_to_cooper_exec_reaches_the_child_and_its_exit_code_comes_back() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let python = crate::harness::repo_root().join(".venv/bin/python");
+    let child_code = "import signal, sys, time\n\
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n\
+        print('ready', flush=True)\n\
+        time.sleep(60)\n\
+        sys.exit(3)\n";
+    for server in [false, true] {
+        let mut command = cooper(&moto);
+        command.args(["exec", "demo-readonly", "--endpoint", &url]);
+        if server {
+            command.arg("--server");
+        }
+        let mut child = command
+            .arg("--")
+            .arg(&python)
+            .args(["-c", child_code])
+            .env("COOPER_TOKEN", &token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(42), "server mode: {server}");
+    }
+}
+
+/// A target that needs a second person, from the terminal: the approver next to you types
+/// their code at the prompt; `credential_process` (no terminal) says what to run instead, at
+/// once; an asynchronous request is listed with its state.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_gated_target_from_the_command_line() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let demo = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let admin = setup["admin_token"].as_str().unwrap().to_owned();
+    let admin_code = setup["admin_enrollment_code"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-gated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let client = |args: &[&str]| {
+        let mut c = cooper(&moto);
+        c.args(args)
+            .args(["--endpoint", &url])
+            .env("COOPER_CONFIG_DIR", &config);
+        c
+    };
+    // A target of the demo account, below the top, that needs the admin's approval; the demo
+    // group reaches it by its cascade.
+    let mut create = client(&[
+        "admin",
+        "targets",
+        "create",
+        "--token",
+        &admin,
+        "--json",
+        r#"{"name": "demo-gated", "account_id": "111111111111", "level": 20, "kind": "role",
+            "role_arn": "arn:aws:iam::111111111111:role/cooper-demo-readonly",
+            "approvers": [{"user": "admin"}]}"#,
+    ]);
+    run(&mut create);
+    let (at, uri) = enroll_with_code(client(&["enroll", "--code", "--no-qr"]), &admin_code);
+
+    // No terminal, no approver: credential_process fails at once, naming what to run.
+    let process = client(&["credential-process", "demo-gated", "--token", &demo])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!process.status.success());
+    let said = String::from_utf8_lossy(&process.stderr);
+    assert!(
+        said.contains("second person") && said.contains("cooper approvals request demo-gated"),
+        "{said}"
+    );
+
+    // The approver next to the requester types their code at the prompt.
+    let exports = run_with_input(
+        &mut client(&["get", "demo-gated", "--approver", "admin", "--token", &demo]),
+        &format!("{}\n", pyotp_code(&uri, at(0))),
+    );
+    assert!(exports.contains("export AWS_ACCESS_KEY_ID="), "{exports}");
+
+    // Asked for asynchronously: listed, with its state.
+    let mut ask = client(&[
+        "approvals",
+        "request",
+        "demo-gated",
+        "--reason",
+        "deploy",
+        "--token",
+        &demo,
+        "--json",
+    ]);
+    let asked: Value = serde_json::from_slice(&run(&mut ask).stdout).unwrap();
+    let mut list = client(&["approvals", "list", "--token", &demo, "--json"]);
+    let listed: Value = serde_json::from_slice(&run(&mut list).stdout).unwrap();
+    assert_eq!(listed["items"][0]["id"], asked["id"]);
+    assert_eq!(listed["items"][0]["status"], "pending");
+    let _ = std::fs::remove_dir_all(&config);
+}
+
+/// `cooper doctor` checks what stands between a person and credentials, and says what is wrong;
+/// `cooper completion` and `cooper --version` answer as people expect.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_completion_and_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let demo = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let config = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-doctor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let doctor = |args: &[&str]| {
+        let output = cooper(&moto)
+            .args(["doctor", "--json"])
+            .args(args)
+            .env("COOPER_CONFIG_DIR", &config)
+            .output()
+            .unwrap();
+        let checks: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        let status = |name: &str| {
+            checks
+                .iter()
+                .filter(|c| c["check"] == name)
+                .map(|c| c["status"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        (
+            output.status.success(),
+            status("endpoint"),
+            status("clock"),
+            status("session"),
+            status("kept files"),
+            checks.clone(),
+        )
+    };
+
+    let (ok, endpoint, clock, session, files, all) =
+        doctor(&["--endpoint", &url, "--token", &demo]);
+    assert!(ok, "{all:?}");
+    assert_eq!(
+        (endpoint, clock, session, files),
+        (
+            vec!["ok".to_owned()],
+            vec!["ok".to_owned()],
+            vec!["ok".to_owned()],
+            vec!["ok".to_owned()]
+        )
+    );
+
+    // A cache file others may read fails the check, naming it.
+    let cache = config.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let leaky = cache.join("default-0123.json");
+    std::fs::write(&leaky, "{}").unwrap();
+    std::fs::set_permissions(&leaky, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, _, _, files, all) = doctor(&["--endpoint", &url, "--token", &demo]);
+    assert!(!ok);
+    assert_eq!(files, ["fail"]);
+    assert!(
+        all.iter()
+            .any(|c| c["detail"].as_str().unwrap().contains("default-0123.json")),
+        "{all:?}"
+    );
+    std::fs::remove_file(&leaky).unwrap();
+
+    // A token cooper refuses, and an endpoint that does not answer.
+    let (ok, _, _, session, _, _) = doctor(&["--endpoint", &url, "--token", "cooper_not-a-token"]);
+    assert!(!ok);
+    assert_eq!(session, ["fail"]);
+    let (ok, endpoint, _, session, _, _) = doctor(&["--endpoint", "http://127.0.0.1:9"]);
+    assert!(!ok);
+    assert_eq!(endpoint, ["fail"]);
+    assert!(session.is_empty());
+
+    let bash = run(cooper(&moto).args(["completion", "bash"])).stdout;
+    let bash = String::from_utf8_lossy(&bash);
+    assert!(
+        bash.contains("_cooper()") && bash.contains("credential-process"),
+        "{bash}"
+    );
+    let version = run(cooper(&moto).arg("--version")).stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&version).trim(),
+        format!("cooper {}", env!("CARGO_PKG_VERSION"))
+    );
+    let _ = std::fs::remove_dir_all(&config);
+}

@@ -98,6 +98,7 @@ async fn every_event_fixture_drives_its_function() {
             404,
             Some("approval_not_found"),
         ),
+        ("issue-credentials/get-approvals.json", 200, None),
         ("issue-credentials/get-openapi.json", 200, None),
         // Approving takes a signed-in person: the fixture's script token is refused first.
         (

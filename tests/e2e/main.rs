@@ -34,5 +34,6 @@ mod revocation;
 mod saml;
 mod scale;
 mod security;
+mod session_tags;
 mod totp;
 mod web;

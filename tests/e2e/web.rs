@@ -282,6 +282,321 @@ async fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_chang
     assert_eq!(issuances(&env).await, before + 1);
 }
 
+/// A page read with a session cookie: its status and its HTML.
+async fn page(console: &Console, session: &str, path: &str) -> (StatusCode, String) {
+    let answer = console
+        .http
+        .get(format!("{}{path}", console.url))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+/// A form posted from our own page (our origin, the session's token first).
+async fn post_form(
+    console: &Console,
+    (session, csrf): &(String, String),
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    console
+        .http
+        .post(format!("{}{path}", console.url))
+        .header("cookie", session)
+        .header("origin", &console.url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The refusal drawn under field `id` (`f-...`), if there is one: its words, code and request.
+fn error_under(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("<p class=\"error\" id=\"{id}-error\">"))?;
+    let rest = &html[at..];
+    Some(rest[..rest.find("</p>").unwrap()].to_owned())
+}
+
+/// How many audit records of `event` `actor` has.
+async fn events_of(env: &TestEnv, actor: &UserName, event: &str) -> usize {
+    trail(env)
+        .await
+        .iter()
+        .filter(|(a, e)| a == actor.as_str() && e == event)
+        .count()
+}
+
+/// Just-in-time access in the console, by plain HTTP: alice asks for a target she does not
+/// hold, carol (an approver the target names) finds it waiting for her and approves with her
+/// own code, and alice has the target until she ends it; then one denied and one withdrawn;
+/// refusals are shown in words next to their field, a stranger gets a 404, and a cross-site form
+/// opens nothing.
+#[tokio::test]
+async fn access_is_asked_for_approved_used_and_ended_in_the_console() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    env.account(ACCOUNT_A).await;
+    let alice = person(&env, &console, "alice").await;
+    let carol = person(&env, &console, "carol").await;
+    let bob = person(&env, &console, "bob").await;
+    let mut target = env.role_target("web-jit", ACCOUNT_A, 3, None).await;
+    target.access_requests = Some(
+        cooper_core::model::requests::RequestPolicy::new(
+            vec![Principal::User(carol.name.clone())],
+            None,
+            None,
+        )
+        .unwrap(),
+    );
+    env.directory.put_target(&target).await.unwrap();
+
+    // alice does not hold it; her targets page says where to ask.
+    let alices = sign_in(&console, &alice).await;
+    let (_, targets) = page(&console, &alices.0, "/targets").await;
+    assert!(!targets.contains("web-jit"));
+    assert!(targets.contains("href=\"/access-requests\""), "{targets}");
+    let (status, empty) = page(&console, &alices.0, "/access-requests").await;
+    assert_eq!(status, 200);
+    assert!(empty.contains("Nobody is waiting for you to approve."));
+
+    // A target nobody may ask for is refused next to the target field, the form kept.
+    let refused = post_form(
+        &console,
+        &alices,
+        "/access-requests",
+        &[
+            ("target", "no-such-target"),
+            ("duration", "3600"),
+            ("reason", "Incident 4711"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let html = refused.text().await.unwrap();
+    let under = error_under(&html, "f-target").expect("the refusal under the target field");
+    assert!(under.contains("not_requestable"), "{under}");
+    assert!(
+        html.contains("value=\"Incident 4711\""),
+        "the reason is kept"
+    );
+    // So is a duration the target's policy does not allow, under the seconds typed.
+    let refused = post_form(
+        &console,
+        &alices,
+        "/access-requests",
+        &[
+            ("target", "web-jit"),
+            ("duration_seconds", "60"),
+            ("reason", "Incident 4711"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    let under = error_under(&html, "f-duration_seconds").expect("under the seconds");
+    assert!(under.contains("invalid_duration"), "{under}");
+
+    // A cross-site form (another origin, or a browser saying cross-site, or no token) opens
+    // nothing.
+    let before = events_of(&env, &alice.name, "access.requested").await;
+    let ask = [
+        ("target", "web-jit"),
+        ("duration", "3600"),
+        ("reason", "Incident 4711"),
+    ];
+    for (token, origin, site) in [
+        (
+            Some(alices.1.as_str()),
+            Some("https://evil.example.net"),
+            None,
+        ),
+        (Some(alices.1.as_str()), None, Some("cross-site")),
+        (None, Some(console.url.as_str()), None),
+    ] {
+        let mut form: Vec<(&str, &str)> = ask.to_vec();
+        form.extend(token.map(|t| ("csrf", t)));
+        let mut request = console
+            .http
+            .post(format!("{}/access-requests", console.url))
+            .header("cookie", &alices.0)
+            .form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let forged = request.send().await.unwrap();
+        assert_eq!(
+            forged.status(),
+            StatusCode::FORBIDDEN,
+            "{origin:?} {site:?}"
+        );
+        assert!(forged.text().await.unwrap().contains("csrf_failed"));
+    }
+    assert_eq!(
+        events_of(&env, &alice.name, "access.requested").await,
+        before,
+        "nothing was asked"
+    );
+
+    // Everything from here is the web console's doing: every write it makes must be one the
+    // web-console function's policy allows (infra/function-policies.json).
+    let ((), calls) = env
+        .moto
+        .record(async {
+            // alice asks, and lands on the request's page.
+            let asked = post_form(&console, &alices, "/access-requests", &ask).await;
+            assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+            let location = asked.headers()["location"].to_str().unwrap().to_owned();
+            let id = location
+                .strip_prefix("/access-requests/")
+                .expect("the request's page")
+                .to_owned();
+            let (status, mine) = page(&console, &alices.0, &location).await;
+            assert_eq!(status, 200);
+            assert!(mine.contains("waiting for an approver"), "{mine}");
+            assert!(mine.contains(&format!("action=\"/access-requests/{id}/cancel\"")));
+            assert!(
+                !mine.contains("/approve\""),
+                "no approve form for the requester"
+            );
+            let (_, list) = page(&console, &alices.0, "/access-requests").await;
+            let yours = &list[list.find("id=\"mine-h\"").unwrap()..];
+            assert!(yours.contains(&id), "under her requests");
+
+            // Someone it did not ask sees no such request; nor does anyone see a garbage id.
+            let bobs = sign_in(&console, &bob).await;
+            for path in [location.as_str(), "/access-requests/not-an-id"] {
+                let (status, html) = page(&console, &bobs.0, path).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+                assert!(html.contains("access_request_not_found"), "{path}");
+            }
+            let tried = post_form(&console, &bobs, &format!("{location}/deny"), &[]).await;
+            assert_eq!(tried.status(), StatusCode::NOT_FOUND);
+            let (_, list) = page(&console, &bobs.0, "/access-requests").await;
+            assert!(!list.contains(&id), "nor is it listed for him");
+
+            // carol finds it waiting for her.
+            let carols = sign_in(&console, &carol).await;
+            let (_, list) = page(&console, &carols.0, "/access-requests").await;
+            let waiting =
+                &list[list.find("id=\"waiting-h\"").unwrap()..list.find("id=\"ask-h\"").unwrap()];
+            assert!(
+                waiting.contains(&format!("href=\"/access-requests/{id}\"")),
+                "{waiting}"
+            );
+            assert!(waiting.contains("alice") && waiting.contains("Incident 4711"));
+            let (_, theirs) = page(&console, &carols.0, &location).await;
+            assert!(theirs.contains(&format!("action=\"/access-requests/{id}/approve\"")));
+            assert!(theirs.contains(&format!("action=\"/access-requests/{id}/deny\"")));
+
+            // A wrong code is refused next to her code field, in words, with the code and request id.
+            let wrong = post_form(
+                &console,
+                &carols,
+                &format!("{location}/approve"),
+                &[("totp", "000000")],
+            )
+            .await;
+            assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+            let html = wrong.text().await.unwrap();
+            let under =
+                error_under(&html, "f-approve-totp").expect("the refusal under the code field");
+            assert!(under.contains("approver_totp_invalid"), "{under}");
+            assert!(under.contains("request "), "{under}");
+            assert!(html.contains("aria-invalid=\"true\""));
+            assert!(html.contains("waiting for an approver"), "still waiting");
+            assert_eq!(events_of(&env, &carol.name, "access.refused").await, 1);
+
+            // With her own code it is approved.
+            let code = carol.code();
+            let approved = post_form(
+                &console,
+                &carols,
+                &format!("{location}/approve"),
+                &[("totp", code.as_str()), ("duration", "")],
+            )
+            .await;
+            assert_eq!(
+                approved.status(),
+                StatusCode::SEE_OTHER,
+                "{}",
+                approved.text().await.unwrap()
+            );
+            let back = approved.headers()["location"].to_str().unwrap().to_owned();
+            assert_eq!(back, format!("{location}?done=approved"));
+            let (_, done) = page(&console, &carols.0, &back).await;
+            assert!(done.contains("Approved: the requester has the access now."));
+            assert!(done.contains("approved: the access is live"));
+            assert!(done.contains("End access now"), "an approver may end it");
+            assert_eq!(events_of(&env, &carol.name, "access.approved").await, 1);
+
+            // alice holds the target now, and gets credentials for it through the console's form.
+            let (_, targets) = page(&console, &alices.0, "/targets").await;
+            assert!(targets.contains("href=\"/targets/web-jit\""), "{targets}");
+            let issued = post_form(
+                &console,
+                &alices,
+                "/credentials",
+                &[("target", "web-jit"), ("duration", "900")],
+            )
+            .await;
+            assert_eq!(issued.status(), 200);
+            assert!(issued.text().await.unwrap().contains("AWS_SESSION_TOKEN"));
+
+            // She ends it early: the target is gone from her list.
+            let ended = post_form(
+                &console,
+                &alices,
+                &format!("{location}/cancel"),
+                &[("reason", "Fixed")],
+            )
+            .await;
+            assert_eq!(ended.status(), StatusCode::SEE_OTHER);
+            let (_, over) = page(&console, &alices.0, &location).await;
+            assert!(over.contains("ended"), "{over}");
+            assert!(!over.contains("/cancel\""), "nothing more to end");
+            let (_, targets) = page(&console, &alices.0, "/targets").await;
+            assert!(!targets.contains("href=\"/targets/web-jit\""));
+            assert_eq!(events_of(&env, &alice.name, "access.ended").await, 1);
+
+            // Asked again: carol denies it, saying why, and alice reads why.
+            let again = post_form(&console, &alices, "/access-requests", &ask).await;
+            assert_eq!(again.status(), StatusCode::SEE_OTHER);
+            let again = again.headers()["location"].to_str().unwrap().to_owned();
+            let denied = post_form(
+                &console,
+                &carols,
+                &format!("{again}/deny"),
+                &[("reason", "Use the read-only role")],
+            )
+            .await;
+            assert_eq!(denied.status(), StatusCode::SEE_OTHER);
+            let (_, seen) = page(&console, &alices.0, &again).await;
+            assert!(seen.contains("denied") && seen.contains("Use the read-only role"));
+            assert!(!seen.contains("/cancel\""), "nothing to withdraw");
+            // And once more: alice withdraws it herself.
+            let third = post_form(&console, &alices, "/access-requests", &ask).await;
+            let third = third.headers()["location"].to_str().unwrap().to_owned();
+            let withdrawn = post_form(&console, &alices, &format!("{third}/cancel"), &[]).await;
+            assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+            let (_, seen) = page(&console, &alices.0, &third).await;
+            assert!(seen.contains("withdrawn"), "{seen}");
+            let (_, list) = page(&console, &carols.0, "/access-requests").await;
+            assert!(list.contains("Nobody is waiting for you to approve."));
+        })
+        .await;
+    let written = crate::policies::allowed(&env, "web-console", &calls);
+    for prefix in ["ACCESSREQ#", "ASKING#", "JIT#", "audit"] {
+        assert!(written.contains(prefix), "{prefix} in {written:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_console_cookie_opens_no_api_call_and_a_console_session_is_no_bearer() {
     let env = TestEnv::start().await;
@@ -344,6 +659,7 @@ async fn every_page_carries_the_security_headers() {
         "/targets/web-readonly",
         "/authenticator",
         "/approvals",
+        "/access-requests",
         "/admin",
         "/admin/accounts",
         &format!("/admin/accounts/{ACCOUNT_A}"),
@@ -467,8 +783,8 @@ async fn a_refused_sign_in_says_the_same_whatever_was_wrong() {
 
 /// The console in a real browser: tests/web/browser.py drives Debian's Chromium with
 /// Playwright through sign-in, targets, credentials (used with boto3), the console hand-off,
-/// enrolling a new authenticator, an approval by a second person, and an account admin's
-/// audit view; it writes screenshots to docs/screenshots/.
+/// enrolling a new authenticator, an approval by a second person, an access request approved by
+/// an approver, and an account admin's audit view; it writes screenshots to docs/screenshots/.
 #[tokio::test]
 async fn the_console_in_a_real_browser() {
     let env = TestEnv::start().await;
@@ -493,6 +809,17 @@ async fn the_console_in_a_real_browser() {
     let mut gated = env.role_target("web-breakglass", ACCOUNT_A, 3, None).await;
     gated.approvers = vec![Principal::User(bob.name.clone())];
     env.directory.put_target(&gated).await.unwrap();
+    // Nobody holds web-jit; anyone may ask carol for it.
+    let mut requestable = env.role_target("web-jit", ACCOUNT_A, 4, None).await;
+    requestable.access_requests = Some(
+        cooper_core::model::requests::RequestPolicy::new(
+            vec![Principal::User(carol.name.clone())],
+            None,
+            None,
+        )
+        .unwrap(),
+    );
+    env.directory.put_target(&requestable).await.unwrap();
     let alices = Principal::User(alice.name.clone());
     for target in ["web-readonly", "web-secure", "web-breakglass"] {
         env.grant_target(alices.clone(), target).await;
@@ -546,6 +873,7 @@ async fn the_console_in_a_real_browser() {
         "carol": person_json(&carol),
         "dave": {"user": dave.as_str(), "enrollment_code": daves_code},
         "granted": ["web-breakglass", "web-readonly", "web-secure"],
+        "requestable": "web-jit",
         "screenshots": repo_root().join("docs/screenshots"),
     });
     let path = std::env::temp_dir().join(format!("cooper-web-{}.json", std::process::id()));
@@ -566,11 +894,16 @@ async fn the_console_in_a_real_browser() {
         output.status.success(),
         "the browser run failed:\n{stdout}\n{stderr}"
     );
-    // What the browser did is in the trail: alice's issuances, bob's approval, the enrollment.
+    // What the browser did is in the trail: alice's issuances, bob's approval, the enrollment,
+    // alice's access request and carol's approval of it.
     let events: Vec<String> = trail(&env)
         .await
         .into_iter()
-        .filter(|(actor, _)| actor == alice.name.as_str() || actor == bob.name.as_str())
+        .filter(|(actor, _)| {
+            [&alice, &bob, &carol]
+                .iter()
+                .any(|p| actor == p.name.as_str())
+        })
         .map(|(_, event)| event)
         .collect();
     for event in [
@@ -578,6 +911,8 @@ async fn the_console_in_a_real_browser() {
         "console.issued",
         "approval.approved",
         "totp.enrolled",
+        "access.requested",
+        "access.approved",
     ] {
         assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
     }
@@ -649,4 +984,79 @@ async fn an_identity_provider_callback_this_browser_did_not_start_signs_nobody_i
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A confidential console client (a web application with a secret, as most providers register
+/// the console): the secret comes from SSM, never the configuration, and reaches the provider's
+/// token endpoint, which signs the browser in; a wrong secret signs nobody in, and a missing one
+/// stops the console at start-up, naming the parameter.
+#[tokio::test]
+async fn a_confidential_console_client_signs_in_with_its_secret_from_ssm() {
+    use cooper_aws::aws_sdk_ssm::types::ParameterType;
+    let env = TestEnv::start().await;
+    let idp = OpenIdProvider::start(&["sso-engineers"]);
+    let mut provider = idp.config();
+    provider
+        .audiences
+        .push("cooper-console-confidential".into());
+    provider.console_client_id = Some("cooper-console-confidential".into());
+    provider.console_client_secret_parameter = Some("oidc/test/client-secret".into());
+    let parameter = format!("{}/oidc/test/client-secret", env.settings.ssm_prefix);
+    let ssm = cooper_aws::aws_sdk_ssm::Client::new(&env.sdk);
+
+    // Not in SSM: the console does not start, and says which parameter is missing.
+    let mut settings = env.settings.clone();
+    settings.oidc_providers = vec![provider.clone()];
+    let Err(missing) = load_all(&env.app_sdk, &settings).await else {
+        panic!("a console client without its secret must not start");
+    };
+    assert!(missing.to_string().contains(&parameter), "{missing}");
+
+    let sign_in = |secret: &'static str| {
+        let (env, idp, provider, ssm, parameter) = (&env, &idp, provider.clone(), &ssm, &parameter);
+        async move {
+            ssm.put_parameter()
+                .name(parameter)
+                .value(secret)
+                .r#type(ParameterType::SecureString)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+            let console = console_with(env, |s| s.oidc_providers = vec![provider]).await;
+            let started = console
+                .http
+                .get(format!("{}/signin/oidc/0", console.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(started.status(), 303);
+            let flow = cookies(&started).join("; ");
+            let location = started.headers()["location"].to_str().unwrap().to_owned();
+            let callback = idp
+                .sign_in(&location, "gina")
+                .await
+                .expect("the provider sends the browser back");
+            let callback = callback.replacen("http://127.0.0.1/", &format!("{}/", console.url), 1);
+            let back = console
+                .http
+                .get(&callback)
+                .header("cookie", flow)
+                .send()
+                .await
+                .unwrap();
+            let status = back.status();
+            let signed_in = cookies(&back)
+                .iter()
+                .any(|c| c.starts_with("cooper_session=") && c.len() > "cooper_session=".len());
+            (status, signed_in, back.text().await.unwrap())
+        }
+    };
+    let (status, signed_in, page) = sign_in("console-secret+/:1").await;
+    assert!(signed_in, "{status}: {page}");
+    // The provider refuses a wrong secret: nobody is signed in, and the page says cooper's
+    // client is at fault (not the person).
+    let (status, signed_in, page) = sign_in("not-the-secret").await;
+    assert!(!signed_in, "{status}");
+    assert!(page.contains("identity_provider_unavailable"), "{page}");
 }

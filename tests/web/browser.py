@@ -258,10 +258,32 @@ def scenarios(run, alice, bob, carol):
     expect(page.locator("[role=status]")).to_contain_text("Approved by " + bob.user)
     exports = page.locator("#exports").inner_text()
     run.secrets += re.findall(r"AWS_(?:SECRET_ACCESS_KEY|SESSION_TOKEN)=(\S+)", exports)
+
+    # Access she does not hold: alice asks for it, for two hours, and lands on its page.
+    page.click("header a:has-text('Access requests')")
+    page.fill("#f-target", run.fixture["requestable"])
+    page.select_option("#f-duration", "7200")
+    page.fill("#f-reason", "Incident 4711: the payments queue is stuck")
+    page.click("form[action$='/access-requests'] button[type=submit]")
+    page.wait_for_url(re.compile(r"/access-requests/[0-9a-f]+$"))
+    access_page = page.url
+    expect(page.locator("main")).to_contain_text("waiting for an approver")
     run.sign_out()
 
-    # An account admin sees their accounts' records, and not another account's.
+    # carol finds it waiting for her, and approves it with her own code.
     run.sign_in(carol)
+    page.click("header a:has-text('Access requests')")
+    waiting = page.locator("section[aria-labelledby=waiting-h] tbody tr", has_text=alice.user)
+    expect(waiting).to_contain_text("Incident 4711")
+    waiting.locator("a").click()
+    expect(page).to_have_url(access_page)
+    run.shot("access-requests")
+    page.fill("#f-approve-totp", carol.code())
+    page.click("form[action$='/approve'] button[type=submit]")
+    expect(page.locator("[role=status]")).to_contain_text("Approved")
+    expect(page.locator("main")).to_contain_text("the access is live")
+
+    # An account admin sees their accounts' records, and not another account's.
     page.click("header a:has-text('Admin')")
     page.fill("#f-account", run.fixture["account_a"])
     page.click("main form button[type=submit]")

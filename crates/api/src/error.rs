@@ -53,6 +53,8 @@ pub const CODES: &[(u16, &str, &[&str])] = &[
         "not_an_approver", "approval_mismatch", "approver_bootstrapped_by_requester",
         "approver_not_enrolled", "approver_totp_invalid", "not_an_admin", "out_of_scope",
         "universal_admin_required", "wider_admin", "not_requestable", "access_ending",
+        "session_tag_too_long", "session_tag_invalid_characters", "session_tag_unresolved",
+        "session_tags_too_large",
     ]),
     (404, "", &[
         "not_found", "approval_not_found", "access_request_not_found", "oidc_not_configured",
@@ -393,6 +395,7 @@ impl From<IssueError> for ApiError {
             IssueError::AccessEnding(_) => {
                 Self::new(StatusCode::FORBIDDEN, "access_ending", e.to_string())
             }
+            IssueError::SessionTags(t) => Self::new(StatusCode::FORBIDDEN, t.code(), t.to_string()),
             IssueError::SecondFactor(f) => f.into(),
             IssueError::Approval(a) => a.into(),
             IssueError::Invalid(v) => v.into(),

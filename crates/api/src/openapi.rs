@@ -143,6 +143,7 @@ fn error_response() -> Value {
         targets::list_targets,
         targets::whoami,
         approvals::open,
+        approvals::list,
         approvals::view,
         approvals::approve,
         access_requests::open,

@@ -20,6 +20,7 @@ fn issue_table() -> Table<IssueState> {
         .get("/v1/targets", targets::list_targets)
         .get("/v1/whoami", targets::whoami)
         .post("/v1/approvals", approvals::open)
+        .get("/v1/approvals", approvals::list)
         .get("/v1/approvals/{id}", approvals::view)
         .post("/v1/approvals/{id}/approve", approvals::approve)
         .post("/v1/access-requests", access_requests::open)

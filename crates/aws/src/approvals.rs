@@ -4,12 +4,14 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use cooper_core::model::approvals::{ApprovalId, ApprovalRequest};
+use cooper_core::names::UserName;
 use cooper_core::ports::{ApprovalStore, Service, UpstreamError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::upstream;
-use crate::items::{Item, Keyed, from_item, key, to_item};
+use crate::items::{GSI1, Item, Keyed, from_item, key, to_item};
 
 /// The prefix of every approval item's key (what a function's IAM policy may write).
 pub const PARTITION_PREFIX: &str = "APPROVAL#";
@@ -25,7 +27,21 @@ pub(crate) fn approval_item(request: &ApprovalRequest) -> Result<Item, UpstreamE
         expires_epoch: request.expires_at.unix_timestamp(),
         ttl: request.expires_at.unix_timestamp() + 86_400,
     };
-    to_item(&Keyed::plain(approval_key(&request.id), "approval", body))
+    let mut item = to_item(&Keyed::plain(approval_key(&request.id), "approval", body))?;
+    // Listed for its requester (GSI1), newest last by key.
+    item.insert(
+        "GSI1PK".into(),
+        AttributeValue::S(format!("APPROVALS#{}", request.requester)),
+    );
+    item.insert(
+        "GSI1SK".into(),
+        AttributeValue::S(format!(
+            "{:012}#{}",
+            request.created_at.unix_timestamp().max(0),
+            request.id
+        )),
+    );
+    Ok(item)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,6 +71,34 @@ impl DynamoApprovalStore {
 
 #[async_trait]
 impl ApprovalStore for DynamoApprovalStore {
+    async fn approvals_by(
+        &self,
+        requester: &UserName,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("APPROVALS#{requester}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| upstream(Service::DynamoDb, e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                from_item::<Keyed<ApprovalBody>>(item, "approval request").map(|k| k.body.request)
+            })
+            // The index is eventually consistent: keep only what is the requester's.
+            .filter(|r| r.as_ref().map_or(true, |r| r.requester == *requester))
+            .collect()
+    }
+
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError> {
         let out = self
             .client

@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::Client;
 use aws_sdk_sts::config::Region;
-use aws_sdk_sts::types::Credentials as StsCredentials;
+use aws_sdk_sts::types::{Credentials as StsCredentials, Tag};
 use cooper_core::names::Partition;
 use cooper_core::ports::{
     AssumeRoleCall, CredentialBroker, FederationTokenCall, IssuedCredentials, Service,
@@ -89,6 +89,24 @@ fn issued(
     })
 }
 
+/// The call's session tags as the SDK takes them (`None` without any: nothing is sent).
+fn session_tags(call: &AssumeRoleCall) -> Result<Option<Vec<Tag>>, UpstreamError> {
+    if call.tags.is_empty() {
+        return Ok(None);
+    }
+    call.tags
+        .iter()
+        .map(|t| {
+            Tag::builder()
+                .key(t.key.as_str())
+                .value(t.value.as_str())
+                .build()
+                .map_err(|e| corrupt(Service::Sts, format!("a session tag: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn seconds(call_duration: u32) -> i32 {
     i32::try_from(call_duration).unwrap_or(i32::MAX)
 }
@@ -118,6 +136,13 @@ impl CredentialBroker for StsBroker {
             .source_identity(call.source_identity.as_str())
             .set_external_id(call.external_id.as_ref().map(|e| e.as_str().to_owned()))
             .duration_seconds(seconds(call.duration.seconds()))
+            .set_tags(session_tags(call)?)
+            .set_transitive_tag_keys((!call.transitive.is_empty()).then(|| {
+                call.transitive
+                    .iter()
+                    .map(|k| k.as_str().to_owned())
+                    .collect()
+            }))
             .send()
             .await
             .map_err(|e| upstream(Service::Sts, e))?;

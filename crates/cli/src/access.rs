@@ -73,7 +73,7 @@ enum Verb {
 }
 
 /// A duration for people: `90m`, `4h`, `1h 30m`, `2d`, or plain seconds.
-fn seconds(text: &str) -> Result<u64, String> {
+pub(crate) fn seconds(text: &str) -> Result<u64, String> {
     if let Ok(s) = text.trim().parse::<u64>() {
         return Ok(s);
     }

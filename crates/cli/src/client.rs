@@ -147,7 +147,7 @@ pub fn file_safe(profile: &str) -> String {
 }
 
 /// Sessions are kept per profile: `sessions/<profile>.json`.
-fn session_path(profile: &str) -> Option<PathBuf> {
+pub fn session_path(profile: &str) -> Option<PathBuf> {
     let safe = file_safe(profile);
     config_dir().map(|d| d.join("sessions").join(format!("{safe}.json")))
 }
@@ -189,10 +189,15 @@ pub fn forget_session(profile: &str) -> Result<bool, Error> {
     }
 }
 
-fn saved_token(profile: &str, endpoint: &str) -> Option<SecretString> {
+/// The session `cooper login` saved for this profile and endpoint, if any.
+pub fn saved_session(profile: &str, endpoint: &str) -> Option<SavedSession> {
     let text = std::fs::read(session_path(profile)?).ok()?;
     let session: SavedSession = serde_json::from_slice(&text).ok()?;
-    (session.endpoint == endpoint).then(|| SecretString::from(session.token))
+    (session.endpoint == endpoint).then_some(session)
+}
+
+fn saved_token(profile: &str, endpoint: &str) -> Option<SecretString> {
+    saved_session(profile, endpoint).map(|s| SecretString::from(s.token))
 }
 
 pub struct Client {
@@ -234,6 +239,49 @@ impl Client {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Whether a bearer token is at hand (given, or a saved session of this endpoint).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Asks the endpoint for its API description, without credentials: the status, the
+    /// server's `Date`, and how long the round trip took.
+    pub async fn probe(
+        &self,
+    ) -> Result<(reqwest::StatusCode, Option<String>, std::time::Duration), Error> {
+        let started = std::time::Instant::now();
+        let response = self
+            .http
+            .get(format!("{}/v1/openapi.json", self.endpoint))
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable(e.without_url()))?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((response.status(), date, started.elapsed()))
+    }
+
+    /// Who the requests are made as, for keying what is kept per identity (never the token
+    /// itself): the saved session's user, and a digest of the bearer token.
+    pub fn identity(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let Some(token) = &self.token else {
+            return "anonymous".to_owned();
+        };
+        let digest: String = Sha256::digest(token.expose_secret().as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        match saved_session(&self.profile, &self.endpoint) {
+            Some(s) if s.token == token.expose_secret() => format!("user:{}|{digest}", s.user),
+            _ => format!("token:{digest}"),
+        }
     }
 
     /// A request without a bearer token (login).

@@ -3,7 +3,6 @@
 //! `cooper exec` (a command with the credentials in its environment), `cooper targets`, `cooper whoami`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use reqwest::Method;
@@ -18,40 +17,118 @@ use crate::error::Error;
 /// A cached `credential_process` answer is used until this close to its expiry.
 const CACHE_MARGIN_SECONDS: i64 = 300;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// The target to become.
     pub target: String,
-    /// Session length, in seconds (the target's limits apply).
-    #[arg(long)]
+    /// Session length: seconds, or `90m`, `4h` (the target's limits apply).
+    #[arg(long, value_parser = crate::access::seconds)]
     pub duration: Option<u64>,
     /// A fresh code, for a high-security target (asked for when needed on a terminal).
     #[arg(long)]
     pub totp: Option<String>,
+    /// For a target that needs a second person: the approver, next to you, types their code
+    /// when asked.
+    #[arg(long, value_name = "USER", conflicts_with = "approval_id")]
+    pub approver: Option<String>,
+    /// For a target that needs a second person: a request they approved (`cooper approvals
+    /// request`, then `cooper approve ID`), good once.
+    #[arg(long, value_name = "ID")]
+    pub approval_id: Option<String>,
 }
 
-/// Asks cooper for credentials; a high-security target on a terminal gets asked for a code.
-async fn fetch(client: &Client, target: &TargetArgs, interactive: bool) -> Result<Value, Error> {
-    let mut body = json!({ "target": target.target });
-    if let Some(d) = target.duration {
-        body["duration_seconds"] = json!(d);
-    }
-    if let Some(code) = &target.totp {
-        body["totp"] = json!(code);
-    }
-    let credentials = match client
-        .call(Method::POST, "/v1/credentials", Some(&body))
-        .await
-    {
-        Err(e) if e.code() == Some("totp_required") && interactive => {
-            let code = ask(&format!("Code for {}: ", target.target), false)?;
-            body["totp"] = json!(code.expose_secret());
-            client
-                .call(Method::POST, "/v1/credentials", Some(&body))
-                .await?
+impl TargetArgs {
+    /// The request body, with what was given on the command line.
+    pub(crate) fn body(&self) -> Value {
+        let mut body = json!({ "target": self.target });
+        if let Some(d) = self.duration {
+            body["duration_seconds"] = json!(d);
         }
-        other => other?,
-    };
+        if let Some(code) = &self.totp {
+            body["totp"] = json!(code);
+        }
+        if let Some(id) = &self.approval_id {
+            body["approval_id"] = json!(id);
+        }
+        body
+    }
+}
+
+/// Asks cooper for `path` (credentials, or a console link) for the target. On a terminal
+/// (`interactive`), what the target needs is asked for: the caller's code, a second person and
+/// their code. Without one (credential_process), such a target fails at once with what to run
+/// instead: nothing waits for an answer that cannot come.
+pub async fn request(
+    client: &Client,
+    path: &str,
+    target: &TargetArgs,
+    mut body: Value,
+    interactive: bool,
+) -> Result<Value, Error> {
+    if let Some(approver) = &target.approver {
+        if !interactive {
+            return Err(Error::NeedsApproval {
+                target: target.target.clone(),
+            });
+        }
+        let code = ask(
+            &format!("Code of {approver} (the approver types it): "),
+            false,
+        )?;
+        body["approver"] = json!(approver);
+        body["approver_totp"] = json!(code.expose_secret());
+    }
+    // At most one of each question: a second refusal is the answer.
+    let mut asked_code = false;
+    let mut asked_approver = false;
+    loop {
+        match client.call(Method::POST, path, Some(&body)).await {
+            Err(e) if e.code() == Some("totp_required") && !asked_code => {
+                if !interactive {
+                    return Err(Error::NeedsCode {
+                        target: target.target.clone(),
+                    });
+                }
+                let code = ask(&format!("Your code for {}: ", target.target), false)?;
+                body["totp"] = json!(code.expose_secret());
+                asked_code = true;
+            }
+            Err(e) if e.code() == Some("approval_required") && !asked_approver => {
+                if !interactive {
+                    return Err(Error::NeedsApproval {
+                        target: target.target.clone(),
+                    });
+                }
+                eprintln!(
+                    "{} needs a second person: someone on its approver list types their code here \
+                     (or ask with `cooper approvals request {} --reason ...`).",
+                    target.target, target.target
+                );
+                let approver = ask("Approver (their user name): ", false)?;
+                let code = ask("Approver's code: ", false)?;
+                body["approver"] = json!(approver.expose_secret());
+                body["approver_totp"] = json!(code.expose_secret());
+                asked_approver = true;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Credentials for the target (see [`request`]).
+pub(crate) async fn fetch(
+    client: &Client,
+    target: &TargetArgs,
+    interactive: bool,
+) -> Result<Value, Error> {
+    let credentials = request(
+        client,
+        "/v1/credentials",
+        target,
+        target.body(),
+        interactive,
+    )
+    .await?;
     has_keys(&credentials)?;
     Ok(credentials)
 }
@@ -80,7 +157,7 @@ fn process_json(c: &Value) -> Value {
     })
 }
 
-fn env_pairs(c: &Value) -> [(&'static str, &str); 4] {
+pub(crate) fn env_pairs(c: &Value) -> [(&'static str, &str); 4] {
     [
         ("AWS_ACCESS_KEY_ID", field(c, "access_key_id")),
         ("AWS_SECRET_ACCESS_KEY", field(c, "secret_access_key")),
@@ -90,7 +167,7 @@ fn env_pairs(c: &Value) -> [(&'static str, &str); 4] {
 }
 
 /// Single-quoted for POSIX shells.
-fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
@@ -151,9 +228,15 @@ pub struct ProcessArgs {
     no_cache: bool,
 }
 
-fn cache_path(profile: &str, endpoint: &str, target: &TargetArgs) -> Option<PathBuf> {
+/// The cache file of one identity's credentials for one target: keyed by profile, endpoint and
+/// who asks (the session's user and a digest of the bearer), so that two identities on one
+/// machine never read each other's.
+fn cache_path(client: &Client, target: &TargetArgs) -> Option<PathBuf> {
+    let profile = client.profile.as_str();
     let key = format!(
-        "{profile}|{endpoint}|{}|{}",
+        "{profile}|{}|{}|{}|{}",
+        client.endpoint(),
+        client.identity(),
         target.target,
         target.duration.unwrap_or(0)
     );
@@ -183,7 +266,7 @@ fn still_good(cached: &Value, now: OffsetDateTime) -> bool {
 #[allow(clippy::disallowed_methods)] // the CLI compares a cached expiry with the wall clock
 pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
     let client = Client::new(&args.client)?;
-    let cache = cache_path(&client.profile, client.endpoint(), &args.target);
+    let cache = cache_path(&client, &args.target);
     if let (Some(path), false) = (&cache, args.no_cache)
         && let Ok(text) = std::fs::read(path)
         && let Ok(cached) = serde_json::from_slice::<Value>(&text)
@@ -192,14 +275,7 @@ pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
         println!("{cached}");
         return Ok(());
     }
-    let c = fetch(&client, &args.target, false)
-        .await
-        .map_err(|e| match e.code() {
-            Some("totp_required") => Error::NeedsCode {
-                target: args.target.target.clone(),
-            },
-            _ => e,
-        })?;
+    let c = fetch(&client, &args.target, false).await?;
     let out = process_json(&c);
     if let Some(path) = cache
         && let Err(e) = write_private(&path, out.to_string().as_bytes())
@@ -208,52 +284,6 @@ pub async fn credential_process(args: ProcessArgs) -> Result<(), Error> {
     }
     println!("{out}");
     Ok(())
-}
-
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-    #[command(flatten)]
-    target: TargetArgs,
-    /// The command and its arguments (after --).
-    #[arg(last = true, required = true)]
-    command: Vec<String>,
-}
-
-/// Runs the command with the target's credentials in its environment, and exits as it does.
-pub async fn exec(args: ExecArgs) -> Result<ExitCode, Error> {
-    let client = Client::new(&args.client)?;
-    let c = fetch(&client, &args.target, true).await?;
-    let (program, rest) = args.command.split_first().ok_or(Error::NoCommand)?;
-    let mut command = std::process::Command::new(program);
-    command.args(rest);
-    // Other credentials in the environment would take precedence in some tools: remove them.
-    // The child gets the target's credentials and nothing of cooper's own: not the bearer
-    // token that fetched them, nor an enrollment code.
-    for name in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SECURITY_TOKEN",
-        "COOPER_TOKEN",
-        "COOPER_ENROLLMENT_CODE",
-    ] {
-        command.env_remove(name);
-    }
-    for (k, v) in env_pairs(&c) {
-        command.env(k, v);
-    }
-    command.env("COOPER_TARGET", &args.target.target);
-    let status = command.status().map_err(|source| Error::Run {
-        program: program.clone(),
-        source,
-    })?;
-    Ok(ExitCode::from(
-        status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(1),
-    ))
 }
 
 #[derive(Debug, Args)]
@@ -344,5 +374,26 @@ mod tests {
             error.to_string(),
             "the server's answer has no session_token"
         );
+    }
+
+    #[test]
+    fn two_identities_never_share_a_cache_file() {
+        let args = |token: &str| ClientArgs {
+            endpoint: Some("http://127.0.0.1:8080".into()),
+            token: Some(token.into()),
+            profile: None,
+        };
+        let target = TargetArgs {
+            target: "prod".into(),
+            duration: None,
+            totp: None,
+            approver: None,
+            approval_id: None,
+        };
+        let path = |token: &str| cache_path(&Client::new(&args(token)).unwrap(), &target);
+        assert_eq!(path("cooper_alice"), path("cooper_alice"));
+        assert_ne!(path("cooper_alice"), path("cooper_bob"));
+        let named = path("cooper_alice").unwrap();
+        assert!(!named.to_string_lossy().contains("alice"), "{named:?}");
     }
 }

@@ -77,10 +77,22 @@ pub enum Error {
     RevocationIncomplete,
     #[error("--json is not JSON")]
     BadJson(#[source] serde_json::Error),
-    #[error("{target} needs a fresh code: use `cooper get` or `cooper exec` on a terminal")]
+    #[error(
+        "{target} needs a fresh code each time, which credential_process cannot ask for: use `cooper exec {target} -- ...` or `cooper get {target}` on a terminal"
+    )]
     NeedsCode { target: String },
+    #[error(
+        "{target} needs a second person's approval, which credential_process cannot ask for: run `cooper approvals request {target} --reason ...`, then, once approved, `cooper exec {target} --approval-id ID -- ...` (or `--approver USER` with them next to you)"
+    )]
+    NeedsApproval { target: String },
     #[error("give the command to run after --")]
     NoCommand,
+    #[error("{0} check(s) failed")]
+    Unhealthy(usize),
+    #[error("cannot serve credentials on 127.0.0.1")]
+    Endpoint(#[source] std::io::Error),
+    #[error("the operating system gave no randomness")]
+    NoRandomness,
     #[error("cannot run {program}")]
     Run {
         program: String,

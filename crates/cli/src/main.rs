@@ -2,12 +2,16 @@
 
 mod access;
 mod admin;
+mod approvals;
 mod client;
 mod console;
 mod credentials;
 mod deployment;
+mod doctor;
 mod encrypt;
+mod endpoint;
 mod error;
+mod exec;
 mod factors;
 mod oidc_login;
 mod operator;
@@ -37,8 +41,12 @@ enum Command {
     Get(credentials::GetArgs),
     /// For the AWS CLI and SDKs: `credential_process = cooper credential-process TARGET` (cached).
     CredentialProcess(credentials::ProcessArgs),
-    /// Run a command with a target's credentials in its environment: `cooper exec TARGET -- aws ...`.
-    Exec(credentials::ExecArgs),
+    /// Run a command with a target's credentials: `cooper exec TARGET -- aws ...` (--server: from
+    /// a local endpoint its SDK asks again, so they never go stale).
+    Exec(exec::ExecArgs),
+    /// Serve a target's credentials on a local endpoint the AWS SDKs ask (ECS protocol), fetched
+    /// again before they expire, until Ctrl-C.
+    ServeCredentials(exec::ServeCredentialsArgs),
     /// The targets you may become.
     Targets(credentials::ListArgs),
     /// Who cooper thinks you are.
@@ -61,12 +69,21 @@ enum Command {
     Password(factors::PasswordArgs),
     /// Approve someone's request for a target that needs a second person.
     Approve(factors::ApproveArgs),
+    /// Ask a second person to approve one use of a target that needs one; list your requests.
+    Approvals(approvals::ApprovalsArgs),
     /// Just-in-time access: ask for access you do not hold, and approve, deny or end requests.
     Access(access::AccessArgs),
     /// Open the AWS console as a target (or print the sign-in link with --print).
     Console(console::ConsoleArgs),
     /// Administer accounts, targets, users, groups, grants and admins; search the audit trail.
     Admin(admin::AdminArgs),
+    /// Check what stands between you and credentials: config, kept files, endpoint, clock, session.
+    Doctor(doctor::DoctorArgs),
+    /// Shell completion: `cooper completion bash > /etc/bash_completion.d/cooper` (or zsh, fish).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main]
@@ -76,11 +93,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         // exec exits as its command does.
         Command::Exec(args) => {
-            return credentials::exec(args)
-                .await
-                .unwrap_or_else(|error| fail(&error));
+            return exec::exec(args).await.unwrap_or_else(|error| fail(&error));
         }
         Command::Get(args) => credentials::get(args).await,
+        Command::ServeCredentials(args) => exec::serve_credentials(args).await,
         Command::CredentialProcess(args) => credentials::credential_process(args).await,
         Command::Targets(args) => credentials::targets(args).await,
         Command::Whoami(args) => credentials::whoami(args).await,
@@ -93,8 +109,15 @@ async fn main() -> ExitCode {
         Command::Logout(args) => factors::logout(args).await,
         Command::Password(args) => factors::password(args).await,
         Command::Approve(args) => factors::approve(args).await,
+        Command::Approvals(args) => approvals::run(args).await,
         Command::Access(args) => access::run(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cooper", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Console(args) => console::run(args).await,
     };
     match result {

@@ -22,6 +22,9 @@ use crate::totp::TotpCode;
 /// How long an approval request stays open, and then how long an approval stays usable.
 pub const APPROVAL_LIFETIME: Duration = Duration::hours(1);
 
+/// How many of a requester's approval requests their list shows.
+pub const LISTED: usize = 50;
+
 /// How a credential request shows its approval.
 #[derive(Debug, Clone)]
 pub enum ApprovalProof {
@@ -371,6 +374,12 @@ impl Approvals {
             approved_at: Some(now),
             ..request
         })
+    }
+
+    /// The caller's own requests, newest first (the last [`LISTED`] of them).
+    pub async fn mine(&self, identity: Identity) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let caller = self.catalog.caller(identity).await?;
+        Ok(self.store.approvals_by(&caller.user.name, LISTED).await?)
     }
 
     /// A request, for its requester or anyone who may approve it; to others it does not exist.

@@ -1,6 +1,7 @@
 //! Issuing credentials: decide by grants, check the second factors a target asks for, validate
-//! every STS input, call STS, then commit the record of who got what together with spending the
-//! codes and the approval that allowed it; only then answer.
+//! every STS input (the session tags resolved for the person among them), call STS, then commit
+//! the record of who got what together with spending the codes and the approval that allowed
+//! it; only then answer.
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::ports::{
 };
 use crate::rate::{RateError, RateLimiter};
 use crate::session::{AccessEnding, BrokerSigning, DurationOutOfRange, SessionDuration};
+use crate::tags::{ResolvedTags, SessionTagError};
 use crate::totp::TotpCode;
 
 /// What a caller asks for.
@@ -83,6 +85,9 @@ pub enum IssueError {
     Approval(#[from] ApprovalError),
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
+    /// The target's session tags cannot be set for this person within AWS's limits.
+    #[error(transparent)]
+    SessionTags(#[from] SessionTagError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     /// Too many requests from this user in the current window (not audited: a flood must not
@@ -120,6 +125,7 @@ impl IssueError {
             Self::Approval(e) => e.is_refusal().then(|| e.code()),
             Self::FederationAccountMismatch { .. } => Some("federation_keys_wrong_account"),
             Self::AccessEnding(_) => Some("access_ending"),
+            Self::SessionTags(e) => Some(e.code()),
             Self::InvalidDuration(_)
             | Self::Invalid(_)
             | Self::Upstream(_)
@@ -154,6 +160,7 @@ struct Checked {
     approved_by: Option<UserName>,
     approval_id: Option<ApprovalId>,
     destination: Option<Destination>,
+    tags: ResolvedTags,
     /// Spending the codes and the approval: committed with the record, after STS.
     changes: Vec<Change>,
 }
@@ -182,6 +189,7 @@ impl CredentialIssuer {
             approved_by,
             approval_id,
             destination,
+            tags,
             changes,
         } = match checked {
             Ok(found) => found,
@@ -202,7 +210,7 @@ impl CredentialIssuer {
             }
         };
 
-        let credentials = self.call_sts(&target, &user, duration).await?;
+        let credentials = self.call_sts(&target, &user, duration, tags).await?;
         // A federated user is of the account whose keys made it: keys of another account,
         // even sealed for this target, give nothing.
         if matches!(target.kind, TargetKind::FederatedUser { .. }) {
@@ -292,9 +300,20 @@ impl CredentialIssuer {
         request: &CredentialRequest,
     ) -> Result<Checked, IssueError> {
         let user = identity.user.clone();
-        let (_, target, grant) = self.catalog.authorize(identity, &request.target).await?;
+        let (caller, target, grant) = self.catalog.authorize(identity, &request.target).await?;
         let duration = SessionDuration::resolve(request.duration_seconds, &target, self.signing)?
             .within(grant.expires_at, self.clock.now(), &target)?;
+        // From the person as the decision saw them (their directory and asserted groups), and
+        // refused here, before STS, when AWS would refuse them. A federated-user target never
+        // carries tags (the admin refuses them); should one, it is refused, never sent untagged.
+        if !target.session_tags.is_empty() && !matches!(target.kind, TargetKind::Role { .. }) {
+            return Err(InvalidValue::new(
+                "session_tags",
+                "are set on role targets only; an administrator must remove them from this target",
+            )
+            .into());
+        }
+        let tags = target.session_tags.resolve(&user, &caller.groups)?;
         let destination = match &request.console {
             None => None,
             Some(Some(url)) => Some(Destination::parse(url, target.partition())?),
@@ -325,6 +344,7 @@ impl CredentialIssuer {
             approved_by,
             approval_id,
             destination,
+            tags,
             changes,
         })
     }
@@ -365,9 +385,11 @@ impl CredentialIssuer {
         target: &Target,
         user: &UserName,
         duration: SessionDuration,
+        tags: ResolvedTags,
     ) -> Result<IssuedCredentials, UpstreamError> {
         // Every STS input below comes from a type that proves it valid (UserName, RoleArn,
-        // ExternalId, SessionPolicy, SessionDuration): nothing unchecked reaches the call.
+        // ExternalId, SessionPolicy, SessionDuration, ResolvedTags): nothing unchecked reaches
+        // the call.
         match &target.kind {
             TargetKind::Role {
                 role_arn,
@@ -379,6 +401,8 @@ impl CredentialIssuer {
                     source_identity: SourceIdentity::for_user(user),
                     external_id: external_id.clone(),
                     duration,
+                    tags: tags.tags,
+                    transitive: tags.transitive,
                 };
                 self.broker.assume_role(&call).await
             }

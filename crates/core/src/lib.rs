@@ -44,5 +44,6 @@ pub mod schema;
 pub mod session;
 pub mod sessions;
 pub mod signout;
+pub mod tags;
 pub mod token;
 pub mod totp;

@@ -1157,5 +1157,38 @@ mod pattern_tests {
             |s| TotpCode::parse(s).is_ok(),
             &["12 34 56", "1234 56 "],
         );
+        check(
+            "TagKey",
+            crate::tags::TAG_KEY_PATTERN,
+            None,
+            |s| crate::tags::TagKey::parse(s).is_ok(),
+            &[
+                "a",
+                "aw",
+                "aws",
+                "awsx",
+                "aws:",
+                "AWS:x",
+                "aWs:y",
+                "Aws:",
+                "aw:s",
+                "a:ws",
+                "wws:",
+                "bws:",
+                "awt:",
+                "aws_",
+                "cost center",
+                "k_.:/=+-@",
+                "x,y",
+                "x*y",
+            ],
+        );
+        check(
+            "TagValue",
+            crate::tags::TAG_VALUE_PATTERN,
+            None,
+            |s| crate::tags::TagValue::parse(s).is_ok(),
+            &["aws:x", "x,y", "a+b", "eng+okta:ops"],
+        );
     }
 }

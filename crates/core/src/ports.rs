@@ -162,6 +162,10 @@ pub struct AssumeRoleCall {
     pub source_identity: SourceIdentity,
     pub external_id: Option<ExternalId>,
     pub duration: SessionDuration,
+    /// The session tags, resolved for the person and checked against AWS's limits.
+    pub tags: Vec<crate::tags::SessionTag>,
+    /// Which of `tags`' keys are transitive (kept through role chaining).
+    pub transitive: Vec<crate::tags::TagKey>,
 }
 
 /// A GetFederationToken call, every input already validated; signed with the target's own keys.
@@ -275,6 +279,13 @@ pub trait FactorStore: Send + Sync {
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError>;
+
+    /// `requester`'s requests, newest first, at most `limit` (one query of their own).
+    async fn approvals_by(
+        &self,
+        requester: &UserName,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError>;
 }
 
 /// Where access requests are read (they are written through the ledger).

@@ -375,7 +375,9 @@ impl AccessRequests {
     }
 
     /// `identity`, checked against the directory, as an approver of `request` under the policy
-    /// that allows such requests now (someone it no longer names approves nothing).
+    /// that allows such requests now (someone it no longer names approves nothing). To whoever
+    /// it neither asked nor names now, the request does not exist (as to `view`): its id tells
+    /// a stranger nothing, not even its state.
     async fn approver(
         &self,
         identity: Identity,
@@ -384,15 +386,23 @@ impl AccessRequests {
         if identity.user == request.requester {
             return Err(RequestError::SelfApproval);
         }
-        let (profile, allowed) = futures_util::future::try_join(
-            async { Ok(self.directory.user_profile(&identity.user).await?) },
+        let (profile, allowed) = futures_util::future::join(
+            self.directory.user_profile(&identity.user),
             self.allowed(&request.access),
         )
-        .await?;
-        // An unknown, disabled or expired user approves nothing.
-        let caller = Caller::admit(identity, profile, self.clock.now())
-            .map_err(|_| RequestError::NotAnApprover)?;
-        if !allowed.policy.names(&caller.user.name, &caller.groups) {
+        .await;
+        // An unknown, disabled or expired user approves nothing, and sees nothing.
+        let caller = Caller::admit(identity, profile?, self.clock.now())
+            .map_err(|_| RequestError::NotFound)?;
+        let asked = names_any(&request.approvers, &caller.user.name, &caller.groups);
+        let named_now = allowed
+            .as_ref()
+            .is_ok_and(|a| a.policy.names(&caller.user.name, &caller.groups));
+        if !asked && !named_now {
+            return Err(RequestError::NotFound);
+        }
+        let allowed = allowed?;
+        if !named_now {
             return Err(RequestError::NotAnApprover);
         }
         Ok((caller, allowed))
@@ -430,8 +440,8 @@ impl AccessRequests {
             return Err(RequestError::SessionRequired);
         }
         let request = self.request(id, record).await?;
-        Self::pending(&request, now)?;
         let (caller, allowed) = self.approver(approver, &request).await?;
+        Self::pending(&request, now)?;
         // What was asked, or less; and never more than the policy allows now.
         let asked = request
             .duration_seconds
@@ -503,8 +513,8 @@ impl AccessRequests {
         record.reason = note.as_ref().map(ToString::to_string);
         let result = async {
             let request = self.request(id, &mut record).await?;
-            Self::pending(&request, now)?;
             let (caller, _) = self.approver(approver, &request).await?;
+            Self::pending(&request, now)?;
             let settlement = Settlement::Deny {
                 by: caller.user.name.clone(),
                 note,
@@ -627,8 +637,8 @@ impl AccessRequests {
         }
     }
 
-    /// The requests the caller made, or the ones asking them (not their own), newest first,
-    /// from the last [`LISTED_FOR`], at most [`LIST_LIMIT`].
+    /// The requests the caller made (the newest [`LIST_LIMIT`]), or the ones asking them (not
+    /// their own) from the last [`LISTED_FOR`], at most [`LIST_LIMIT`]; newest first.
     pub async fn list(
         &self,
         identity: Identity,

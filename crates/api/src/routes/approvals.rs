@@ -1,4 +1,5 @@
-//! Second-person approval: POST /v1/approvals, POST /v1/approvals/{id}/approve, GET /v1/approvals/{id}.
+//! Second-person approval: POST /v1/approvals, GET /v1/approvals (mine),
+//! POST /v1/approvals/{id}/approve, GET /v1/approvals/{id}.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -153,6 +154,37 @@ pub async fn approve(
         .approve(&id, identity, &code, &meta)
         .await?;
     Ok(Json(ApprovalView::of(request, state.shared.clock.now())))
+}
+
+/// My approval requests, newest first (the last 50).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApprovalList))]
+pub struct ApprovalList {
+    pub items: Vec<ApprovalView>,
+}
+
+/// List my approval requests
+///
+/// The caller's own requests and where each stands, newest first. (Approvers learn of requests
+/// from the notice, which names the request.)
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/v1/approvals", operation_id = "listApprovals", tag = "approvals",
+    responses((status = 200, description = "The caller's requests.", body = ApprovalList)),
+))]
+pub async fn list(
+    State(state): State<IssueState>,
+    Authenticated(identity): Authenticated,
+) -> Result<Json<ApprovalList>, ApiError> {
+    let now = state.shared.clock.now();
+    let items = state
+        .shared
+        .approvals
+        .mine(identity)
+        .await?
+        .into_iter()
+        .map(|r| ApprovalView::of(r, now))
+        .collect();
+    Ok(Json(ApprovalList { items }))
 }
 
 /// An approval request

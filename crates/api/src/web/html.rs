@@ -11,6 +11,7 @@ pub enum Nav {
     Targets,
     Authenticator,
     Approvals,
+    AccessRequests,
     Admin,
 }
 
@@ -63,6 +64,7 @@ pub fn layout(frame: &Frame, body: Markup) -> Markup {
                             a href={ (base) "/targets" } aria-current=[current(Nav::Targets)] { "My targets" }
                             a href={ (base) "/authenticator" } aria-current=[current(Nav::Authenticator)] { "Authenticator" }
                             a href={ (base) "/approvals" } aria-current=[current(Nav::Approvals)] { "Approvals" }
+                            a href={ (base) "/access-requests" } aria-current=[current(Nav::AccessRequests)] { "Access requests" }
                             @if frame.admin {
                                 a href={ (base) "/admin" } aria-current=[current(Nav::Admin)] { "Admin" }
                             }

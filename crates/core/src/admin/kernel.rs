@@ -35,7 +35,9 @@ pub enum Sensitive {
     /// Issuing a one-time code that enrolls someone's first authenticator.
     EnrollmentCode,
     /// Weakening a target's protection: turning high-security off, changing its approvers
-    /// (but for giving it some), pointing it at another role or policy, lengthening its sessions.
+    /// (but for giving it some), pointing it at another role or policy, lengthening its
+    /// sessions, changing its session tags; and making a target or an account requestable (or
+    /// its requests approvable by anyone new, or for longer).
     WeakenTarget,
 }
 

@@ -144,8 +144,6 @@ impl Admin {
     }
 }
 
-/// Whether `after` weakens what protects `before`: high-security turned off, the approvers
-/// changed in any way but being given some, another role, policy or kind, longer sessions.
 /// Whether a change of request policy lets more be requested, from anyone new, or for longer:
 /// people not granted something may come to hold it (so it needs the fresh code of weakening).
 pub(super) fn widens_requests(
@@ -167,6 +165,12 @@ pub(super) fn widens_requests(
     }
 }
 
+/// Whether `after` weakens what protects `before`: high-security turned off, the approvers
+/// changed in any way but being given some, more to request, another role, policy or kind,
+/// longer sessions, or session tags changed in any way. Tags count whichever way they change:
+/// the target account's policies decide what a tag opens (an `Allow` on a team's tag) or
+/// closes (a `Deny` on a fixed marker), and cooper cannot tell which, so adding, changing,
+/// making transitive or not, and removing one all need the fresh code.
 pub(super) fn weakens(before: &Target, after: &Target) -> bool {
     let approvers_changed = {
         let set = |t: &Target| {
@@ -205,4 +209,5 @@ pub(super) fn weakens(before: &Target, after: &Target) -> bool {
         )
         || what_it_gives
         || after.max_duration_seconds > before.max_duration_seconds
+        || !before.session_tags.same_as(&after.session_tags)
 }

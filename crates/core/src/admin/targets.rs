@@ -6,6 +6,7 @@ use crate::model::{Account, GrantScope, Principal, Sealed, Target, TargetKind};
 use crate::names::{
     AccountId, Description, ExternalId, InvalidValue, Level, RoleArn, SessionPolicy, TargetName,
 };
+use crate::tags::SessionTagSpecs;
 
 use super::kernel::*;
 use super::reach::weakens;
@@ -25,6 +26,8 @@ pub struct TargetSpec {
     pub approvers: Vec<Principal>,
     /// Who may approve requests for access to it (just-in-time access), if anyone.
     pub access_requests: Option<crate::model::requests::RequestPolicy>,
+    /// The session tags its AssumeRole sessions carry (a role target's only).
+    pub session_tags: SessionTagSpecs,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +72,7 @@ impl From<Target> for TargetSpec {
             description: t.description,
             approvers: t.approvers,
             access_requests: t.access_requests,
+            session_tags: t.session_tags,
         }
     }
 }
@@ -149,6 +153,7 @@ impl TargetSpec {
         approvers.retain(|p| seen.insert(p.clone()));
         target.approvers = approvers;
         target.access_requests = self.access_requests;
+        target.set_session_tags(self.session_tags)?;
         Ok(target)
     }
 }

@@ -831,6 +831,25 @@ impl ApprovalStore for MemoryStore {
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError> {
         self.call(|s| s.approvals.get(id).cloned()).await
     }
+
+    async fn approvals_by(
+        &self,
+        requester: &UserName,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError> {
+        self.call(|s| {
+            let mut found: Vec<ApprovalRequest> = s
+                .approvals
+                .values()
+                .filter(|r| r.requester == *requester)
+                .cloned()
+                .collect();
+            found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            found.truncate(limit);
+            found
+        })
+        .await
+    }
 }
 
 #[async_trait]

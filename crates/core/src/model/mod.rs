@@ -92,6 +92,7 @@ use crate::names::{
     AccountId, AccountName, Description, DisplayName, ExternalId, GroupName, InvalidValue, Level,
     Partition, RoleArn, SessionPolicy, TargetName, UserName,
 };
+use crate::tags::SessionTagSpecs;
 
 /// An AWS account cooper brokers into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +127,10 @@ pub struct Target {
     /// how long; `None`: only what its account allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_requests: Option<requests::RequestPolicy>,
+    /// The session tags AssumeRole sets (ABAC), from the person or fixed; a role target's only
+    /// (see `crate::tags`).
+    #[serde(default, skip_serializing_if = "SessionTagSpecs::is_empty")]
+    pub session_tags: SessionTagSpecs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,7 +238,22 @@ impl Target {
             description: None,
             approvers: Vec::new(),
             access_requests: None,
+            session_tags: SessionTagSpecs::default(),
         })
+    }
+
+    /// Sets the session tags its AssumeRole sessions carry. A role target's only: cooper does
+    /// not tag federation tokens (GetFederationToken takes no transitive keys, and its tags would
+    /// need `sts:TagSession` on the account's IAM user), and refuses rather than drop them.
+    pub fn set_session_tags(&mut self, tags: SessionTagSpecs) -> Result<(), InvalidValue> {
+        if !tags.is_empty() && !matches!(self.kind, TargetKind::Role { .. }) {
+            return Err(InvalidValue::new(
+                "session_tags",
+                "are for role targets only: cooper does not tag federated-user sessions",
+            ));
+        }
+        self.session_tags = tags;
+        Ok(())
     }
 
     pub fn requires_approval(&self) -> bool {

@@ -110,6 +110,7 @@ fn role_spec(name: &str, account: &str, level: u32) -> TargetSpec {
         description: None,
         approvers: Vec::new(),
         access_requests: None,
+        session_tags: Default::default(),
     }
 }
 

@@ -19,5 +19,6 @@ mod issue;
 mod ledger;
 mod requests;
 mod revocation;
+mod session_tags;
 mod sessions;
 mod step_up;

@@ -204,10 +204,17 @@ async fn nobody_approves_their_own_request_nor_does_anyone_off_the_list() -> Tes
     let err = approve(&w, &request, "alice", None).await.unwrap_err();
     assert!(matches!(err, RequestError::SelfApproval), "{err}");
     refused_with(&w, "self_approval");
+    // To those it neither asked nor names, it does not exist (an id tells them nothing).
     for who in ["erin", "bob"] {
         let err = approve(&w, &request, who, None).await.unwrap_err();
-        assert!(matches!(err, RequestError::NotAnApprover), "{who}: {err}");
-        refused_with(&w, "not_an_approver");
+        assert!(matches!(err, RequestError::NotFound), "{who}: {err}");
+        refused_with(&w, "access_request_not_found");
+        let err = w
+            .access_requests()
+            .deny(&request.id, w.identity(who)?, None, &w.meta())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RequestError::NotFound), "{who}: {err}");
     }
     nothing_changed(&w, &before);
     assert!(w.state()?.temporary_grants.is_empty());
@@ -381,7 +388,7 @@ async fn an_account_request_cascades_up_to_its_level_through_the_accounts_approv
     let mid = open(&w, "alice", &for_target("mid", None)).await?;
     assert_eq!(mid.approvers, vec![as_user("erin")]);
     let err = approve(&w, &request, "carol", None).await.unwrap_err();
-    assert!(matches!(err, RequestError::NotAnApprover), "{err}");
+    assert!(matches!(err, RequestError::NotFound), "{err}");
     approve(&w, &request, "erin", Some(1800)).await?;
     assert_eq!(become_(&w, "bob", "ro").await?, 1800);
     assert_eq!(become_(&w, "bob", "mid").await?, 1800);
@@ -569,6 +576,7 @@ async fn someone_only_an_identity_provider_vouches_for_can_ask_and_use_it() -> T
 async fn a_policy_lowered_after_the_request_caps_the_approval() -> TestResult {
     let w = jit_world();
     let request = open(&w, "alice", &for_target("prod", Some(4 * 3600))).await?;
+    let other = open(&w, "bob", &for_target("prod", None)).await?;
     w.requestable_target(
         "prod",
         vec![as_user("carol")],
@@ -579,8 +587,7 @@ async fn a_policy_lowered_after_the_request_caps_the_approval() -> TestResult {
         approved.access_until,
         Some(w.now() + Duration::seconds(i64::from(RequestPolicy::SHORTEST)))
     );
-    // dave's group is no longer on the list: he approves nothing now.
-    let other = open(&w, "bob", &for_target("prod", None)).await?;
+    // dave's group was asked, but is no longer on the list: he approves nothing now.
     let err = approve(&w, &other, "dave", None).await.unwrap_err();
     assert!(matches!(err, RequestError::NotAnApprover), "{err}");
     Ok(())

@@ -47,6 +47,7 @@ fn federated_spec(w: &MemoryWorld, name: &str) -> TargetSpec {
         description: None,
         approvers: Vec::new(),
         access_requests: None,
+        session_tags: Default::default(),
     }
 }
 
@@ -318,6 +319,7 @@ async fn weakening_a_targets_protection_needs_the_code_that_granting_it_would() 
         description: None,
         approvers: Vec::new(),
         access_requests: None,
+        session_tags: Default::default(),
     };
     let c = ctx(&w, &admin, "amy", None).await?;
     refused(

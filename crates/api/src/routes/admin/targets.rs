@@ -10,6 +10,7 @@ use cooper_core::names::{
     AccountId, Description, ExternalId, InvalidValue, Level, Partition, RoleArn, SessionPolicy,
     TargetName,
 };
+use cooper_core::tags::{SessionTagSpec, SessionTagSpecs};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,6 +53,8 @@ pub struct TargetBody {
     approvers: Vec<Principal>,
     #[serde(default)]
     access_requests: Option<RequestPolicyBody>,
+    #[serde(default)]
+    session_tags: Vec<SessionTagSpec>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -100,6 +103,7 @@ impl TryFrom<TargetBody> for TargetSpec {
                 .transpose()?,
             approvers: body.approvers,
             access_requests: body.access_requests.map(|p| p.parse(false)).transpose()?,
+            session_tags: SessionTagSpecs::new(body.session_tags)?,
         })
     }
 }
@@ -262,6 +266,13 @@ mod input {
         /// Who may approve requests for access by people not granted this target
         /// (just-in-time access); left out, only its account's policy allows any.
         access_requests: Option<super::RequestPolicyBody>,
+        /// Role targets only: the session tags AssumeRole sets (at most 50, keys unique
+        /// regardless of case, the fixed ones within cooper's packed-size budget). The role's
+        /// trust policy must allow `sts:TagSession` for these keys. Changing them in any way is
+        /// `weaken_target`.
+        #[serde(default)]
+        #[schema(default = json!([]), max_items = 50)]
+        session_tags: Vec<cooper_core::tags::SessionTagSpec>,
         description: Option<Description>,
     }
 
@@ -295,6 +306,8 @@ pub struct TargetCommon {
     /// Who may approve requests for access to it; absent: only its account's policy allows any.
     #[serde(skip_serializing_if = "Option::is_none")]
     access_requests: Option<cooper_core::model::requests::RequestPolicy>,
+    /// The session tags its AssumeRole sessions carry (none for a federated user).
+    session_tags: Vec<SessionTagSpec>,
     #[cfg_attr(feature = "openapi", schema(required = true))]
     description: Option<Description>,
 }
@@ -349,6 +362,7 @@ fn target_view(t: &Target) -> TargetView {
         high_security: t.high_security,
         approvers: t.approvers.clone(),
         access_requests: t.access_requests.clone(),
+        session_tags: t.session_tags.as_slice().to_vec(),
         description: t.description.clone(),
     };
     match &t.kind {
@@ -441,6 +455,8 @@ pub async fn get_target(
     request_body(content = TargetCreate, example = json!({
         "name": "payments-readonly", "account_id": "123456789012", "level": 10, "kind": "role",
         "role_arn": "arn:aws:iam::123456789012:role/ReadOnly", "max_duration_seconds": 3600,
+        "session_tags": [{"key": "cooper-user", "from": "user", "transitive": true},
+                         {"key": "team", "value": "payments"}],
         "description": "Read-only access to payments"})),
     responses((status = 201, description = "The target, at version 1.", body = Versioned<TargetView>, headers(("ETag" = ETag)))),
 ))]

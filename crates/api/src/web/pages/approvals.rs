@@ -37,6 +37,10 @@ async fn approvals_view(
     html! {
         section aria-labelledby="ask-h" {
             h2 #ask-h { "Ask for a second person's approval" }
+            p.hint {
+                "An approval is a second person for one use of a target you hold; for time-bound access to something you don't hold, "
+                a href={ (base) "/access-requests" } { "ask for access" } "."
+            }
             @if gated.is_empty() {
                 p { "None of your targets needs a second person." }
             } @else {

@@ -1,6 +1,7 @@
 //! The pages. Each handler parses, calls the use case the JSON route calls, and renders; one
 //! file per part of the console, the shared answers and form parsing here.
 
+mod access;
 mod admin;
 mod approvals;
 mod factors;
@@ -69,6 +70,12 @@ fn table() -> Table<WebState> {
         .post("/approvals", approvals::approvals_open)
         .get("/approvals/{id}", approvals::approval_page)
         .post("/approvals/{id}/approve", approvals::approval_approve)
+        .get("/access-requests", access::access_page)
+        .post("/access-requests", access::access_open)
+        .get("/access-requests/{id}", access::request_page)
+        .post("/access-requests/{id}/approve", access::request_approve)
+        .post("/access-requests/{id}/deny", access::request_deny)
+        .post("/access-requests/{id}/cancel", access::request_cancel)
         .get("/admin", admin::admin_page)
         .get("/admin/accounts", admin::admin_accounts)
         .get("/admin/accounts/{id}", admin::admin_account)

@@ -148,6 +148,7 @@ pub(super) async fn targets_page(
                 }
             }
         }
+        p.hint { "Need something you don't have? " a href={ (base) "/access-requests" } { "Ask for access" } "." }
     };
     ctx.page("My targets", Nav::Targets, body).into_response()
 }
