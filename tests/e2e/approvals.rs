@@ -169,6 +169,27 @@ async fn an_approval_request_is_approved_by_another_and_used_once() {
         env.get(&format!("/v1/approvals/{id}"), &c.bob).await.status,
         404
     );
+    // It waits for carol (of the `approvers` group), is alice's own, and is nothing to bob.
+    let listed = |who: &str, query: &str| {
+        let (who, query) = (who.to_owned(), query.to_owned());
+        async move {
+            let answer = env.get(&format!("/v1/approvals{query}"), &who).await;
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            answer.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(&c.carol, "?role=approver&state=pending").await,
+        [id.clone()]
+    );
+    assert!(listed(&c.bob, "?role=approver").await.is_empty());
+    assert_eq!(listed(&c.alice, "").await, [id.clone()]);
+    assert!(listed(&c.alice, "?state=used").await.is_empty());
 
     // Using it before it is approved, approving one's own request, approving without the list.
     let early = env

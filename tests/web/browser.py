@@ -240,8 +240,14 @@ def scenarios(run, alice, bob, carol):
     request_page = page.url
     expect(page.locator("main")).to_contain_text("waiting for an approver")
     run.sign_out()
+    # bob finds it waiting for him on his approvals page, and opens it from there.
     run.sign_in(bob)
-    page.goto(request_page)
+    page.click("header a:has-text('Approvals')")
+    request_id = request_page.rsplit("/", 1)[1]
+    waiting = page.locator("section[aria-labelledby=waiting-h] tbody tr", has_text=request_id)
+    expect(waiting).to_contain_text("web-breakglass")
+    waiting.locator("a").click()
+    page.wait_for_url(request_page)
     page.fill("#f-totp", bob.code())
     page.click("main button[type=submit]")
     expect(page.locator("[role=status]")).to_contain_text("Approved")
@@ -249,7 +255,6 @@ def scenarios(run, alice, bob, carol):
     run.sign_out()
     run.sign_in(alice)
     page.goto(f"{url}/approvals")
-    request_id = request_page.rsplit("/", 1)[1]
     mine = page.locator("section[aria-labelledby=mine-h] tbody tr", has_text=request_id)
     expect(mine).to_contain_text("approved")
     page.goto(request_page)

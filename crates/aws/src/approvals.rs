@@ -5,8 +5,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cooper_core::model::Principal;
 use cooper_core::model::approvals::{ApprovalId, ApprovalRequest};
 use cooper_core::names::UserName;
+use time::OffsetDateTime;
+
+use crate::directory::DynamoDirectory;
+use crate::requests::{Asking, asking_ids};
 use cooper_core::ports::{ApprovalStore, Service, UpstreamError};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +102,31 @@ impl ApprovalStore for DynamoApprovalStore {
             // The index is eventually consistent: keep only what is the requester's.
             .filter(|r| r.as_ref().map_or(true, |r| r.requester == *requester))
             .collect()
+    }
+
+    async fn approvals_asking(
+        &self,
+        principals: &[Principal],
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError> {
+        let directory = DynamoDirectory::new(self.client.clone(), &self.table);
+        let ids = asking_ids(&directory, Asking::Approval, principals, since, limit).await?;
+        let keys = ids
+            .iter()
+            .filter_map(|id| ApprovalId::parse(id).ok())
+            .map(|id| key(approval_key(&id)))
+            .collect();
+        let mut found = directory
+            .batch_get_items(keys)
+            .await?
+            .into_iter()
+            .map(|item| {
+                from_item::<Keyed<ApprovalBody>>(item, "approval request").map(|k| k.body.request)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(found)
     }
 
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, UpstreamError> {

@@ -27,7 +27,7 @@ use crate::audit::record_item;
 use crate::error::{code_of, corrupt, upstream};
 use crate::factors::{self, CLAIM, CLAIM_CONDITION, GUARD, NOT_LOCKED, PENDING, TOTP, factor_key};
 use crate::items::{self, Item, key, key as key_of, keys};
-use crate::requests::{asking_item, request_item};
+use crate::requests::{Asking, access_asking_item, asking_item, request_item};
 
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -358,7 +358,24 @@ impl DynamoLedger {
             Change::PutPassword { user, hash, at } => {
                 one(self.put(factors::password_item(user, hash, *at)?, None))
             }
-            Change::OpenApproval(request) => one(self.put(approval_item(request)?, NEW)),
+            Change::OpenApproval(request) => {
+                let mut writes = vec![self.put(approval_item(request)?, NEW)?];
+                // A pointer for each approver asked, gone a day after the request expires.
+                let ttl = request.expires_at.unix_timestamp() + 86_400;
+                for principal in &request.approvers {
+                    writes.push(self.put(
+                        asking_item(
+                            Asking::Approval,
+                            principal,
+                            request.created_at,
+                            &request.id,
+                            ttl,
+                        )?,
+                        None,
+                    )?);
+                }
+                Ok(writes)
+            }
             Change::Approve { id, approver, now } => {
                 let at = now
                     .format(&Rfc3339)
@@ -394,7 +411,7 @@ impl DynamoLedger {
             Change::OpenAccessRequest(request) => {
                 let mut writes = vec![self.put(request_item(request)?, NEW)?];
                 for principal in &request.approvers {
-                    writes.push(self.put(asking_item(principal, request)?, None)?);
+                    writes.push(self.put(access_asking_item(principal, request)?, None)?);
                 }
                 Ok(writes)
             }

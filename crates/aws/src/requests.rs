@@ -29,12 +29,22 @@ pub(crate) fn request_key(id: &AccessRequestId) -> (String, String) {
 }
 
 /// Requests sort by when they were made, then id.
-fn sort_key(created_at: OffsetDateTime, id: &AccessRequestId) -> String {
+fn sort_key(created_at: OffsetDateTime, id: &impl std::fmt::Display) -> String {
     format!("{:012}#{id}", created_at.unix_timestamp().max(0))
 }
 
-fn asking_partition(p: &Principal) -> String {
-    format!("{ASKING_PREFIX}{}", keys::principal(p))
+/// What asks principals: access requests, and approval requests (each its own lists).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Asking {
+    Access,
+    Approval,
+}
+
+fn asking_partition(kind: Asking, p: &Principal) -> String {
+    match kind {
+        Asking::Access => format!("{ASKING_PREFIX}{}", keys::principal(p)),
+        Asking::Approval => format!("{ASKING_PREFIX}APPROVAL#{}", keys::principal(p)),
+    }
 }
 
 /// When a request stops mattering: it lapsed, or the access it gave ended.
@@ -83,27 +93,82 @@ pub(crate) fn request_item(request: &AccessRequest) -> Result<Item, UpstreamErro
 
 #[derive(Serialize, Deserialize)]
 struct AskingBody {
-    request: AccessRequestId,
+    /// The id of what asks (an access request's, or an approval request's).
+    request: String,
     ttl: i64,
 }
 
-/// The pointer to `request` in the list of `principal`, one of those it asks.
+/// The pointer, in the list of `principal`, to a request of `kind` that asks them; kept until
+/// `ttl` (Unix seconds).
 pub(crate) fn asking_item(
+    kind: Asking,
+    principal: &Principal,
+    created_at: OffsetDateTime,
+    id: &impl std::fmt::Display,
+    ttl: i64,
+) -> Result<Item, UpstreamError> {
+    let body = AskingBody {
+        request: id.to_string(),
+        ttl,
+    };
+    to_item(&Keyed::plain(
+        (asking_partition(kind, principal), sort_key(created_at, id)),
+        "asking",
+        body,
+    ))
+}
+
+/// The pointer to access request `request` for one of the principals it asks.
+pub(crate) fn access_asking_item(
     principal: &Principal,
     request: &AccessRequest,
 ) -> Result<Item, UpstreamError> {
-    let body = AskingBody {
-        request: request.id.clone(),
-        ttl: last_useful(request) + KEPT_FOR,
-    };
-    to_item(&Keyed::plain(
-        (
-            asking_partition(principal),
-            sort_key(request.created_at, &request.id),
-        ),
-        "access_request_asking",
-        body,
-    ))
+    asking_item(
+        Asking::Access,
+        principal,
+        request.created_at,
+        &request.id,
+        last_useful(request) + KEPT_FOR,
+    )
+}
+
+/// The ids of the requests of `kind` made since `since` that asked any of `principals`,
+/// newest first, each once, at most `limit`: one query per principal.
+pub(crate) async fn asking_ids(
+    directory: &DynamoDirectory,
+    kind: Asking,
+    principals: &[Principal],
+    since: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<String>, UpstreamError> {
+    let from = format!("{:012}", since.unix_timestamp().max(0));
+    let lists = futures_util::future::try_join_all(principals.iter().map(|p| {
+        directory
+            .client()
+            .query()
+            .table_name(directory.table())
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk AND SK >= :from")
+            .expression_attribute_values(":pk", AttributeValue::S(asking_partition(kind, p)))
+            .expression_attribute_values(":from", AttributeValue::S(from.clone()))
+            .scan_index_forward(false)
+            .limit(limit_of(limit))
+            .send()
+    }))
+    .await
+    .map_err(|e| upstream(Service::DynamoDb, e))?;
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for out in lists {
+        for item in out.items.unwrap_or_default() {
+            let sk = crate::items::sort_key(&item).to_owned();
+            let body = from_item::<Keyed<AskingBody>>(item, "request pointer")?.body;
+            ids.push((sk, body.request));
+        }
+    }
+    ids.sort_by(|a, b| b.cmp(a));
+    ids.dedup_by(|a, b| a.1 == b.1);
+    ids.truncate(limit);
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
 }
 
 fn read_request(item: Item) -> Result<AccessRequest, UpstreamError> {
@@ -128,7 +193,7 @@ impl DynamoAccessRequests {
     }
 }
 
-fn limit_of(limit: usize) -> i32 {
+pub(crate) fn limit_of(limit: usize) -> i32 {
     i32::try_from(limit).unwrap_or(i32::MAX)
 }
 
@@ -184,36 +249,14 @@ impl AccessRequestStore for DynamoAccessRequests {
         since: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<AccessRequest>, UpstreamError> {
-        let from = format!("{:012}", since.unix_timestamp().max(0));
-        let lists = futures_util::future::try_join_all(principals.iter().map(|p| {
-            self.directory
-                .client()
-                .query()
-                .table_name(self.directory.table())
-                .consistent_read(true)
-                .key_condition_expression("PK = :pk AND SK >= :from")
-                .expression_attribute_values(":pk", AttributeValue::S(asking_partition(p)))
-                .expression_attribute_values(":from", AttributeValue::S(from.clone()))
-                .scan_index_forward(false)
-                .limit(limit_of(limit))
-                .send()
-        }))
-        .await
-        .map_err(|e| upstream(Service::DynamoDb, e))?;
-        let mut ids: Vec<(String, AccessRequestId)> = Vec::new();
-        for out in lists {
-            for item in out.items.unwrap_or_default() {
-                let sk = crate::items::sort_key(&item).to_owned();
-                let body = from_item::<Keyed<AskingBody>>(item, "access request pointer")?.body;
-                ids.push((sk, body.request));
-            }
-        }
-        ids.sort_by(|a, b| b.cmp(a));
-        ids.dedup_by(|a, b| a.1 == b.1);
-        ids.truncate(limit);
+        let ids = asking_ids(&self.directory, Asking::Access, principals, since, limit).await?;
+        let ids = ids
+            .iter()
+            .filter_map(|id| AccessRequestId::parse(id).ok())
+            .collect::<Vec<_>>();
         let found = self
             .directory
-            .batch_get_items(ids.iter().map(|(_, id)| key(request_key(id))).collect())
+            .batch_get_items(ids.iter().map(|id| key(request_key(id))).collect())
             .await?;
         let mut requests = found
             .into_iter()

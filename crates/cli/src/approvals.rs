@@ -28,8 +28,12 @@ enum Verb {
         #[arg(long)]
         reason: String,
     },
-    /// Your approval requests and where each stands.
-    List,
+    /// Your approval requests and where each stands, or (with --approver) the ones asking you.
+    List {
+        /// The requests asking you (of the last day), not the ones you made.
+        #[arg(long)]
+        approver: bool,
+    },
     /// One request.
     Show { id: String },
 }
@@ -64,8 +68,13 @@ pub async fn run(args: ApprovalsArgs) -> Result<(), Error> {
             }
             r
         }
-        Verb::List => {
-            let r = client.call(Method::GET, "/v1/approvals", None).await?;
+        Verb::List { approver } => {
+            let path = if *approver {
+                "/v1/approvals?role=approver"
+            } else {
+                "/v1/approvals"
+            };
+            let r = client.call(Method::GET, path, None).await?;
             if !args.json {
                 let items = r["items"].as_array().cloned().unwrap_or_default();
                 if items.is_empty() {
@@ -73,9 +82,10 @@ pub async fn run(args: ApprovalsArgs) -> Result<(), Error> {
                 }
                 for item in &items {
                     println!(
-                        "{}  {:<9} {:<28} approved by {:<12} expires {}",
+                        "{}  {:<9} {:<10} {:<28} approved by {:<12} expires {}",
                         text(item, "id"),
                         text(item, "status"),
+                        text(item, "requester"),
                         text(item, "target"),
                         item["approved_by"].as_str().unwrap_or("-"),
                         text(item, "expires_at")

@@ -60,15 +60,22 @@ fn held(credentials: Value) -> Result<Held, Error> {
     })
 }
 
+/// When credentials fetched at `fetched` and ending at `expires` are due to be fetched again:
+/// `refresh_before` seconds before they end if given, else 16 minutes before (SDKs start asking
+/// again 15 minutes before), or after two thirds of a session shorter than 48 minutes.
+fn due(
+    fetched: OffsetDateTime,
+    expires: OffsetDateTime,
+    refresh_before: Option<i64>,
+) -> OffsetDateTime {
+    let lifetime = (expires - fetched).whole_seconds();
+    let before = refresh_before.unwrap_or_else(|| REFRESH_BEFORE_SECONDS.min(lifetime / 3));
+    expires - time::Duration::seconds(before)
+}
+
 impl Endpoint {
-    /// When `h` is due to be fetched again: 16 minutes before it ends (SDKs start asking again
-    /// 15 minutes before), or after two thirds of a session shorter than that.
     fn due(&self, h: &Held) -> OffsetDateTime {
-        let lifetime = (h.expires - h.fetched).whole_seconds();
-        let before = self
-            .refresh_before
-            .unwrap_or_else(|| REFRESH_BEFORE_SECONDS.min(lifetime / 3));
-        h.expires - time::Duration::seconds(before)
+        due(h.fetched, h.expires, self.refresh_before)
     }
 
     /// The credentials to hand out now, fetched again first when due. A failed fetch keeps the
@@ -249,4 +256,36 @@ pub async fn start(
 
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000) + time::Duration::minutes(minutes)
+    }
+
+    #[test]
+    fn credentials_are_fetched_again_before_sdks_start_asking() {
+        // An hour: 16 minutes before the end, before the SDKs' 15.
+        assert_eq!(due(at(0), at(60), None), at(44));
+        // Fifteen minutes: after ten, not on every SDK call of the last fifteen.
+        assert_eq!(due(at(0), at(15), None), at(10));
+        // As asked.
+        assert_eq!(due(at(0), at(15), Some(60)), at(14));
+    }
+
+    #[test]
+    fn only_loopback_by_its_port_and_no_browser() {
+        let mut headers = HeaderMap::new();
+        assert!(!Endpoint::from_a_browser(&headers));
+        headers.insert(header::USER_AGENT, "aws-sdk-rust/1.0".parse().unwrap());
+        assert!(!Endpoint::from_a_browser(&headers));
+        headers.insert(header::USER_AGENT, "Mozilla/5.0".parse().unwrap());
+        assert!(Endpoint::from_a_browser(&headers));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::REFERER, "https://evil.example/".parse().unwrap());
+        assert!(Endpoint::from_a_browser(&headers));
+    }
 }

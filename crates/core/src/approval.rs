@@ -13,8 +13,8 @@ use crate::catalog::{AccessError, Catalog};
 use crate::clock::{Clock, Entropy, EntropyUnavailable};
 use crate::factors::{FactorError, SecondFactor};
 use crate::ledger::{Change, ChangeError, Ledger, record_refusal};
-use crate::model::Target;
 use crate::model::approvals::{ApprovalId, ApprovalRequest, ApprovalStatus};
+use crate::model::{Principal, Target};
 use crate::names::{Reason, TargetName, UserName};
 use crate::ports::{ApprovalStore, Directory, UpstreamError};
 use crate::totp::TotpCode;
@@ -261,6 +261,7 @@ impl Approvals {
             expires_at: now + APPROVAL_LIFETIME,
             approved_by: None,
             approved_at: None,
+            approvers: target.approvers.clone(),
         };
         record.approval_id = Some(request.id.to_string());
         record.reason = Some(reason.to_string());
@@ -380,6 +381,23 @@ impl Approvals {
     pub async fn mine(&self, identity: Identity) -> Result<Vec<ApprovalRequest>, ApprovalError> {
         let caller = self.catalog.caller(identity).await?;
         Ok(self.store.approvals_by(&caller.user.name, LISTED).await?)
+    }
+
+    /// The requests that asked the caller (by name or through a group), not their own, made in
+    /// the last day, newest first (at most [`LISTED`]): what may be waiting for them.
+    pub async fn asking(&self, identity: Identity) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let caller = self.catalog.caller(identity).await?;
+        let me = caller.user.name.clone();
+        let principals: Vec<Principal> = std::iter::once(Principal::User(me.clone()))
+            .chain(caller.groups.iter().cloned().map(Principal::Group))
+            .collect();
+        let since = self.clock.now() - Duration::days(1);
+        let mut found = self
+            .store
+            .approvals_asking(&principals, since, LISTED)
+            .await?;
+        found.retain(|r| r.requester != me);
+        Ok(found)
     }
 
     /// A request, for its requester or anyone who may approve it; to others it does not exist.

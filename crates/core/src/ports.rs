@@ -286,6 +286,15 @@ pub trait ApprovalStore: Send + Sync {
         requester: &UserName,
         limit: usize,
     ) -> Result<Vec<ApprovalRequest>, UpstreamError>;
+
+    /// The requests made since `since` that asked any of `principals`, newest first, each
+    /// once, at most `limit`. One query per principal, whatever else is stored.
+    async fn approvals_asking(
+        &self,
+        principals: &[Principal],
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError>;
 }
 
 /// Where access requests are read (they are written through the ledger).

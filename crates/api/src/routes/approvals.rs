@@ -40,7 +40,7 @@ pub struct ApproveBody {
 }
 
 /// Where an approval request stands (`expired` once past `expires_at`, unless used).
-#[derive(Serialize, Clone, Copy)]
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApprovalState {
@@ -156,33 +156,49 @@ pub async fn approve(
     Ok(Json(ApprovalView::of(request, state.shared.clock.now())))
 }
 
-/// My approval requests, newest first (the last 50).
+/// Approval requests, newest first (at most 50).
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApprovalList))]
 pub struct ApprovalList {
     pub items: Vec<ApprovalView>,
 }
 
-/// List my approval requests
-///
-/// The caller's own requests and where each stands, newest first. (Approvers learn of requests
-/// from the notice, which names the request.)
+/// Whose approval requests to list, and in which state.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct ListQuery {
+    /// `requester` (default): the ones I made; `approver`: the ones asking me (of the last day).
+    #[serde(default)]
+    pub role: Option<crate::routes::access_requests::Role>,
+    /// Only those in this state.
+    #[serde(default)]
+    pub state: Option<ApprovalState>,
+}
+
+/// List approval requests: mine, or the ones waiting for me
 #[cfg_attr(feature = "openapi", utoipa::path(
     get, path = "/v1/approvals", operation_id = "listApprovals", tag = "approvals",
-    responses((status = 200, description = "The caller's requests.", body = ApprovalList)),
+    params(ListQuery),
+    responses((status = 200, description = "The requests, newest first.", body = ApprovalList)),
 ))]
 pub async fn list(
     State(state): State<IssueState>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
     Authenticated(identity): Authenticated,
 ) -> Result<Json<ApprovalList>, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let approvals = &state.shared.approvals;
+    let found = match q.role {
+        Some(crate::routes::access_requests::Role::Approver) => approvals.asking(identity).await?,
+        _ => approvals.mine(identity).await?,
+    };
     let now = state.shared.clock.now();
-    let items = state
-        .shared
-        .approvals
-        .mine(identity)
-        .await?
+    let items = found
         .into_iter()
         .map(|r| ApprovalView::of(r, now))
+        .filter(|v| q.state.is_none_or(|s| s == v.status))
         .collect();
     Ok(Json(ApprovalList { items }))
 }

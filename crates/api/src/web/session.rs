@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cooper_core::access::Identity;
-use cooper_core::model::approvals::ApprovalId;
 use cooper_core::names::TargetName;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -301,42 +300,6 @@ pub fn recent(headers: &HeaderMap) -> Vec<TargetName> {
         .filter_map(|n| TargetName::parse(n).ok())
         .take(RECENT_MAX)
         .collect()
-}
-
-/// The approval requests this browser opened, newest first (ids only; each is shown only to
-/// its requester and its approvers, whoever holds the id).
-const REQUESTS: &str = "cooper_requests";
-
-pub fn requests(headers: &HeaderMap) -> Vec<ApprovalId> {
-    cookie(headers, REQUESTS)
-        .unwrap_or_default()
-        .split('|')
-        .filter_map(|id| ApprovalId::parse(id).ok())
-        .take(RECENT_MAX)
-        .collect()
-}
-
-/// The requests cookie with `opened` in front.
-pub fn remember_request(
-    web: &Web,
-    headers: &HeaderMap,
-    opened: &ApprovalId,
-) -> Option<HeaderValue> {
-    let first = opened.to_string();
-    let mut ids = vec![first.clone()];
-    ids.extend(
-        requests(headers)
-            .into_iter()
-            .map(|id| id.to_string())
-            .filter(|id| *id != first),
-    );
-    ids.truncate(RECENT_MAX);
-    set_cookie(
-        REQUESTS,
-        &ids.join("|"),
-        7 * 24 * 3600,
-        secure(web, headers),
-    )
 }
 
 /// The recent-targets cookie with `used` in front.

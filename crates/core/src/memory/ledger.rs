@@ -54,6 +54,7 @@ enum Item {
     AccessRequest(AccessRequestId),
     /// A pointer to a request in the list of one principal it asks.
     Asking(crate::model::Principal, AccessRequestId),
+    AskingApproval(crate::model::Principal, ApprovalId),
     TemporaryGrant(UserName, AccessRequestId),
 }
 
@@ -98,7 +99,13 @@ fn items_of(change: &Change) -> Vec<Item> {
             factor(user, FactorItem::Pending),
         ],
         Change::PutPassword { user, .. } => vec![factor(user, FactorItem::Password)],
-        Change::OpenApproval(r) => vec![Item::Approval(r.id.clone())],
+        Change::OpenApproval(r) => std::iter::once(Item::Approval(r.id.clone()))
+            .chain(
+                r.approvers
+                    .iter()
+                    .map(|p| Item::AskingApproval(p.clone(), r.id.clone())),
+            )
+            .collect(),
         Change::Approve { id, .. } | Change::ConsumeApproval { id, .. } => {
             vec![Item::Approval(id.clone())]
         }

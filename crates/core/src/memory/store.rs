@@ -850,6 +850,28 @@ impl ApprovalStore for MemoryStore {
         })
         .await
     }
+
+    async fn approvals_asking(
+        &self,
+        principals: &[Principal],
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, UpstreamError> {
+        self.call(|s| {
+            let mut found: Vec<ApprovalRequest> = s
+                .approvals
+                .values()
+                .filter(|r| {
+                    r.created_at >= since && r.approvers.iter().any(|a| principals.contains(a))
+                })
+                .cloned()
+                .collect();
+            found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            found.truncate(limit);
+            found
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -40,4 +40,7 @@ pub struct ApprovalRequest {
         with = "time::serde::rfc3339::option"
     )]
     pub approved_at: Option<OffsetDateTime>,
+    /// Who was asked: the target's approvers when the request was made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<crate::model::Principal>,
 }

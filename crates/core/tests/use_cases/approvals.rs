@@ -484,3 +484,22 @@ async fn an_api_token_cannot_approve() -> TestResult {
     assert_eq!(stored(&w, &request).status, ApprovalStatus::Pending);
     Ok(())
 }
+
+#[tokio::test]
+async fn approvers_see_what_asks_them_and_requesters_their_own() -> TestResult {
+    let w = approval_world();
+    let request = open(&w, "alice", "prod").await?;
+    let ids = |found: Vec<ApprovalRequest>| found.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    // carol by name, dave through `approvers`; erin is on no list.
+    for who in ["carol", "dave"] {
+        let asking = w.approvals().asking(w.identity(who)?).await?;
+        assert_eq!(ids(asking), [request.id.clone()], "{who}");
+    }
+    assert!(w.approvals().asking(w.identity("erin")?).await?.is_empty());
+    // The requester's own list has it; what asks her does not.
+    let mine = w.approvals().mine(w.identity("alice")?).await?;
+    assert_eq!(ids(mine), [request.id.clone()]);
+    assert!(w.approvals().asking(w.identity("alice")?).await?.is_empty());
+    assert!(w.approvals().mine(w.identity("carol")?).await?.is_empty());
+    Ok(())
+}

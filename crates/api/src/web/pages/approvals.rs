@@ -6,21 +6,28 @@ use super::*;
 async fn approvals_view(
     state: &WebState,
     ctx: &Ctx,
-    headers: &HeaderMap,
     error: Option<&FormError>,
     target: &str,
     reason: &str,
 ) -> Markup {
-    // The requests this browser opened, with their state now (each read as its page reads it).
+    // My requests, and the ones asking me that still wait, with their state now.
     let now = state.issue.shared.clock.now();
-    let mut mine = Vec::new();
-    for id in session::requests(headers) {
-        if let Ok(request) = state.issue.shared.approvals.view(&id, ctx.identity()).await
-            && request.requester == ctx.session.identity.user
-        {
-            mine.push(ApprovalView::of(request, now));
-        }
-    }
+    let approvals = &state.issue.shared.approvals;
+    let views = |found: Vec<cooper_core::model::approvals::ApprovalRequest>| {
+        found
+            .into_iter()
+            .map(|r| ApprovalView::of(r, now))
+            .collect::<Vec<_>>()
+    };
+    let (mine, asking) = tokio::join!(
+        approvals.mine(ctx.identity()),
+        approvals.asking(ctx.identity())
+    );
+    let mine = views(mine.unwrap_or_default());
+    let waiting: Vec<ApprovalView> = views(asking.unwrap_or_default())
+        .into_iter()
+        .filter(|v| matches!(v.status, ApprovalState::Pending))
+        .collect();
     let gated: Vec<String> = state
         .issue
         .catalog
@@ -35,6 +42,25 @@ async fn approvals_view(
         .unwrap_or_default();
     let base = &ctx.base;
     html! {
+        @if !waiting.is_empty() {
+            section aria-labelledby="waiting-h" {
+                h2 #waiting-h { "Waiting for you" }
+                table {
+                    thead { tr { th { "Request" } th { "Asked by" } th { "Target" } th { "Why" } th { "Expires" } } }
+                    tbody {
+                        @for v in &waiting {
+                            tr {
+                                td { a href={ (base) "/approvals/" (v.id) } { code { (v.id) } } }
+                                td { (v.requester) }
+                                td { (v.target) }
+                                td { (v.reason) }
+                                td { (v.expires_at.format(&Rfc3339).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section aria-labelledby="ask-h" {
             h2 #ask-h { "Ask for a second person's approval" }
             p.hint {
@@ -93,7 +119,6 @@ async fn approvals_view(
 pub(super) async fn approvals_page(
     State(state): State<WebState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(id) = query.get("id").map(|i| i.trim()).filter(|i| !i.is_empty()) {
@@ -103,7 +128,7 @@ pub(super) async fn approvals_page(
         let e = ApiError::from(cooper_core::approval::ApprovalError::NotFound);
         return error_page(&ctx, "Approvals", Nav::Approvals, e);
     }
-    let body = approvals_view(&state, &ctx, &headers, None, "", "").await;
+    let body = approvals_view(&state, &ctx, None, "", "").await;
     ctx.page("Approvals", Nav::Approvals, body).into_response()
 }
 
@@ -130,16 +155,10 @@ pub(super) async fn approvals_open(
         (Err(e), _) | (_, Err(e)) => Err(ApiError::from(e)),
     };
     match opened {
-        Ok(request) => see_other(
-            &ctx.base,
-            &format!("/approvals/{}", request.id),
-            session::remember_request(&state.web, &headers, &request.id)
-                .into_iter()
-                .collect(),
-        ),
+        Ok(request) => see_other(&ctx.base, &format!("/approvals/{}", request.id), Vec::new()),
         Err(e) => {
             let (status, error) = refusal(e, &ctx.meta);
-            let body = approvals_view(&state, &ctx, &headers, Some(&error), &target, &reason).await;
+            let body = approvals_view(&state, &ctx, Some(&error), &target, &reason).await;
             ctx.page("Approvals", Nav::Approvals, body)
                 .status(status)
                 .into_response()
