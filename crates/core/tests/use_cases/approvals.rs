@@ -493,12 +493,12 @@ async fn approvers_see_what_asks_them_and_requesters_their_own() -> TestResult {
     // carol by name, dave through `approvers`; erin is on no list.
     for who in ["carol", "dave"] {
         let asking = w.approvals().asking(w.identity(who)?).await?;
-        assert_eq!(ids(asking), [request.id.clone()], "{who}");
+        assert_eq!(ids(asking), std::slice::from_ref(&request.id), "{who}");
     }
     assert!(w.approvals().asking(w.identity("erin")?).await?.is_empty());
     // The requester's own list has it; what asks her does not.
     let mine = w.approvals().mine(w.identity("alice")?).await?;
-    assert_eq!(ids(mine), [request.id.clone()]);
+    assert_eq!(ids(mine), std::slice::from_ref(&request.id));
     assert!(w.approvals().asking(w.identity("alice")?).await?.is_empty());
     assert!(w.approvals().mine(w.identity("carol")?).await?.is_empty());
     Ok(())
