@@ -106,9 +106,10 @@ impl Admin {
             .await?;
         let details = self.user(ctx, name).await?;
         let principal = Principal::User(name.clone());
-        let (grants, tokens) = futures_util::future::try_join(
+        let (grants, tokens, temporary) = futures_util::future::try_join3(
             self.store.grants_of(&principal),
             self.store.tokens_of(name),
+            self.directory.temporary_grants(name),
         )
         .await?;
         let mut dependents: Vec<(String, Change)> = grants
@@ -140,12 +141,24 @@ impl Admin {
                 dependents: dependents.into_iter().map(|(n, _)| n).take(20).collect(),
             });
         }
-        // What the user owns goes with them: tokens, authenticator, password.
+        // What the user owns goes with them: tokens, authenticator, password, and the time-bound
+        // grants approved requests gave them (kept by name: someone made later under the same
+        // name must not find them).
         dependents.extend(
             tokens
                 .into_iter()
                 .map(|t| (format!("token {}", t.id), Change::DeleteToken(t.id))),
         );
+        dependents.extend(temporary.into_iter().filter_map(|g| {
+            let request = g.via?;
+            Some((
+                format!("time-bound grant of access request {request}"),
+                Change::EndTemporaryGrant {
+                    user: name.clone(),
+                    request,
+                },
+            ))
+        }));
         dependents.push((
             "authentication factors".into(),
             Change::DeleteFactors(name.clone()),

@@ -592,3 +592,27 @@ async fn a_policy_lowered_after_the_request_caps_the_approval() -> TestResult {
     assert!(matches!(err, RequestError::NotAnApprover), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deleted_users_time_bound_grants_go_with_them() -> TestResult {
+    let w = jit_world();
+    let request = open(&w, "alice", &for_target("prod", None)).await?;
+    approve(&w, &request, "carol", None).await?;
+    assert_eq!(w.state()?.temporary_grants.len(), 1);
+    w.admin_grant(as_user("root"), None)?;
+    w.user("root")?;
+    let admin = w.admin(cooper_core::admin::AdminConfig::default());
+    let ctx = admin
+        .context(cooper_core::admin::AdminCall {
+            identity: w.identity("root")?,
+            totp: None,
+            meta: w.meta(),
+        })
+        .await?;
+    admin.delete_user(&ctx, &user("alice"), None, true).await?;
+    assert!(w.state()?.temporary_grants.is_empty());
+    // Someone made later under the same name holds nothing.
+    w.user("alice")?;
+    assert!(become_(&w, "alice", "prod").await.is_err());
+    Ok(())
+}
