@@ -3,7 +3,7 @@
 For each function: the DynamoDB actions on the directory table (reads, and writes granted only
 under dynamodb:LeadingKeys conditions naming exactly the listed key prefixes), the actions on
 the audit table, the KMS purposes it may decrypt and encrypt (by the cooper:purpose encryption
-context), and the SSM parameters it may read. Anything more, or less, fails.
+context), and the SSM parameters it may read and write. Anything more, or less, fails.
 """
 
 import json
@@ -38,7 +38,7 @@ def check(name, function, want):
     problems = []
     read, write, prefixes, audit = set(), set(), set(), set()
     unconditioned_writes = set()
-    decrypt, encrypt, ssm = set(), set(), None
+    decrypt, encrypt, ssm, ssm_write = set(), set(), None, None
     for st in statements(function):
         actions = {a.split(":", 1)[1] for a in as_list(st["Action"]) if a.startswith("dynamodb:")}
         resources = as_list(st["Resource"])
@@ -65,8 +65,12 @@ def check(name, function, want):
                 encrypt |= set(as_list(purposes))
         elif kms and "kms:ViaService" not in json.dumps(condition):
             problems.append(f"KMS granted without a purpose or a via-service condition: {st.get('Sid')}")
+        paths = [json.dumps(r).split("parameter${SsmPrefix}")[-1].split('"')[0] for r in resources]
+        paths = paths[0] if len(paths) == 1 else set(paths)
         if "ssm:GetParameters" in as_list(st["Action"]):
-            ssm = json.dumps(resources).split("parameter${SsmPrefix}")[-1].split('"')[0]
+            ssm = paths
+        if "ssm:PutParameter" in as_list(st["Action"]):
+            ssm_write = paths
     expect = lambda what, got, wanted: problems.append(  # noqa: E731
         f"{what}: template has {sorted(got) if isinstance(got, set) else got}, "
         f"the table {sorted(wanted) if isinstance(wanted, (set, list)) else wanted}"
@@ -78,6 +82,7 @@ def check(name, function, want):
     expect("KMS decrypt purposes", decrypt, want["kms_decrypt_purposes"])
     expect("KMS encrypt purposes", encrypt, want["kms_encrypt_purposes"])
     expect("SSM parameters", ssm, want["ssm_parameters"])
+    expect("SSM parameters written", ssm_write, want.get("ssm_write_parameters"))
     if unconditioned_writes:
         problems.append(f"directory writes without dynamodb:LeadingKeys: {sorted(unconditioned_writes)}")
     return [f"{name}: {p}" for p in problems]

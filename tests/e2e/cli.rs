@@ -1355,3 +1355,47 @@ async fn doctor_completion_and_version() {
     );
     let _ = std::fs::remove_dir_all(&config);
 }
+
+/// `cooper rotate-keys`: an operator rotates the broker's key now (`--force`); run again at
+/// once, it keeps the new key; credentials are issued before and after.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_rotates_the_brokers_key_from_the_command_line() {
+    let moto = Moto::start();
+    let setup: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["setup", "--json"])).stdout).unwrap();
+    let token = setup["demo"]["token"].as_str().unwrap().to_owned();
+    let (_server, url) = serve(&moto);
+    let issue = || {
+        cooper(&moto)
+            .args([
+                "get",
+                "demo-readonly",
+                "--endpoint",
+                &url,
+                "--token",
+                &token,
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(issue());
+    let rotated: Value = serde_json::from_slice(
+        &run(cooper(&moto).args(["rotate-keys", "--force", "--json"])).stdout,
+    )
+    .unwrap();
+    let (from, to) = (
+        rotated["rotated"]["from"].as_str().unwrap().to_owned(),
+        rotated["rotated"]["to"].as_str().unwrap().to_owned(),
+    );
+    assert_ne!(from, to);
+    let again: Value =
+        serde_json::from_slice(&run(cooper(&moto).args(["rotate-keys", "--json"])).stdout).unwrap();
+    assert!(again["rotated"].is_null(), "{again}");
+    assert!(
+        again["skipped"].as_str().unwrap().contains("days old"),
+        "{again}"
+    );
+    assert!(issue());
+}

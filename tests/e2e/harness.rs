@@ -1402,10 +1402,13 @@ pub enum Fault {
     Unavailable,
     /// The service's own throttling error.
     Throttled,
+    /// STS refusing the keys a request was signed with (deactivated, or deleted).
+    InvalidToken,
 }
 
 /// A rule: a service (SigV4 scope: dynamodb, sts, kms, sns, ssm), optionally one operation, and
-/// optionally only requests whose body mentions a string (a table name).
+/// optionally only requests whose body or signature mentions a string (a table name, the
+/// access key id that signed it).
 #[derive(Debug, Clone)]
 struct FaultRule {
     service: String,
@@ -1504,7 +1507,9 @@ impl FaultProxy {
                 .find(|r| {
                     r.service == service
                         && r.operation.as_deref().is_none_or(|o| o == operation)
-                        && r.mentions.as_deref().is_none_or(|m| text.contains(m))
+                        && r.mentions
+                            .as_deref()
+                            .is_none_or(|m| text.contains(m) || auth.contains(m))
                 })
                 .cloned();
             let hold = p
@@ -1523,6 +1528,7 @@ impl FaultProxy {
                 let query = matches!(service.as_str(), "sts" | "sns" | "iam");
                 let (status, code) = match rule.fault {
                     Fault::Unavailable => (503, "ServiceUnavailable"),
+                    Fault::InvalidToken => (403, "InvalidClientTokenId"),
                     Fault::Throttled if service == "dynamodb" => {
                         (400, "ProvisionedThroughputExceededException")
                     }

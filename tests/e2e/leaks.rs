@@ -1,7 +1,8 @@
 //! The secret-leak scan: `cooper serve` at the most verbose log level (every crate at `trace`,
 //! the AWS SDK's included) through a full scenario, then every secret that passed through it is
 //! looked for, raw and encoded, in its logs, in every error body it sent, and in every audit and
-//! directory item it wrote.
+//! directory item it wrote. Twice: with text logs, and with JSON logs and EMF metric lines
+//! (`COOPER_LOG_FORMAT=json`, as in Lambda).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
@@ -124,6 +125,22 @@ fn steady_now() -> OffsetDateTime {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
+    scan(LogFormat::Text).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_json_logs_or_emf_metrics() {
+    scan(LogFormat::Json).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    /// JSON log lines on stderr, EMF metric lines on stdout.
+    Json,
+}
+
+async fn scan(format: LogFormat) {
     let moto = Moto::start();
     let sdk = sdk_for(&moto.endpoint).await;
     let signin = FakeSignin::start().await;
@@ -199,7 +216,8 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
     .trim()
     .to_owned();
 
-    // `cooper serve`, everything at trace: its logs and notices go to stderr (both are read).
+    // `cooper serve`, everything at trace: its logs and notices go to stderr, metrics (in JSON)
+    // to stdout (both are read).
     let providers = json!([{
         "issuer": idp.issuer, "audiences": ["cooper-test"], "algorithms": ["ES256"],
         "email_domains": ["example.com"],
@@ -210,13 +228,22 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
         .env("COOPER_SIGNIN_ENDPOINT", &signin.url)
         .env("COOPER_OIDC_PROVIDERS", providers.to_string())
         .env("COOPER_ADMIN_TOTP_OPERATIONS", "")
+        .env(
+            "COOPER_LOG_FORMAT",
+            if format == LogFormat::Json {
+                "json"
+            } else {
+                "text"
+            },
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let metrics = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut stdout = child.stdout.take().unwrap();
-    let stdout_logs = logs.clone();
+    let stdout_logs = metrics.clone();
     let stdout_reader = std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = stdout.read(&mut buf) {
@@ -233,10 +260,10 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
             stderr.read_line(&mut line).unwrap() > 0,
             "cooper serve exited early"
         );
-        logs.lock().unwrap().extend_from_slice(line.as_bytes());
         if let Some(rest) = line.strip_prefix("cooper serving on ") {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
+        logs.lock().unwrap().extend_from_slice(line.as_bytes());
     };
     let stderr_logs = logs.clone();
     let stderr_reader = std::thread::spawn(move || {
@@ -484,10 +511,39 @@ async fn no_secret_reaches_logs_error_bodies_or_stored_items() {
     stdout_reader.join().unwrap();
     stderr_reader.join().unwrap();
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let metrics = String::from_utf8_lossy(&metrics.lock().unwrap()).into_owned();
     assert!(
         logs.contains("TRACE") && logs.contains("credentials issued"),
         "the logs were captured at trace level"
     );
+    if format == LogFormat::Json {
+        // Every line is JSON: what is scanned is what CloudWatch Logs would hold.
+        for line in logs.lines() {
+            let line: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{e}: not a JSON log line: {line:?}"));
+            assert!(line["level"].is_string(), "{line}");
+        }
+        let emf: Vec<Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        assert!(
+            emf.iter()
+                .all(|l| l["_aws"]["CloudWatchMetrics"].is_array()),
+            "stdout holds EMF lines only"
+        );
+        assert!(
+            emf.iter().any(|l| l["Issuances"] == 1) && emf.iter().any(|l| l["Refusals"] == 1),
+            "the scenario's issuances and refusals were counted"
+        );
+        assert!(
+            logs.lines().any(|l| l.contains(r#""message":"request""#)),
+            "the access lines were written"
+        );
+    } else {
+        assert!(metrics.is_empty(), "no metrics in text mode: {metrics}");
+    }
+    let logs = format!("{logs}\n{metrics}");
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let mut stored = String::new();

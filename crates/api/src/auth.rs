@@ -131,7 +131,9 @@ impl Authenticator {
 
     /// A cooper session token, and nothing else (the web console's cookie).
     pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
-        self.cooper_jwt(token).await
+        let identity = self.cooper_jwt(token).await?;
+        crate::metrics::note_user(&identity.user);
+        Ok(identity)
     }
 
     /// A cooper session: signed by cooper, in date, and not ended (one key read: the person's
@@ -211,6 +213,7 @@ where
     };
     let identity = authenticator.authenticate(header).await?;
     tracing::Span::current().record("user", tracing::field::display(&identity.user));
+    crate::metrics::note_user(&identity.user);
     Ok(identity)
 }
 

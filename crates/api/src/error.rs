@@ -9,11 +9,13 @@ use cooper_core::catalog::AccessError;
 use cooper_core::factors::FactorError;
 use cooper_core::issue::IssueError;
 use cooper_core::names::InvalidValue;
-use cooper_core::ports::{UpstreamError, UpstreamKind};
+use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
 use cooper_core::rate::RateError;
 use cooper_core::requests::RequestError;
 use cooper_core::sessions::SessionError;
 use serde::Serialize;
+
+use crate::metrics::{self, Counter};
 
 /// An error on its way to the client. The body is rendered by the request-context middleware,
 /// which knows the request id; a handler only says what went wrong.
@@ -170,6 +172,7 @@ impl IntoResponse for ApiError {
 /// and the answer says so (the change did not happen, so a retry is safe).
 fn audit_unavailable(e: &UpstreamError, what: &str) -> ApiError {
     tracing::error!(service = %e.service, detail = %e.message, "audit write failed; {what}");
+    metrics::count(Counter::AuditWriteFailures);
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "audit_unavailable",
@@ -199,6 +202,9 @@ impl From<UpstreamError> for ApiError {
         // The client learns which service failed and how; the AWS message (ARNs, account ids) is
         // for the operator's logs only.
         tracing::warn!(service = %e.service, kind = ?e.kind, detail = %e.message, "upstream failure");
+        if e.kind == UpstreamKind::Throttled && e.service == Service::Sts {
+            metrics::count(Counter::StsThrottles);
+        }
         match e.kind {
             UpstreamKind::Throttled => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -460,6 +466,7 @@ impl From<cooper_core::signout::SignoutError> for ApiError {
             SignoutError::Contended => StatusCode::CONFLICT,
             SignoutError::AuditUnavailable(ref u) => {
                 tracing::warn!(error = %u, "a sign-out could not be written");
+                metrics::count(Counter::AuditWriteFailures);
                 StatusCode::SERVICE_UNAVAILABLE
             }
             SignoutError::Upstream(u) => return u.into(),

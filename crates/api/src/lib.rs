@@ -8,11 +8,13 @@ pub mod error;
 pub mod host;
 pub mod json;
 pub mod jwt;
+pub mod metrics;
 pub mod notify;
 pub mod oidc;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod qr;
+pub mod rotation;
 pub mod router;
 pub mod routes;
 #[cfg(feature = "web")]

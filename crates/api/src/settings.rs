@@ -35,6 +35,9 @@ pub mod env {
     pub const PUBLIC_URL: &str = "COOPER_PUBLIC_URL";
     pub const CONSOLE_LOGIN_ENDPOINT: &str = "COOPER_CONSOLE_LOGIN_ENDPOINT";
     pub const ACCESS_REQUEST_HOURS: &str = "COOPER_ACCESS_REQUEST_HOURS";
+    pub const ROTATION_DAYS: &str = "COOPER_ROTATION_DAYS";
+    pub const HOME_REGION: &str = "COOPER_HOME_REGION";
+    pub const REPLICA_REGIONS: &str = "COOPER_REPLICA_REGIONS";
 }
 
 pub const DEFAULT_SSM_PREFIX: &str = "/cooper";
@@ -51,6 +54,8 @@ const _: () = assert!(
 );
 /// Credential and console requests one user may make per minute (0: no limit).
 pub const DEFAULT_CREDENTIAL_RATE_LIMIT: u32 = 60;
+/// How often the broker's key is rotated, in days, by default.
+pub const DEFAULT_ROTATION_DAYS: u32 = 30;
 /// How long an access request waits for an approver, in hours, by default; and at most.
 pub const DEFAULT_ACCESS_REQUEST_HOURS: u32 = 24;
 pub const MAX_ACCESS_REQUEST_HOURS: u32 = 168;
@@ -123,6 +128,15 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How long an access request waits for an approver before it lapses.
     pub access_request_hours: u32,
+    /// How often the broker's key is rotated (a younger key is kept).
+    pub rotation_days: u32,
+    /// Multi-region: the region whose tables take every write (conditional writes are
+    /// consistent within one region only, so single-use codes, approvals and audit records are
+    /// decided there). `None`: this region's.
+    pub home_region: Option<String>,
+    /// Multi-region, in the home region: the other regions, whose copies of the broker's key
+    /// (in their SSM) a rotation writes too.
+    pub replica_regions: Vec<String>,
 }
 
 impl Settings {
@@ -152,6 +166,9 @@ impl Settings {
             saml_providers: String::new(),
             public_url: None,
             access_request_hours: DEFAULT_ACCESS_REQUEST_HOURS,
+            rotation_days: DEFAULT_ROTATION_DAYS,
+            home_region: None,
+            replica_regions: Vec::new(),
         }
     }
 
@@ -264,6 +281,14 @@ impl Settings {
             name: env::ACCESS_REQUEST_HOURS,
             reason: format!("must be a number of hours from 1 to {MAX_ACCESS_REQUEST_HOURS}"),
         })?;
+        let rotation_days = optional(env::ROTATION_DAYS, &DEFAULT_ROTATION_DAYS.to_string())
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (2..=365).contains(d))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: env::ROTATION_DAYS,
+                reason: "must be a number of days from 2 to 365".into(),
+            })?;
         let admin_totp_operations = match lookup(env::ADMIN_TOTP_OPERATIONS) {
             None => Sensitive::DEFAULT.into_iter().collect(),
             Some(spec) => Sensitive::parse_list(&spec).map_err(|e| ConfigError::Invalid {
@@ -303,6 +328,16 @@ impl Settings {
                 .map(|v| v.trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty()),
             access_request_hours,
+            rotation_days,
+            home_region: lookup(env::HOME_REGION)
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
+            replica_regions: optional(env::REPLICA_REGIONS, "")
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

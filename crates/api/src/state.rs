@@ -82,7 +82,7 @@ pub struct Shared {
     pub requests: Arc<AccessRequests>,
     pub admin: Arc<Admin>,
     pub signout: Arc<Signout>,
-    /// The one DynamoDB client every adapter of this process shares.
+    /// The DynamoDB client the request counters write through (the home region's).
     dynamodb: aws_sdk_dynamodb::Client,
 }
 
@@ -103,6 +103,7 @@ struct Core {
 impl Core {
     fn build(sdk: &SdkConfig, settings: &Settings, clock: &Arc<dyn Clock>) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let home = home_dynamodb(sdk, settings);
         let mut vault = KmsVault::new(aws_sdk_kms::Client::new(sdk));
         if let Some(key) = &settings.kms_key {
             vault = vault.with_key(key);
@@ -113,7 +114,7 @@ impl Core {
         ));
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
         let ledger: Arc<dyn Ledger> = Arc::new(DynamoLedger::new(
-            dynamodb.clone(),
+            home.clone(),
             &settings.directory_table,
             &settings.audit_table,
         ));
@@ -123,7 +124,7 @@ impl Core {
         });
         let second_factor = Arc::new(SecondFactor {
             store: Arc::new(DynamoFactorStore::new(
-                dynamodb.clone(),
+                home.clone(),
                 &settings.directory_table,
             )),
             vault: Arc::new(vault),
@@ -177,7 +178,8 @@ impl Core {
             },
         });
         Self {
-            dynamodb,
+            // What the shared counters write through: the home region's, as the ledger.
+            dynamodb: home,
             directory,
             ledger,
             catalog,
@@ -187,6 +189,23 @@ impl Core {
             requests,
             admin,
         }
+    }
+}
+
+/// DynamoDB where the writes go: this region's, or the home region's (multi-region: conditional
+/// writes hold within one region only, so every claim of a code, every approval, every count
+/// and every audit record is decided in the home region; reads stay local).
+fn home_dynamodb(sdk: &SdkConfig, settings: &Settings) -> aws_sdk_dynamodb::Client {
+    let here = sdk.region().map(|r| r.as_ref().to_owned());
+    match &settings.home_region {
+        Some(home) if here.as_deref() != Some(home.as_str()) => {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .region(aws_config::Region::new(home.clone()))
+                    .build(),
+            )
+        }
+        _ => aws_sdk_dynamodb::Client::new(sdk),
     }
 }
 
@@ -293,6 +312,30 @@ impl FromRef<IssueState> for Arc<Authenticator> {
     }
 }
 
+/// How often a running function reads the broker's keys again (a rotation reaches it by then
+/// at the latest; at once when STS refuses the keys it holds).
+const BROKER_KEYS_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// STS with the broker's keys: with keys from SSM, read again after a rotation.
+fn broker(
+    sdk: &SdkConfig,
+    settings: &Settings,
+    keys: Option<&StaticKeys>,
+    elsewhere: &[(cooper_core::names::Partition, StaticKeys)],
+) -> StsBroker {
+    let broker = StsBroker::new(sdk, keys, elsewhere);
+    match (settings.broker_credentials, keys) {
+        (BrokerCredentials::Ssm, Some(_)) => broker.reloading(
+            Arc::new(cooper_aws::rotation::SsmBrokerKeys::new(
+                sdk,
+                &settings.ssm_prefix,
+            )),
+            BROKER_KEYS_READ_EVERY,
+        ),
+        _ => broker,
+    }
+}
+
 fn broker_params(settings: &Settings) -> Vec<Param> {
     match settings.broker_credentials {
         BrokerCredentials::Ssm => {
@@ -342,7 +385,7 @@ impl IssueState {
         };
         let issuer = CredentialIssuer {
             catalog: shared.catalog.clone(),
-            broker: Arc::new(StsBroker::new(sdk, broker_keys.as_ref(), &elsewhere)),
+            broker: Arc::new(broker(sdk, settings, broker_keys.as_ref(), &elsewhere)),
             vault: shared.second_factor.vault.clone(),
             ledger: shared.ledger.clone(),
             clock: shared.clock.clone(),
@@ -507,5 +550,36 @@ impl AdminState {
     pub async fn load(sdk: &SdkConfig, settings: &Settings) -> Result<Self, StartupError> {
         let (shared, _) = Shared::load(sdk, settings, &[], Arc::new(SystemClock)).await?;
         Ok(Self { shared })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdk(region: &str) -> SdkConfig {
+        SdkConfig::builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    #[test]
+    fn writes_go_to_the_home_region_and_reads_stay_here() {
+        let mut settings = Settings::local("directory", "audit");
+        let region = |c: &aws_sdk_dynamodb::Client| c.config().region().map(|r| r.to_string());
+        assert_eq!(
+            region(&home_dynamodb(&sdk("eu-west-1"), &settings)).as_deref(),
+            Some("eu-west-1")
+        );
+        settings.home_region = Some("us-east-1".into());
+        assert_eq!(
+            region(&home_dynamodb(&sdk("eu-west-1"), &settings)).as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            region(&home_dynamodb(&sdk("us-east-1"), &settings)).as_deref(),
+            Some("us-east-1")
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod provisioning;
 pub mod rate;
 pub mod requests;
 pub mod revoker;
+pub mod rotation;
 pub mod signin;
 pub mod ssm;
 #[cfg(feature = "stream")]

@@ -14,16 +14,43 @@ use cooper_core::ports::{
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
-use crate::error::{corrupt, upstream};
+use crate::error::{code_of, corrupt, upstream};
 use crate::ssm::StaticKeys;
 
 pub struct StsBroker {
-    /// Signs AssumeRole, one client per partition cooper has a broker identity in: the home
-    /// partition's (the broker's IAM-user keys, or the ambient credentials), and any other
-    /// partition's (its own IAM user's keys, to that partition's STS).
-    brokers: Vec<(Partition, Client)>,
+    /// The partition of the region cooper runs in, and the client that signs AssumeRole there
+    /// (the broker's IAM-user keys, or the ambient credentials): replaced when the keys are
+    /// read again (see [`BrokerKeySource`]).
+    home: Partition,
+    home_client: std::sync::RwLock<Client>,
+    /// Other partitions cooper has a broker identity in, each with its own IAM user's keys, to
+    /// that partition's STS.
+    elsewhere: Vec<(Partition, Client)>,
     /// The shared SDK configuration (region, endpoints, retries, HTTP client) federation clients start from.
     base: SdkConfig,
+    reload: Option<Reload>,
+}
+
+/// Where the broker's keys are read again, so that a running function follows a rotation
+/// without a restart: after STS refuses the keys it holds (once), and every so often.
+#[async_trait]
+pub trait BrokerKeySource: Send + Sync {
+    async fn keys(&self) -> Result<StaticKeys, UpstreamError>;
+}
+
+struct Reload {
+    source: std::sync::Arc<dyn BrokerKeySource>,
+    every: std::time::Duration,
+    /// When the keys were last read; held while they are read again (one read at a time).
+    read_at: tokio::sync::Mutex<std::time::Instant>,
+}
+
+/// What STS says of keys it does not take (deactivated, deleted, or not yet known).
+fn keys_refused(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException")
+    )
 }
 
 impl StsBroker {
@@ -41,18 +68,93 @@ impl StsBroker {
             conf = conf.credentials_provider(keys.provider("cooper-broker"));
         }
         let home = Self::home(base);
-        let mut brokers = vec![(home, Client::from_conf(conf.build()))];
+        let mut others = Vec::new();
         for (partition, keys) in elsewhere.iter().filter(|(p, _)| *p != home) {
             let conf = aws_sdk_sts::config::Builder::from(base)
                 .credentials_provider(keys.provider("cooper-broker-partition"))
                 .region(Region::new(partition.home_region()))
                 .build();
-            brokers.push((*partition, Client::from_conf(conf)));
+            others.push((*partition, Client::from_conf(conf)));
         }
         Self {
-            brokers,
+            home,
+            home_client: std::sync::RwLock::new(Client::from_conf(conf.build())),
+            elsewhere: others,
             base: base.clone(),
+            reload: None,
         }
+    }
+
+    /// Reads the home broker's keys again from `source` every `every`, and at once after STS
+    /// refuses the ones held (a rotation replaced them), retrying that call once.
+    pub fn reloading(
+        mut self,
+        source: std::sync::Arc<dyn BrokerKeySource>,
+        every: std::time::Duration,
+    ) -> Self {
+        self.reload = Some(Reload {
+            source,
+            every,
+            read_at: tokio::sync::Mutex::new(std::time::Instant::now()),
+        });
+        self
+    }
+
+    fn current_home(&self) -> Client {
+        match self.home_client.read() {
+            Ok(client) => client.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The home client, with the keys read again first when `force`d or when they are older
+    /// than the interval.
+    async fn home_client(&self, force: bool) -> Result<Client, UpstreamError> {
+        let Some(reload) = &self.reload else {
+            return Ok(self.current_home());
+        };
+        let mut read_at = reload.read_at.lock().await;
+        if force || read_at.elapsed() >= reload.every {
+            let keys = reload.source.keys().await?;
+            let conf = aws_sdk_sts::config::Builder::from(&self.base)
+                .credentials_provider(keys.provider("cooper-broker"))
+                .build();
+            let client = Client::from_conf(conf);
+            match self.home_client.write() {
+                Ok(mut held) => *held = client,
+                Err(poisoned) => *poisoned.into_inner() = client,
+            }
+            *read_at = std::time::Instant::now();
+        }
+        Ok(self.current_home())
+    }
+
+    async fn assume_with(
+        client: &Client,
+        call: &AssumeRoleCall,
+    ) -> Result<
+        aws_sdk_sts::operation::assume_role::AssumeRoleOutput,
+        aws_smithy_runtime_api::client::result::SdkError<
+            aws_sdk_sts::operation::assume_role::AssumeRoleError,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    > {
+        client
+            .assume_role()
+            .role_arn(call.role_arn.as_str())
+            .role_session_name(call.session_name.as_str())
+            .source_identity(call.source_identity.as_str())
+            .set_external_id(call.external_id.as_ref().map(|e| e.as_str().to_owned()))
+            .duration_seconds(seconds(call.duration.seconds()))
+            .set_tags(session_tags(call).ok().flatten())
+            .set_transitive_tag_keys((!call.transitive.is_empty()).then(|| {
+                call.transitive
+                    .iter()
+                    .map(|k| k.as_str().to_owned())
+                    .collect()
+            }))
+            .send()
+            .await
     }
 
     /// The partition of the region cooper runs in.
@@ -114,38 +216,40 @@ fn seconds(call_duration: u32) -> i32 {
 #[async_trait]
 impl CredentialBroker for StsBroker {
     async fn assume_role(&self, call: &AssumeRoleCall) -> Result<IssuedCredentials, UpstreamError> {
+        // Tags that cannot be built are refused before anything is sent.
+        session_tags(call)?;
         // A role of another partition goes to that partition's STS, signed by cooper's identity
         // there, or nowhere: never to another partition's STS.
         let partition = call.role_arn.partition();
-        let broker = self
-            .brokers
-            .iter()
-            .find(|(p, _)| *p == partition)
-            .map(|(_, c)| c)
-            .ok_or_else(|| {
-                UpstreamError::new(
-                    Service::Sts,
-                    cooper_core::ports::UpstreamKind::Refused,
-                    format!("cooper has no broker identity in partition {partition}"),
-                )
-            })?;
-        let out = broker
-            .assume_role()
-            .role_arn(call.role_arn.as_str())
-            .role_session_name(call.session_name.as_str())
-            .source_identity(call.source_identity.as_str())
-            .set_external_id(call.external_id.as_ref().map(|e| e.as_str().to_owned()))
-            .duration_seconds(seconds(call.duration.seconds()))
-            .set_tags(session_tags(call)?)
-            .set_transitive_tag_keys((!call.transitive.is_empty()).then(|| {
-                call.transitive
-                    .iter()
-                    .map(|k| k.as_str().to_owned())
-                    .collect()
-            }))
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Sts, e))?;
+        if partition != self.home {
+            let broker = self
+                .elsewhere
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map(|(_, c)| c)
+                .ok_or_else(|| {
+                    UpstreamError::new(
+                        Service::Sts,
+                        cooper_core::ports::UpstreamKind::Refused,
+                        format!("cooper has no broker identity in partition {partition}"),
+                    )
+                })?;
+            let out = Self::assume_with(broker, call)
+                .await
+                .map_err(|e| upstream(Service::Sts, e))?;
+            return issued(out.credentials, out.assumed_role_user.map(|u| u.arn));
+        }
+        let client = self.home_client(false).await?;
+        let out = match Self::assume_with(&client, call).await {
+            // The keys held were rotated away: read them again, and try once more.
+            Err(e) if self.reload.is_some() && keys_refused(code_of(&e)) => {
+                tracing::warn!("STS refused the broker's keys; reading them again");
+                let client = self.home_client(true).await?;
+                Self::assume_with(&client, call).await
+            }
+            other => other,
+        }
+        .map_err(|e| upstream(Service::Sts, e))?;
         issued(out.credentials, out.assumed_role_user.map(|u| u.arn))
     }
 

@@ -76,6 +76,11 @@ pub struct DeploymentArgs {
     #[arg(long, env = env::ACCESS_REQUEST_HOURS, default_value_t = settings::DEFAULT_ACCESS_REQUEST_HOURS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(settings::MAX_ACCESS_REQUEST_HOURS)))]
     pub access_request_hours: u32,
+    /// How often the broker's key is rotated, in days (`cooper rotate-keys` keeps a younger key
+    /// unless --force).
+    #[arg(long, env = env::ROTATION_DAYS, default_value_t = settings::DEFAULT_ROTATION_DAYS,
+          value_parser = clap::value_parser!(u32).range(2..=365))]
+    pub rotation_days: u32,
     /// The Issuer console links carry.
     #[arg(long, env = env::CONSOLE_ISSUER, default_value = settings::DEFAULT_CONSOLE_ISSUER)]
     pub console_issuer: String,
@@ -122,6 +127,9 @@ impl DeploymentArgs {
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
             access_request_hours: self.access_request_hours,
+            rotation_days: self.rotation_days,
+            home_region: None,
+            replica_regions: Vec::new(),
         })
     }
 }

@@ -15,6 +15,7 @@ mod exec;
 mod factors;
 mod oidc_login;
 mod operator;
+mod rotate;
 mod saml_login;
 mod serve;
 mod setup;
@@ -57,6 +58,9 @@ enum Command {
     Encrypt(encrypt::EncryptArgs),
     /// Serve every cooper API on a local address (the same routers the Lambda functions serve).
     Serve(serve::ServeArgs),
+    /// Rotate the broker's IAM-user key now (operators, with AWS access; the rotate-keys function
+    /// does it on its schedule).
+    RotateKeys(rotate::RotateArgs),
     /// Issue, list and revoke users' API tokens (operators, with AWS access to the directory).
     Token(token::TokenArgs),
     /// Enroll an authenticator app: shows a QR code, then asks for its first code.
@@ -104,6 +108,7 @@ async fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Token(args) => token::run(args).await,
+        Command::RotateKeys(args) => rotate::run(args).await,
         Command::Enroll(args) => factors::enroll(args).await,
         Command::Login(args) => factors::login(args).await,
         Command::Logout(args) => factors::logout(args).await,

@@ -77,6 +77,11 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         }
     }
 
+    // With COOPER_LOG_FORMAT=json, as in Lambda: JSON log lines on stderr and the EMF metric
+    // lines on stdout (function `cooper-serve`). In text, no metrics are written.
+    if cooper_api::telemetry::Format::from_env() == cooper_api::telemetry::Format::Json {
+        cooper_api::metrics::init("cooper-serve");
+    }
     tracing::info!(address = %local, "cooper is serving");
     eprintln!(
         "cooper serving on http://{local} (the web console at /, the API under /v1; Ctrl-C stops)"

@@ -66,6 +66,9 @@ pub enum AuditEvent {
     PasswordRefused,
     #[serde(rename = "admin.change")]
     AdminChange,
+    /// The broker's IAM-user key was replaced by a new one (`before`/`after`: the key ids).
+    #[serde(rename = "broker_key.rotated")]
+    BrokerKeyRotated,
     #[serde(rename = "admin.refused")]
     AdminRefused,
 }

@@ -39,6 +39,7 @@ pub mod ports;
 pub mod rate;
 pub mod requests;
 pub mod revocation;
+pub mod rotation;
 #[cfg(feature = "openapi")]
 pub mod schema;
 pub mod session;

@@ -198,8 +198,10 @@ pub async fn issue_credentials(
         .0;
     let format = Format::parse(&query)?;
     let request = body.parse()?;
+    crate::metrics::note_target(&request.target);
     let user = identity.user.clone();
     let issuance = state.issuer.issue(identity, &request, &meta).await?;
+    crate::metrics::count(crate::metrics::Counter::Issuances);
     tracing::info!(
         %user,
         approved_by = ?issuance.approved_by,
@@ -306,8 +308,10 @@ pub async fn console(
         .0;
     body.console = true;
     let request = body.parse()?;
+    crate::metrics::note_target(&request.target);
     let user = identity.user.clone();
     let issuance = state.issuer.issue(identity, &request, &meta).await?;
+    crate::metrics::count(crate::metrics::Counter::Issuances);
     tracing::info!(%user, target = %issuance.target.name, access_key_id = %issuance.credentials.access_key_id, "console link issued");
     let url = issuance
         .console_url

@@ -529,3 +529,141 @@ impl crate::ports::RevocationPolicies for MemoryPolicies {
         Ok(())
     }
 }
+
+/// A step of a key rotation, to make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStep {
+    Create,
+    Works,
+    Store,
+    Deactivate,
+    Delete,
+}
+
+/// The broker user's keys in IAM and the one stored in SSM: a key's secret is `secret-<id>`.
+/// A step can be made to fail once (a run that dies there); new keys can be made to not work.
+pub struct MemoryBrokerKeys {
+    clock: Arc<dyn Clock>,
+    keys: Mutex<Vec<crate::rotation::AccessKeyInfo>>,
+    stored: Mutex<Option<String>>,
+    fail_at: Mutex<Option<KeyStep>>,
+    refuse_new: AtomicBool,
+    next: AtomicU64,
+}
+
+impl MemoryBrokerKeys {
+    /// One active key, stored, made `age` ago.
+    pub fn new(clock: Arc<dyn Clock>, age: Duration) -> Self {
+        let first = crate::rotation::AccessKeyInfo {
+            id: "AKIABROKER0000000001".into(),
+            active: true,
+            created: clock.now() - age,
+        };
+        Self {
+            stored: Mutex::new(Some(first.id.clone())),
+            keys: Mutex::new(vec![first]),
+            clock,
+            fail_at: Mutex::new(None),
+            refuse_new: AtomicBool::new(false),
+            next: AtomicU64::new(2),
+        }
+    }
+
+    /// The next `step` fails (once).
+    pub fn fail_at(&self, step: Option<KeyStep>) {
+        *locked(&self.fail_at) = step;
+    }
+
+    /// New keys do not sign (as if IAM never learnt of them).
+    pub fn refuse_new(&self, on: bool) {
+        self.refuse_new.store(on, Ordering::SeqCst);
+    }
+
+    pub fn keys(&self) -> Vec<crate::rotation::AccessKeyInfo> {
+        locked(&self.keys).clone()
+    }
+
+    pub fn stored_id(&self) -> Option<String> {
+        locked(&self.stored).clone()
+    }
+
+    fn step(&self, step: KeyStep) -> Result<(), UpstreamError> {
+        let mut fail = locked(&self.fail_at);
+        if *fail == Some(step) {
+            *fail = None;
+            return Err(UpstreamError::new(
+                Service::Iam,
+                UpstreamKind::Unavailable,
+                format!("the run died at {step:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::rotation::BrokerKeys for MemoryBrokerKeys {
+    async fn stored(&self) -> Result<Option<String>, UpstreamError> {
+        Ok(self.stored_id())
+    }
+
+    async fn list(&self) -> Result<Vec<crate::rotation::AccessKeyInfo>, UpstreamError> {
+        Ok(self.keys())
+    }
+
+    async fn create(&self) -> Result<crate::rotation::NewAccessKey, UpstreamError> {
+        self.step(KeyStep::Create)?;
+        let mut keys = locked(&self.keys);
+        if keys.len() >= 2 {
+            return Err(UpstreamError::new(
+                Service::Iam,
+                UpstreamKind::Refused,
+                "LimitExceeded: two access keys already",
+            ));
+        }
+        let id = format!("AKIABROKER{:010}", self.next.fetch_add(1, Ordering::SeqCst));
+        // Later keys are made later, to the second.
+        let created = keys
+            .iter()
+            .map(|k| k.created + Duration::seconds(1))
+            .max()
+            .unwrap_or_else(|| self.clock.now())
+            .max(self.clock.now());
+        keys.push(crate::rotation::AccessKeyInfo {
+            id: id.clone(),
+            active: true,
+            created,
+        });
+        Ok(crate::rotation::NewAccessKey {
+            secret: SecretString::from(format!("secret-{id}")),
+            id,
+        })
+    }
+
+    async fn works(&self, key: &crate::rotation::NewAccessKey) -> Result<bool, UpstreamError> {
+        self.step(KeyStep::Works)?;
+        Ok(!self.refuse_new.load(Ordering::SeqCst)
+            && key.secret.expose_secret() == format!("secret-{}", key.id)
+            && self.keys().iter().any(|k| k.id == key.id && k.active))
+    }
+
+    async fn store(&self, key: &crate::rotation::NewAccessKey) -> Result<(), UpstreamError> {
+        self.step(KeyStep::Store)?;
+        *locked(&self.stored) = Some(key.id.clone());
+        Ok(())
+    }
+
+    async fn deactivate(&self, id: &str) -> Result<(), UpstreamError> {
+        self.step(KeyStep::Deactivate)?;
+        for k in locked(&self.keys).iter_mut().filter(|k| k.id == id) {
+            k.active = false;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), UpstreamError> {
+        self.step(KeyStep::Delete)?;
+        locked(&self.keys).retain(|k| k.id != id);
+        Ok(())
+    }
+}

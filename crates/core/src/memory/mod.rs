@@ -17,8 +17,8 @@ mod store;
 mod world;
 
 pub use fakes::{
-    BrokerCall, ConsoleCall, FederationTokenSeen, MemoryBroker, MemoryConsole, MemorySigner,
-    MemoryVault, RecordingPacer, SealedFor, SeededEntropy, TestClock,
+    BrokerCall, ConsoleCall, FederationTokenSeen, KeyStep, MemoryBroker, MemoryBrokerKeys,
+    MemoryConsole, MemorySigner, MemoryVault, RecordingPacer, SealedFor, SeededEntropy, TestClock,
 };
 pub use store::{Interloper, MemoryStore, State, StoredFactors, StoredGrant};
 pub use world::{MemoryWorld, SESSION_LIFETIME, START, SeedError};

@@ -19,6 +19,7 @@ mod issue;
 mod ledger;
 mod requests;
 mod revocation;
+mod rotation;
 mod session_tags;
 mod sessions;
 mod step_up;

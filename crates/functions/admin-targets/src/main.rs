@@ -9,7 +9,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    telemetry::init_function("admin-targets");
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let state = AdminState::load(&sdk, &settings).await?;

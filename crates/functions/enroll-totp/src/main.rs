@@ -11,7 +11,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    telemetry::init_function("enroll-totp");
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let state = EnrollState::load(&sdk, &settings).await?;

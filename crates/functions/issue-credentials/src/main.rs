@@ -13,7 +13,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    telemetry::init_function("issue-credentials");
     // Configuration and secrets are read once, here: a missing one stops the function at init,
     // with its name, instead of failing the first request.
     let settings = Settings::from_env()?;

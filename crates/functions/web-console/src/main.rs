@@ -13,7 +13,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    telemetry::init_function("web-console");
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
     let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false)?;

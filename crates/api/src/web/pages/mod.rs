@@ -216,6 +216,7 @@ fn field_of(code: &str) -> Option<&'static str> {
 }
 
 fn refusal(error: ApiError, meta: &RequestMeta) -> (StatusCode, FormError) {
+    crate::metrics::note_refusal(error.code);
     let mut message = error.message;
     if let Some(seconds) = error.retry_after {
         message = format!("{message} Try again in {seconds} seconds.");

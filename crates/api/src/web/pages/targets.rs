@@ -341,16 +341,20 @@ async fn issue(
 ) -> Result<Issuance, Response> {
     let name = form.owned("target").unwrap_or_default();
     let issued = match request_body(form, console).parse() {
-        Ok(request) => state
-            .issue
-            .issuer
-            .issue(ctx.identity(), &request, &ctx.meta)
-            .await
-            .map_err(ApiError::from),
+        Ok(request) => {
+            crate::metrics::note_target(&request.target);
+            state
+                .issue
+                .issuer
+                .issue(ctx.identity(), &request, &ctx.meta)
+                .await
+                .map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     match issued {
         Ok(issuance) => {
+            crate::metrics::count(crate::metrics::Counter::Issuances);
             tracing::info!(user = %ctx.session.identity.user, target = %issuance.target.name, access_key_id = %issuance.credentials.access_key_id, console, "issued through the web console");
             Ok(issuance)
         }
