@@ -8,7 +8,7 @@ CARGO ?= cargo
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-tools.txt | sha256sum | cut -c1-12)
-FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify web-console
+FUNCTIONS := issue-credentials enroll-totp admin-targets audit-notify web-console rotate-keys
 BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | cut -c1-12)
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
@@ -16,7 +16,7 @@ OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.j
 .PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 run: deps ## Run cooper locally: moto on loopback, `cooper setup`, `cooper serve` on 127.0.0.1:8080
 	scripts/run-local.sh
@@ -89,9 +89,10 @@ $(TOOLS_STAMP): requirements-tools.txt
 	@rm -f $(TOOLS)/.installed-*
 	@touch $@
 
-lint: $(TOOLS_STAMP) ## Lint the SAM template and the target-account template (cfn-lint, sam validate --lint); hold the function policies to infra/function-policies.json; check docs/openapi.json is generated
+lint: $(TOOLS_STAMP) ## Lint the SAM template (in its single- and multi-region forms) and the target-account template (cfn-lint, sam validate --lint); hold the function policies to infra/function-policies.json; check docs/openapi.json is generated
 	$(CARGO) test --quiet -p cooper-api --features openapi --test openapi
 	$(TOOLS)/bin/python scripts/check_policies.py
+	$(TOOLS)/bin/python scripts/multi_region.py
 	$(TOOLS)/bin/cfn-lint template.yaml infra/*.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint --template template.yaml
 
@@ -105,6 +106,20 @@ build: $(TOOLS_STAMP) ## Build each function as an arm64 bootstrap zip (release)
 deploy: $(TOOLS_STAMP) ## Deploy to AWS with SAM (sam build, then sam deploy with samconfig.toml)
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --beta-features
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam deploy
+
+# Developing like a SAM user: one function under cargo-lambda's emulator, or the whole API under
+# `sam local`, against moto with the configuration `make run` uses (scripts/lambda-local.sh,
+# scripts/sam-local.sh; the README's "Developing like a SAM user").
+.PHONY: watch invoke sam-local
+
+watch: $(STAMP) $(TOOLS_STAMP) ## Run FUNCTION under `cargo lambda watch` against moto (`make run`'s, or its own), rebuilt on every edit
+	scripts/lambda-local.sh watch "$(FUNCTION)"
+
+invoke: $(STAMP) $(TOOLS_STAMP) ## Send EVENT (a fixture of events/) to the function `make watch` runs, with a real token; print its answer
+	scripts/lambda-local.sh invoke "$(FUNCTION)" "$(EVENT)"
+
+sam-local: $(STAMP) $(TOOLS_STAMP) ## `sam build` and `sam local start-api` on 127.0.0.1:3000, every function pointed at moto (needs Docker)
+	scripts/sam-local.sh
 
 $(OIDC_STAMP): $(OIDC)/package-lock.json
 	cd $(OIDC) && npm ci --no-audit --no-fund --loglevel=error

@@ -17,6 +17,7 @@ mod architecture;
 mod atomic;
 mod audit;
 mod bad_input;
+mod cargo_lambda;
 mod cli;
 mod concurrency;
 mod console;
