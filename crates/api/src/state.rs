@@ -195,7 +195,7 @@ impl Core {
 /// DynamoDB where the writes go: this region's, or the home region's (multi-region: conditional
 /// writes hold within one region only, so every claim of a code, every approval, every count
 /// and every audit record is decided in the home region; reads stay local).
-fn home_dynamodb(sdk: &SdkConfig, settings: &Settings) -> aws_sdk_dynamodb::Client {
+pub(crate) fn home_dynamodb(sdk: &SdkConfig, settings: &Settings) -> aws_sdk_dynamodb::Client {
     let here = sdk.region().map(|r| r.as_ref().to_owned());
     match &settings.home_region {
         Some(home) if here.as_deref() != Some(home.as_str()) => {

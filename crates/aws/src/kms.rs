@@ -154,6 +154,15 @@ impl KeyVault for KmsVault {
         FederationKeys::parse(text).map_err(|e| corrupt(Service::Kms, e.to_string()))
     }
 
+    async fn reseal_federation_keys(
+        &self,
+        keys: &FederationKeys,
+        binding: &FederationBinding,
+    ) -> Result<Sealed, UpstreamError> {
+        self.seal_federation_keys(self.sealing_key()?, keys, binding)
+            .await
+    }
+
     async fn seal_totp_secret(
         &self,
         user: &UserName,

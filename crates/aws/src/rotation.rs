@@ -8,8 +8,11 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_ssm::types::ParameterType;
+use cooper_core::model::FederationKeys;
+use cooper_core::names::Partition;
 use cooper_core::ports::{Service, UpstreamError, UpstreamKind};
-use cooper_core::rotation::{AccessKeyInfo, BrokerKeys, NewAccessKey};
+use cooper_core::rotation::targets::FederationIam;
+use cooper_core::rotation::{AccessKeyInfo, BrokerKeys, NewAccessKey, UserKeys};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
@@ -57,14 +60,158 @@ impl BrokerKeySource for SsmBrokerKeys {
 const WORKS_TRIES: u32 = 12;
 const WORKS_PAUSE: Duration = Duration::from_secs(5);
 
+fn sts_as(base: &SdkConfig, keys: &StaticKeys) -> aws_sdk_sts::Client {
+    let conf = aws_sdk_sts::config::Builder::from(base)
+        .credentials_provider(keys.provider("cooper-rotation"))
+        .build();
+    aws_sdk_sts::Client::from_conf(conf)
+}
+
+/// The IAM user `keys` belong to, by asking STS who signs with them.
+async fn user_of(base: &SdkConfig, keys: &StaticKeys) -> Result<Option<String>, UpstreamError> {
+    let out = sts_as(base, keys)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| upstream(Service::Sts, e))?;
+    Ok(out
+        .arn
+        .and_then(|arn| arn.split_once(":user/").map(|(_, name)| name.to_owned()))
+        .map(|path| path.rsplit('/').next().unwrap_or(&path).to_owned()))
+}
+
+/// IAM as one user's key signs it: that user's own keys.
+pub struct IamUserKeys {
+    base: SdkConfig,
+    iam: aws_sdk_iam::Client,
+    user: String,
+    pause: Duration,
+}
+
+impl IamUserKeys {
+    /// IAM as `keys` sign it (in `base`'s region and endpoint), for the user they belong to.
+    pub async fn of(
+        base: &SdkConfig,
+        keys: &StaticKeys,
+        pause: Duration,
+    ) -> Result<Self, UpstreamError> {
+        let user = user_of(base, keys)
+            .await?
+            .ok_or_else(|| corrupt(Service::Sts, "the key in use is not an IAM user's"))?;
+        let conf = aws_sdk_iam::config::Builder::from(base)
+            .credentials_provider(keys.provider("cooper-rotation"))
+            .build();
+        Ok(Self {
+            base: base.clone(),
+            iam: aws_sdk_iam::Client::from_conf(conf),
+            user,
+            pause,
+        })
+    }
+}
+
+#[async_trait]
+impl UserKeys for IamUserKeys {
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    async fn list(&self) -> Result<Vec<AccessKeyInfo>, UpstreamError> {
+        let out = self
+            .iam
+            .list_access_keys()
+            .user_name(&self.user)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Iam, e))?;
+        out.access_key_metadata
+            .into_iter()
+            .map(|k| {
+                let id = k
+                    .access_key_id
+                    .ok_or_else(|| corrupt(Service::Iam, "an access key without an id"))?;
+                let created = k
+                    .create_date
+                    .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+                    .ok_or_else(|| corrupt(Service::Iam, "an access key without its date"))?;
+                Ok(AccessKeyInfo {
+                    id,
+                    active: k.status == Some(StatusType::Active),
+                    created,
+                })
+            })
+            .collect()
+    }
+
+    async fn create(&self) -> Result<NewAccessKey, UpstreamError> {
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(&self.user)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Iam, e))?;
+        let key = out
+            .access_key
+            .ok_or_else(|| corrupt(Service::Iam, "CreateAccessKey returned no key"))?;
+        Ok(NewAccessKey {
+            id: key.access_key_id,
+            secret: SecretString::from(key.secret_access_key),
+        })
+    }
+
+    async fn works(&self, key: &NewAccessKey) -> Result<bool, UpstreamError> {
+        let keys = StaticKeys {
+            access_key_id: key.id.clone(),
+            secret_access_key: key.secret.clone(),
+        };
+        for attempt in 0..WORKS_TRIES {
+            match user_of(&self.base, &keys).await {
+                Ok(Some(name)) if name == self.user => return Ok(true),
+                // Known, but as someone else: it will not become this user's by waiting.
+                Ok(_) => return Ok(false),
+                Err(e) if attempt + 1 < WORKS_TRIES => {
+                    tracing::info!(error = %e, "the new key is not known yet; trying again");
+                    tokio::time::sleep(self.pause).await;
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn deactivate(&self, id: &str) -> Result<(), UpstreamError> {
+        self.iam
+            .update_access_key()
+            .user_name(&self.user)
+            .access_key_id(id)
+            .status(StatusType::Inactive)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Iam, e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), UpstreamError> {
+        self.iam
+            .delete_access_key()
+            .user_name(&self.user)
+            .access_key_id(id)
+            .send()
+            .await
+            .map_err(|e| upstream(Service::Iam, e))?;
+        Ok(())
+    }
+}
+
 /// The broker user's keys in IAM, managed with the key in use, and the one stored in SSM.
 pub struct IamBrokerKeys {
     base: SdkConfig,
     source: SsmBrokerKeys,
     /// The KMS key the parameters are sealed under (SSM's default key when `None`).
     kms_key: Option<String>,
-    /// IAM and the user's name, as the key in use signs and names them (read once a run).
-    iam: OnceCell<(aws_sdk_iam::Client, String)>,
+    /// IAM as the key in use signs it (read once a run).
+    iam: OnceCell<IamUserKeys>,
     pause: Duration,
     /// Multi-region: the other regions' SSM, where the functions there read their copy (each
     /// sealed with that region's `alias/cooper`).
@@ -102,42 +249,6 @@ impl IamBrokerKeys {
     pub fn without_pauses(mut self) -> Self {
         self.pause = Duration::ZERO;
         self
-    }
-
-    fn sts_as(&self, keys: &StaticKeys) -> aws_sdk_sts::Client {
-        let conf = aws_sdk_sts::config::Builder::from(&self.base)
-            .credentials_provider(keys.provider("cooper-rotation"))
-            .build();
-        aws_sdk_sts::Client::from_conf(conf)
-    }
-
-    /// The IAM user `keys` belong to, by asking STS who signs with them.
-    async fn user_of(&self, keys: &StaticKeys) -> Result<Option<String>, UpstreamError> {
-        let out = self
-            .sts_as(keys)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Sts, e))?;
-        Ok(out
-            .arn
-            .and_then(|arn| arn.split_once(":user/").map(|(_, name)| name.to_owned()))
-            .map(|path| path.rsplit('/').next().unwrap_or(&path).to_owned()))
-    }
-
-    async fn iam(&self) -> Result<&(aws_sdk_iam::Client, String), UpstreamError> {
-        self.iam
-            .get_or_try_init(|| async {
-                let keys = self.source.keys().await?;
-                let user = self.user_of(&keys).await?.ok_or_else(|| {
-                    corrupt(Service::Sts, "the stored broker key is not an IAM user's")
-                })?;
-                let conf = aws_sdk_iam::config::Builder::from(&self.base)
-                    .credentials_provider(keys.provider("cooper-rotation"))
-                    .build();
-                Ok((aws_sdk_iam::Client::from_conf(conf), user))
-            })
-            .await
     }
 
     async fn put(
@@ -189,69 +300,15 @@ impl BrokerKeys for IamBrokerKeys {
         }
     }
 
-    async fn list(&self) -> Result<Vec<AccessKeyInfo>, UpstreamError> {
-        let (iam, user) = self.iam().await?;
-        let out = iam
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Iam, e))?;
-        out.access_key_metadata
-            .into_iter()
-            .map(|k| {
-                let id = k
-                    .access_key_id
-                    .ok_or_else(|| corrupt(Service::Iam, "an access key without an id"))?;
-                let created = k
-                    .create_date
-                    .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
-                    .ok_or_else(|| corrupt(Service::Iam, "an access key without its date"))?;
-                Ok(AccessKeyInfo {
-                    id,
-                    active: k.status == Some(StatusType::Active),
-                    created,
-                })
+    async fn iam(&self) -> Result<&dyn UserKeys, UpstreamError> {
+        let iam = self
+            .iam
+            .get_or_try_init(|| async {
+                let keys = self.source.keys().await?;
+                IamUserKeys::of(&self.base, &keys, self.pause).await
             })
-            .collect()
-    }
-
-    async fn create(&self) -> Result<NewAccessKey, UpstreamError> {
-        let (iam, user) = self.iam().await?;
-        let out = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Iam, e))?;
-        let key = out
-            .access_key
-            .ok_or_else(|| corrupt(Service::Iam, "CreateAccessKey returned no key"))?;
-        Ok(NewAccessKey {
-            id: key.access_key_id,
-            secret: SecretString::from(key.secret_access_key),
-        })
-    }
-
-    async fn works(&self, key: &NewAccessKey) -> Result<bool, UpstreamError> {
-        let (_, user) = self.iam().await?;
-        let keys = StaticKeys {
-            access_key_id: key.id.clone(),
-            secret_access_key: key.secret.clone(),
-        };
-        for attempt in 0..WORKS_TRIES {
-            match self.user_of(&keys).await {
-                Ok(Some(name)) if name == *user => return Ok(true),
-                // Known, but as someone else: it will not become the broker's by waiting.
-                Ok(_) => return Ok(false),
-                Err(e) if attempt + 1 < WORKS_TRIES => {
-                    tracing::info!(error = %e, "the new key is not known yet; trying again");
-                    tokio::time::sleep(self.pause).await;
-                }
-                Err(_) => return Ok(false),
-            }
-        }
-        Ok(false)
+            .await?;
+        Ok(iam)
     }
 
     async fn store(&self, key: &NewAccessKey) -> Result<(), UpstreamError> {
@@ -264,27 +321,54 @@ impl BrokerKeys for IamBrokerKeys {
         self.put_pair(&self.source.ssm, self.kms_key.clone(), key)
             .await
     }
+}
 
-    async fn deactivate(&self, id: &str) -> Result<(), UpstreamError> {
-        let (iam, user) = self.iam().await?;
-        iam.update_access_key()
-            .user_name(user)
-            .access_key_id(id)
-            .status(StatusType::Inactive)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Iam, e))?;
-        Ok(())
+/// IAM in the target accounts, as their federation users' own keys sign it: in the target's
+/// partition (this region when it is in that partition, else the partition's home region).
+pub struct IamFederationUsers {
+    base: SdkConfig,
+    pause: Duration,
+}
+
+impl IamFederationUsers {
+    pub fn new(base: &SdkConfig) -> Self {
+        Self {
+            base: base.clone(),
+            pause: WORKS_PAUSE,
+        }
     }
 
-    async fn delete(&self, id: &str) -> Result<(), UpstreamError> {
-        let (iam, user) = self.iam().await?;
-        iam.delete_access_key()
-            .user_name(user)
-            .access_key_id(id)
-            .send()
-            .await
-            .map_err(|e| upstream(Service::Iam, e))?;
-        Ok(())
+    /// Tries a new key without pausing between tries (an emulator knows it at once).
+    pub fn without_pauses(mut self) -> Self {
+        self.pause = Duration::ZERO;
+        self
+    }
+}
+
+#[async_trait]
+impl FederationIam for IamFederationUsers {
+    async fn user(
+        &self,
+        keys: &FederationKeys,
+        partition: Partition,
+    ) -> Result<Box<dyn UserKeys>, UpstreamError> {
+        let here = self
+            .base
+            .region()
+            .map(|r| Partition::of_region(r.as_ref()) == partition)
+            .unwrap_or(false);
+        let base = if here {
+            self.base.clone()
+        } else {
+            self.base
+                .to_builder()
+                .region(aws_config::Region::new(partition.home_region()))
+                .build()
+        };
+        let keys = StaticKeys {
+            access_key_id: keys.access_key_id.clone(),
+            secret_access_key: keys.secret_access_key.clone(),
+        };
+        Ok(Box::new(IamUserKeys::of(&base, &keys, self.pause).await?))
     }
 }

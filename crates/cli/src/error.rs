@@ -89,8 +89,8 @@ pub enum Error {
     NoCommand,
     #[error("{0} check(s) failed")]
     Unhealthy(usize),
-    #[error(transparent)]
-    Rotation(#[from] cooper_core::rotation::RotationError),
+    #[error("key rotation failed: {0}")]
+    Rotation(String),
     #[error("cannot serve credentials on 127.0.0.1")]
     Endpoint(#[source] std::io::Error),
     #[error("the operating system gave no randomness")]

@@ -1,5 +1,6 @@
-//! `cooper rotate-keys`: rotates the broker's IAM-user key now, as the rotate-keys function does
-//! on its schedule (for operators with AWS access to the deployment; recorded as them).
+//! `cooper rotate-keys`: rotates the broker's IAM-user key, and the federated-user targets' keys
+//! their accounts let cooper rotate, now, as the rotate-keys function does on its schedule (for
+//! operators with AWS access to the deployment; recorded as them).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::error::Error;
 pub struct RotateArgs {
     #[command(flatten)]
     deployment: DeploymentArgs,
-    /// Rotate even if the key in use is younger than the rotation period.
+    /// Rotate even if a key in use is younger than the rotation period.
     #[arg(long)]
     force: bool,
     /// Print what was done as JSON.
@@ -30,36 +31,71 @@ pub async fn run(args: RotateArgs) -> Result<(), Error> {
         &sdk,
         &settings.ssm_prefix,
         settings.kms_key.clone(),
-    );
+    )
+    .with_replicas(&settings.replica_regions);
+    let mut users = cooper_aws::rotation::IamFederationUsers::new(&sdk);
     // An emulator knows a new key at once: no pauses between tries.
     if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
         keys = keys.without_pauses();
+        users = users.without_pauses();
     }
-    let rotation =
-        cooper_api::rotation::rotation_over(keys, &sdk, &settings, Arc::new(SystemClock));
+    let rotations =
+        cooper_api::rotation::rotations_over(keys, users, &sdk, &settings, Arc::new(SystemClock));
     let meta = RequestMeta {
         request_id: format!("cli-{}", uuid::Uuid::now_v7()),
         source_ip: None,
     };
-    let report = rotation
+    let run = rotations
         .run(args.force, &principal, "operator", &meta)
-        .await?;
+        .await;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&cooper_api::rotation::report(&report))?
-        );
-        return Ok(());
+        println!("{}", serde_json::to_string_pretty(&run.json())?);
+    } else {
+        print_human(&run);
     }
-    for line in &report.tidied {
-        println!("tidied: {line}");
+    let failures = run.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Rotation(failures.join("; ")))
     }
-    match (&report.rotated, &report.skipped) {
-        (Some((old, new)), _) => {
-            println!("rotated: {new} is in use now; {old} is inactive until the next rotation")
+}
+
+fn print_human(run: &cooper_api::rotation::RotationRun) {
+    use cooper_core::rotation::targets::TargetOutcome;
+    let say = |who: &str, r: &cooper_core::rotation::RotationReport| {
+        for line in &r.tidied {
+            println!("{who}: tidied: {line}");
         }
-        (None, Some(why)) => println!("kept the key in use: {why} (--force rotates it now)"),
-        (None, None) => {}
+        match (&r.rotated, &r.skipped) {
+            (Some((old, new)), _) => println!(
+                "{who}: rotated: {new} is in use now; {old} is inactive until the next rotation"
+            ),
+            (None, Some(why)) => {
+                println!("{who}: kept the key in use: {why} (--force rotates it now)")
+            }
+            (None, None) => {}
+        }
+    };
+    match &run.broker {
+        Ok(r) => say("broker", r),
+        Err(e) => println!("broker: failed: {e}"),
     }
-    Ok(())
+    match &run.targets {
+        Err(e) => println!("targets: failed: {e}"),
+        Ok(reports) => {
+            for r in reports {
+                let names: Vec<&str> = r.targets.iter().map(|t| t.as_str()).collect();
+                let who = format!("{} ({})", names.join(", "), r.account);
+                match &r.outcome {
+                    TargetOutcome::Done(done) => say(&who, done),
+                    TargetOutcome::NotAllowed => println!(
+                        "{who}: not rotated: IAM user {} may not manage its own keys (infra/README.md says what to grant)",
+                        r.user.as_deref().unwrap_or("?")
+                    ),
+                    TargetOutcome::Failed(why) => println!("{who}: failed: {why}"),
+                }
+            }
+        }
+    }
 }

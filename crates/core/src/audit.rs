@@ -69,6 +69,10 @@ pub enum AuditEvent {
     /// The broker's IAM-user key was replaced by a new one (`before`/`after`: the key ids).
     #[serde(rename = "broker_key.rotated")]
     BrokerKeyRotated,
+    /// A federated-user target's IAM-user key was replaced (sealed anew on every target that
+    /// held it; `before`/`after`: the key ids).
+    #[serde(rename = "target_keys.rotated")]
+    TargetKeysRotated,
     #[serde(rename = "admin.refused")]
     AdminRefused,
 }

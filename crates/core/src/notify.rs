@@ -140,7 +140,9 @@ impl Notice {
                 r.resource.as_deref().unwrap_or("sessions")
             ),
             AuditEvent::PasswordChanged => format!("{} changed their password", r.actor),
-            AuditEvent::BrokerKeyRotated => format!("{} rotated the key of {resource}", r.actor),
+            AuditEvent::BrokerKeyRotated | AuditEvent::TargetKeysRotated => {
+                format!("{} rotated the key of {resource}", r.actor)
+            }
             AuditEvent::PasswordRefused => format!("{}'s password change was refused", r.actor),
         };
 

@@ -226,6 +226,14 @@ pub trait KeyVault: Send + Sync {
         binding: &FederationBinding,
     ) -> Result<FederationKeys, UpstreamError>;
 
+    /// Seals new keys for the federated-user target `binding` names (a rotation's), under the
+    /// key new secrets are sealed with.
+    async fn reseal_federation_keys(
+        &self,
+        keys: &FederationKeys,
+        binding: &FederationBinding,
+    ) -> Result<Sealed, UpstreamError>;
+
     /// Seals a TOTP secret under an encryption context naming `user`: it opens for no one else.
     async fn seal_totp_secret(
         &self,

@@ -199,6 +199,14 @@ impl KeyVault for MemoryVault {
         FederationKeys::parse(text).map_err(|e| kms(UpstreamKind::Corrupt, &e.reason))
     }
 
+    async fn reseal_federation_keys(
+        &self,
+        keys: &FederationKeys,
+        binding: &FederationBinding,
+    ) -> Result<Sealed, UpstreamError> {
+        self.seal_federation_keys(keys, binding)
+    }
+
     async fn seal_totp_secret(
         &self,
         user: &UserName,
@@ -533,6 +541,7 @@ impl crate::ports::RevocationPolicies for MemoryPolicies {
 /// A step of a key rotation, to make fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStep {
+    List,
     Create,
     Works,
     Store,
@@ -540,33 +549,54 @@ pub enum KeyStep {
     Delete,
 }
 
-/// The broker user's keys in IAM and the one stored in SSM: a key's secret is `secret-<id>`.
-/// A step can be made to fail once (a run that dies there); new keys can be made to not work.
-pub struct MemoryBrokerKeys {
+/// IAM users and their access keys (a key's secret is `secret-<id>`), for key rotations. A step
+/// can be made to fail once (a run that dies there); new keys can be made to not work; a user
+/// can be kept from managing its own keys.
+pub struct MemoryIam {
     clock: Arc<dyn Clock>,
-    keys: Mutex<Vec<crate::rotation::AccessKeyInfo>>,
-    stored: Mutex<Option<String>>,
+    keys: Mutex<Vec<(String, crate::rotation::AccessKeyInfo)>>,
     fail_at: Mutex<Option<KeyStep>>,
     refuse_new: AtomicBool,
+    not_allowed: Mutex<Vec<String>>,
     next: AtomicU64,
 }
 
-impl MemoryBrokerKeys {
-    /// One active key, stored, made `age` ago.
-    pub fn new(clock: Arc<dyn Clock>, age: Duration) -> Self {
-        let first = crate::rotation::AccessKeyInfo {
-            id: "AKIABROKER0000000001".into(),
-            active: true,
-            created: clock.now() - age,
-        };
-        Self {
-            stored: Mutex::new(Some(first.id.clone())),
-            keys: Mutex::new(vec![first]),
+impl MemoryIam {
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
             clock,
+            keys: Mutex::new(Vec::new()),
             fail_at: Mutex::new(None),
             refuse_new: AtomicBool::new(false),
-            next: AtomicU64::new(2),
+            not_allowed: Mutex::new(Vec::new()),
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// A new active key of `user`, made `age` ago.
+    pub fn add_key(&self, user: &str, age: Duration) -> FederationKeys {
+        let id = format!("AKIAMEMIAM{:010}", self.next.fetch_add(1, Ordering::SeqCst));
+        locked(&self.keys).push((
+            user.to_owned(),
+            crate::rotation::AccessKeyInfo {
+                id: id.clone(),
+                active: true,
+                created: self.clock.now() - age,
+            },
+        ));
+        FederationKeys {
+            secret_access_key: SecretString::from(format!("secret-{id}")),
+            access_key_id: id,
         }
+    }
+
+    /// `user`'s keys, as IAM lists them.
+    pub fn keys_of(&self, user: &str) -> Vec<crate::rotation::AccessKeyInfo> {
+        locked(&self.keys)
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// The next `step` fails (once).
@@ -579,15 +609,27 @@ impl MemoryBrokerKeys {
         self.refuse_new.store(on, Ordering::SeqCst);
     }
 
-    pub fn keys(&self) -> Vec<crate::rotation::AccessKeyInfo> {
-        locked(&self.keys).clone()
+    /// `user` may not manage its own keys (its account grants it no IAM actions).
+    pub fn forbid(&self, user: &str) {
+        locked(&self.not_allowed).push(user.to_owned());
     }
 
-    pub fn stored_id(&self) -> Option<String> {
-        locked(&self.stored).clone()
+    /// A handle on `user`'s keys, as that user's key signs.
+    pub fn user(self: &Arc<Self>, user: &str) -> MemoryIamUser {
+        MemoryIamUser {
+            iam: self.clone(),
+            user: user.to_owned(),
+        }
     }
 
-    fn step(&self, step: KeyStep) -> Result<(), UpstreamError> {
+    fn step(&self, user: &str, step: KeyStep) -> Result<(), UpstreamError> {
+        if step != KeyStep::Store && locked(&self.not_allowed).iter().any(|u| u == user) {
+            return Err(UpstreamError::new(
+                Service::Iam,
+                UpstreamKind::Refused,
+                format!("AccessDenied: {user} may not manage its access keys"),
+            ));
+        }
         let mut fail = locked(&self.fail_at);
         if *fail == Some(step) {
             *fail = None;
@@ -602,38 +644,78 @@ impl MemoryBrokerKeys {
 }
 
 #[async_trait]
-impl crate::rotation::BrokerKeys for MemoryBrokerKeys {
-    async fn stored(&self) -> Result<Option<String>, UpstreamError> {
-        Ok(self.stored_id())
+impl crate::rotation::targets::FederationIam for Arc<MemoryIam> {
+    async fn user(
+        &self,
+        keys: &FederationKeys,
+        _partition: Partition,
+    ) -> Result<Box<dyn crate::rotation::UserKeys>, UpstreamError> {
+        let owner = locked(&self.keys)
+            .iter()
+            .find(|(_, k)| {
+                k.id == keys.access_key_id
+                    && k.active
+                    && keys.secret_access_key.expose_secret() == format!("secret-{}", k.id)
+            })
+            .map(|(u, _)| u.clone());
+        match owner {
+            Some(user) => Ok(Box::new(MemoryIam::user(self, &user))),
+            None => Err(UpstreamError::new(
+                Service::Sts,
+                UpstreamKind::Refused,
+                "InvalidClientTokenId: the key is not active",
+            )),
+        }
+    }
+}
+
+/// One user's keys in [`MemoryIam`].
+pub struct MemoryIamUser {
+    iam: Arc<MemoryIam>,
+    user: String,
+}
+
+#[async_trait]
+impl crate::rotation::UserKeys for MemoryIamUser {
+    fn user(&self) -> &str {
+        &self.user
     }
 
     async fn list(&self) -> Result<Vec<crate::rotation::AccessKeyInfo>, UpstreamError> {
-        Ok(self.keys())
+        self.iam.step(&self.user, KeyStep::List)?;
+        Ok(self.iam.keys_of(&self.user))
     }
 
     async fn create(&self) -> Result<crate::rotation::NewAccessKey, UpstreamError> {
-        self.step(KeyStep::Create)?;
-        let mut keys = locked(&self.keys);
-        if keys.len() >= 2 {
+        self.iam.step(&self.user, KeyStep::Create)?;
+        let mut keys = locked(&self.iam.keys);
+        let mine: Vec<_> = keys.iter().filter(|(u, _)| *u == self.user).collect();
+        if mine.len() >= 2 {
             return Err(UpstreamError::new(
                 Service::Iam,
                 UpstreamKind::Refused,
                 "LimitExceeded: two access keys already",
             ));
         }
-        let id = format!("AKIABROKER{:010}", self.next.fetch_add(1, Ordering::SeqCst));
+        let id = format!(
+            "AKIAMEMIAM{:010}",
+            self.iam.next.fetch_add(1, Ordering::SeqCst)
+        );
         // Later keys are made later, to the second.
-        let created = keys
+        let created = mine
             .iter()
-            .map(|k| k.created + Duration::seconds(1))
+            .map(|(_, k)| k.created + Duration::seconds(1))
             .max()
-            .unwrap_or_else(|| self.clock.now())
-            .max(self.clock.now());
-        keys.push(crate::rotation::AccessKeyInfo {
-            id: id.clone(),
-            active: true,
-            created,
-        });
+            .unwrap_or_else(|| self.iam.clock.now())
+            .max(self.iam.clock.now());
+        keys.push((
+            self.user.clone(),
+            crate::rotation::AccessKeyInfo {
+                id: id.clone(),
+                active: true,
+                created,
+            },
+        ));
         Ok(crate::rotation::NewAccessKey {
             secret: SecretString::from(format!("secret-{id}")),
             id,
@@ -641,29 +723,87 @@ impl crate::rotation::BrokerKeys for MemoryBrokerKeys {
     }
 
     async fn works(&self, key: &crate::rotation::NewAccessKey) -> Result<bool, UpstreamError> {
-        self.step(KeyStep::Works)?;
-        Ok(!self.refuse_new.load(Ordering::SeqCst)
+        self.iam.step(&self.user, KeyStep::Works)?;
+        Ok(!self.iam.refuse_new.load(Ordering::SeqCst)
             && key.secret.expose_secret() == format!("secret-{}", key.id)
-            && self.keys().iter().any(|k| k.id == key.id && k.active))
-    }
-
-    async fn store(&self, key: &crate::rotation::NewAccessKey) -> Result<(), UpstreamError> {
-        self.step(KeyStep::Store)?;
-        *locked(&self.stored) = Some(key.id.clone());
-        Ok(())
+            && self
+                .iam
+                .keys_of(&self.user)
+                .iter()
+                .any(|k| k.id == key.id && k.active))
     }
 
     async fn deactivate(&self, id: &str) -> Result<(), UpstreamError> {
-        self.step(KeyStep::Deactivate)?;
-        for k in locked(&self.keys).iter_mut().filter(|k| k.id == id) {
+        self.iam.step(&self.user, KeyStep::Deactivate)?;
+        for (_, k) in locked(&self.iam.keys)
+            .iter_mut()
+            .filter(|(u, k)| *u == self.user && k.id == id)
+        {
             k.active = false;
         }
         Ok(())
     }
 
     async fn delete(&self, id: &str) -> Result<(), UpstreamError> {
-        self.step(KeyStep::Delete)?;
-        locked(&self.keys).retain(|k| k.id != id);
+        self.iam.step(&self.user, KeyStep::Delete)?;
+        locked(&self.iam.keys).retain(|(u, k)| !(*u == self.user && k.id == id));
+        Ok(())
+    }
+}
+
+/// The broker user's keys in [`MemoryIam`] and the one stored in SSM.
+pub struct MemoryBrokerKeys {
+    pub iam: Arc<MemoryIam>,
+    user: MemoryIamUser,
+    stored: Mutex<Option<String>>,
+}
+
+impl MemoryBrokerKeys {
+    pub const USER: &str = "cooper-broker";
+
+    /// One active key, stored, made `age` ago.
+    pub fn new(clock: Arc<dyn Clock>, age: Duration) -> Self {
+        let iam = MemoryIam::new(clock);
+        let first = iam.add_key(Self::USER, age);
+        Self {
+            user: iam.user(Self::USER),
+            iam,
+            stored: Mutex::new(Some(first.access_key_id)),
+        }
+    }
+
+    /// The next `step` fails (once).
+    pub fn fail_at(&self, step: Option<KeyStep>) {
+        self.iam.fail_at(step);
+    }
+
+    /// New keys do not sign (as if IAM never learnt of them).
+    pub fn refuse_new(&self, on: bool) {
+        self.iam.refuse_new(on);
+    }
+
+    pub fn keys(&self) -> Vec<crate::rotation::AccessKeyInfo> {
+        self.iam.keys_of(Self::USER)
+    }
+
+    pub fn stored_id(&self) -> Option<String> {
+        locked(&self.stored).clone()
+    }
+}
+
+#[async_trait]
+impl crate::rotation::BrokerKeys for MemoryBrokerKeys {
+    async fn stored(&self) -> Result<Option<String>, UpstreamError> {
+        Ok(self.stored_id())
+    }
+
+    async fn iam(&self) -> Result<&dyn crate::rotation::UserKeys, UpstreamError> {
+        Ok(&self.user)
+    }
+
+    async fn store(&self, key: &crate::rotation::NewAccessKey) -> Result<(), UpstreamError> {
+        self.iam.step(Self::USER, KeyStep::Store)?;
+        *locked(&self.stored) = Some(key.id.clone());
         Ok(())
     }
 }

@@ -18,7 +18,8 @@ mod world;
 
 pub use fakes::{
     BrokerCall, ConsoleCall, FederationTokenSeen, KeyStep, MemoryBroker, MemoryBrokerKeys,
-    MemoryConsole, MemorySigner, MemoryVault, RecordingPacer, SealedFor, SeededEntropy, TestClock,
+    MemoryConsole, MemoryIam, MemoryIamUser, MemorySigner, MemoryVault, RecordingPacer, SealedFor,
+    SeededEntropy, TestClock,
 };
 pub use store::{Interloper, MemoryStore, State, StoredFactors, StoredGrant};
 pub use world::{MemoryWorld, SESSION_LIFETIME, START, SeedError};

@@ -370,15 +370,26 @@ impl MemoryWorld {
         account: &str,
         level: u32,
     ) -> Result<Target, SeedError> {
-        let account = self.seeded_account(account)?;
         let keys = FederationKeys::parse("AKIAFEDERATIONKEYS01|federation-secret")?;
+        self.federated_target_with(name, account, level, &keys)
+    }
+
+    /// A federated-user target `name` of `account` carrying `keys`, sealed by this world's vault.
+    pub fn federated_target_with(
+        &self,
+        name: &str,
+        account: &str,
+        level: u32,
+        keys: &FederationKeys,
+    ) -> Result<Target, SeedError> {
+        let account = self.seeded_account(account)?;
         self.broker
             .keys_of(&keys.access_key_id, account.id.as_str());
         let binding = crate::ports::FederationBinding {
             account: account.id.clone(),
             target: TargetName::parse(name)?,
         };
-        let sealed = self.vault.seal_federation_keys(&keys, &binding)?;
+        let sealed = self.vault.seal_federation_keys(keys, &binding)?;
         let policy = SessionPolicy::parse(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
         )?;

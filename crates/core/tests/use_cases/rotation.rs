@@ -5,7 +5,11 @@
 use std::sync::Arc;
 
 use cooper_core::audit::AuditEvent;
-use cooper_core::memory::{KeyStep, MemoryBrokerKeys, MemoryWorld};
+use cooper_core::memory::{KeyStep, MemoryBrokerKeys, MemoryIam, MemoryWorld};
+use cooper_core::model::{FederationKeys, TargetKind};
+use cooper_core::names::TargetName;
+use cooper_core::ports::{FederationBinding, KeyVault};
+use cooper_core::rotation::targets::{TargetKeyRotation, TargetKeysReport, TargetOutcome};
 use cooper_core::rotation::{KeyRotation, RotationError};
 use time::Duration;
 
@@ -16,7 +20,9 @@ fn rotation(w: &MemoryWorld, keys: &Arc<MemoryBrokerKeys>) -> KeyRotation {
         keys: keys.clone(),
         ledger: w.store.clone(),
         clock: w.clock.clone(),
-        holder: "cooper-broker".into(),
+        resource: "broker user cooper-broker".into(),
+        account: None,
+        event: AuditEvent::BrokerKeyRotated,
         min_age: Duration::days(30),
     }
 }
@@ -136,5 +142,216 @@ async fn nothing_is_stored_without_its_audit_record() -> TestResult {
     run(&w, &keys, false).await?;
     good(&keys);
     assert_eq!(keys.keys().len(), 2);
+    Ok(())
+}
+
+// ---- Federated-user targets' keys ----
+
+const FED: &str = "cooper-fed-prod";
+
+fn target_rotation(w: &MemoryWorld, iam: &Arc<MemoryIam>) -> TargetKeyRotation {
+    TargetKeyRotation {
+        admin: w.store.clone(),
+        vault: w.vault.clone(),
+        iam: Arc::new(iam.clone()),
+        ledger: w.store.clone(),
+        clock: w.clock.clone(),
+        min_age: Duration::days(30),
+    }
+}
+
+async fn run_targets(
+    w: &MemoryWorld,
+    iam: &Arc<MemoryIam>,
+    force: bool,
+) -> Result<Vec<TargetKeysReport>, Box<dyn std::error::Error>> {
+    Ok(target_rotation(w, iam)
+        .run(force, "rotate-keys", "schedule", &w.meta())
+        .await?)
+}
+
+/// The key `target` carries now, opened as the issuer opens it.
+async fn carried(
+    w: &MemoryWorld,
+    target: &str,
+) -> Result<FederationKeys, Box<dyn std::error::Error>> {
+    let state = w.state()?;
+    let t = &state.targets[&TargetName::parse(target)?].value;
+    let TargetKind::FederatedUser { sealed_keys, .. } = &t.kind else {
+        return Err("not a federated-user target".into());
+    };
+    Ok(w.vault
+        .open_federation_keys(sealed_keys, &FederationBinding::of(t))
+        .await?)
+}
+
+/// One active key of `user`, the one every target in `targets` carries.
+async fn good_targets(
+    w: &MemoryWorld,
+    iam: &MemoryIam,
+    targets: &[&str],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let keys = iam.keys_of(FED);
+    let active: Vec<_> = keys.iter().filter(|k| k.active).collect();
+    assert_eq!(active.len(), 1, "{keys:?}");
+    for t in targets {
+        assert_eq!(carried(w, t).await?.access_key_id, active[0].id, "{t}");
+    }
+    Ok(active[0].id.clone())
+}
+
+#[tokio::test]
+async fn a_federation_users_key_is_rotated_and_sealed_onto_every_target_that_carried_it()
+-> TestResult {
+    let w = MemoryWorld::new();
+    let iam = MemoryIam::new(w.clock.clone());
+    let keys = iam.add_key(FED, Duration::days(31));
+    w.account(A)?;
+    w.federated_target_with("fed-read", A, 1, &keys)?;
+    w.federated_target_with("fed-write", A, 5, &keys)?;
+    w.role_target("a-role", A, 1)?;
+
+    let reports = run_targets(&w, &iam, false).await?;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].user.as_deref(), Some(FED));
+    assert_eq!(
+        reports[0].targets,
+        vec![
+            TargetName::parse("fed-read")?,
+            TargetName::parse("fed-write")?
+        ]
+    );
+    let TargetOutcome::Done(done) = &reports[0].outcome else {
+        panic!("{reports:?}");
+    };
+    let new = good_targets(&w, &iam, &["fed-read", "fed-write"]).await?;
+    assert_eq!(
+        done.rotated,
+        Some((keys.access_key_id.clone(), new.clone()))
+    );
+    assert!(
+        iam.keys_of(FED)
+            .iter()
+            .any(|k| k.id == keys.access_key_id && !k.active),
+        "the old key is kept, inactive"
+    );
+    let rotated = records(&w, AuditEvent::TargetKeysRotated);
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(rotated[0].account.as_ref().map(|a| a.as_str()), Some(A));
+    assert_eq!(
+        rotated[0].after,
+        Some(serde_json::json!({"access_key_id": new}))
+    );
+
+    // Again at once: young enough, nothing changes.
+    let before = w.state()?;
+    run_targets(&w, &iam, false).await?;
+    assert_eq!(w.state()?.targets, before.targets);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_account_that_does_not_let_its_user_manage_its_keys_is_left_alone() -> TestResult {
+    let w = MemoryWorld::new();
+    let iam = MemoryIam::new(w.clock.clone());
+    let keys = iam.add_key(FED, Duration::days(400));
+    w.account(A)?;
+    w.federated_target_with("fed-read", A, 1, &keys)?;
+    iam.forbid(FED);
+    let before = w.state()?;
+    let reports = run_targets(&w, &iam, true).await?;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, TargetOutcome::NotAllowed);
+    assert!(!reports[0].failed());
+    nothing_changed(&w, &before);
+    assert!(w.audit()?.is_empty());
+    assert_eq!(iam.keys_of(FED).len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn targets_carrying_different_keys_of_one_user_are_refused_not_broken() -> TestResult {
+    let w = MemoryWorld::new();
+    let iam = MemoryIam::new(w.clock.clone());
+    let one = iam.add_key(FED, Duration::days(60));
+    let two = iam.add_key(FED, Duration::days(40));
+    w.account(A)?;
+    w.federated_target_with("fed-read", A, 1, &one)?;
+    w.federated_target_with("fed-write", A, 5, &two)?;
+    let before = w.state()?;
+    let reports = run_targets(&w, &iam, true).await?;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(reports.iter().all(TargetKeysReport::failed), "{reports:?}");
+    nothing_changed(&w, &before);
+    assert!(iam.keys_of(FED).iter().all(|k| k.active), "both still work");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_changed_meanwhile_keeps_its_key_and_the_new_key_is_deleted() -> TestResult {
+    let w = MemoryWorld::new();
+    let iam = MemoryIam::new(w.clock.clone());
+    let keys = iam.add_key(FED, Duration::days(31));
+    w.account(A)?;
+    w.federated_target_with("fed-read", A, 1, &keys)?;
+    let name = TargetName::parse("fed-read")?;
+    w.store.before_next_commit(move |s| {
+        if let Some(t) = s.targets.get_mut(&name) {
+            t.version += 1;
+        }
+    })?;
+    let reports = run_targets(&w, &iam, false).await?;
+    assert!(reports[0].failed(), "{reports:?}");
+    assert!(
+        format!("{:?}", reports[0].outcome).contains("changed while its key was rotated"),
+        "{reports:?}"
+    );
+    assert_eq!(
+        carried(&w, "fed-read").await?.access_key_id,
+        keys.access_key_id
+    );
+    let left = iam.keys_of(FED);
+    assert_eq!(left.len(), 1, "the new key is gone: {left:?}");
+    assert!(left[0].active);
+    assert!(records(&w, AuditEvent::TargetKeysRotated).is_empty());
+    // The next run rotates.
+    run_targets(&w, &iam, false).await?;
+    good_targets(&w, &iam, &["fed-read"]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_rotation_that_dies_at_any_step_then_runs_again_ends_in_the_good_state()
+-> TestResult {
+    for step in [
+        KeyStep::List,
+        KeyStep::Create,
+        KeyStep::Works,
+        KeyStep::Deactivate,
+        KeyStep::Delete,
+    ] {
+        let w = MemoryWorld::new();
+        let iam = MemoryIam::new(w.clock.clone());
+        let keys = iam.add_key(FED, Duration::days(31));
+        w.account(A)?;
+        w.federated_target_with("fed-read", A, 1, &keys)?;
+        w.federated_target_with("fed-write", A, 5, &keys)?;
+        run_targets(&w, &iam, true).await?;
+        iam.fail_at(Some(step));
+        let died = run_targets(&w, &iam, true).await?;
+        assert!(
+            died.iter().any(TargetKeysReport::failed),
+            "{step:?}: {died:?}"
+        );
+        for _ in 0..2 {
+            let again = run_targets(&w, &iam, true).await?;
+            assert!(
+                !again.iter().any(TargetKeysReport::failed),
+                "{step:?}: {again:?}"
+            );
+            good_targets(&w, &iam, &["fed-read", "fed-write"]).await?;
+            assert!(iam.keys_of(FED).len() <= 2);
+        }
+    }
     Ok(())
 }

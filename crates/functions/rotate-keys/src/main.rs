@@ -1,6 +1,8 @@
-//! Lambda: rotate-keys. On its EventBridge schedule, rotates the broker's IAM-user key
-//! (`cooper_core::rotation`): tidies what an earlier run left, then, once the key in use is old
-//! enough, makes a new one, proves it, records it, stores it, and deactivates the old one.
+//! Lambda: rotate-keys. On its EventBridge schedule, rotates the broker's IAM-user key, then
+//! the federated-user targets' where their accounts allow it (`cooper_core::rotation`): tidies
+//! what an earlier run left, then, once a key in use is old enough, makes a new one, proves it,
+//! records it, stores it, and deactivates the old one. A failed rotation fails the invocation
+//! (the schedule retries; a run again is safe) and counts as `RotationFailures`.
 #![deny(clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -26,12 +28,12 @@ async fn main() -> Result<(), Error> {
             request_id: event.context.request_id.clone(),
             source_ip: None,
         };
-        match rotation.run(false, "rotate-keys", "schedule", &meta).await {
-            Ok(report) => Ok::<_, Error>(rotation::report(&report)),
-            Err(error) => {
-                rotation::failed(&error);
-                Err(error.into())
-            }
+        let run = rotation.run(false, "rotate-keys", "schedule", &meta).await;
+        let report = run.json();
+        tracing::info!(%report, "keys rotated");
+        match run.report_failures() {
+            0 => Ok::<_, Error>(report),
+            n => Err(format!("{n} key rotation(s) failed: {}", run.failures().join("; ")).into()),
         }
     }))
     .await
