@@ -59,6 +59,24 @@ fn subject(text: &str) -> String {
 }
 
 /// `field: before -> after` for every top-level field an admin change touched.
+/// Most bytes a notice's body holds: SNS takes 256 KiB a message, subject and envelope
+/// included; an admin change larger than this (a group of thousands) is announced in part.
+pub const MAX_BODY: usize = 200 * 1024;
+/// Most bytes one line of "What changed" holds.
+const MAX_CHANGE_LINE: usize = 2048;
+
+/// `text`, cut to at most `max` bytes at a character boundary (marked when cut).
+fn clipped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(4);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ...", text.get(..end).unwrap_or_default())
+}
+
 fn changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
     let empty = serde_json::Map::new();
     let b = before.and_then(Value::as_object).unwrap_or(&empty);
@@ -206,8 +224,24 @@ impl Notice {
         let changed = changes(r.before.as_ref(), r.after.as_ref());
         if !changed.is_empty() {
             let _ = writeln!(body, "\nWhat changed:");
-            for c in changed {
-                let _ = writeln!(body, "  {c}");
+            let total = changed.len();
+            let mut cut = false;
+            for (shown, c) in changed.into_iter().enumerate() {
+                let line = clipped(&c, MAX_CHANGE_LINE);
+                cut |= line.len() < c.len();
+                if body.len() + line.len() + 3 > MAX_BODY - 200 {
+                    let _ = writeln!(body, "  ... and {} more.", total - shown);
+                    cut = true;
+                    break;
+                }
+                let _ = writeln!(body, "  {line}");
+            }
+            if cut {
+                let _ = writeln!(
+                    body,
+                    "\nThis notice shows the change in part: the whole change is in the audit record (request {}).",
+                    r.id
+                );
             }
         }
         Self {
@@ -401,6 +435,37 @@ mod tests {
         let mut approved = record(AuditEvent::AccessApproved);
         approved.access_request_id = Some("feed0123".into());
         assert!(!Notice::of(&approved).body.contains("To approve"));
+    }
+
+    #[test]
+    fn a_change_too_large_for_sns_is_announced_in_part() {
+        let mut r = record(AuditEvent::AdminChange);
+        let members =
+            |n: usize| -> Vec<String> { (0..n).map(|i| format!("member-{i:05}")).collect() };
+        r.before = Some(serde_json::json!({ "members": members(3), "note": "x".repeat(10_000) }));
+        let mut after = serde_json::Map::new();
+        for i in 0..20_000 {
+            after.insert(
+                format!("field-{i:05}"),
+                serde_json::json!("a value long enough to count"),
+            );
+        }
+        after.insert("members".into(), serde_json::json!(members(7_000)));
+        r.after = Some(serde_json::Value::Object(after));
+        let n = Notice::of(&r);
+        assert!(n.body.len() <= MAX_BODY, "{}", n.body.len());
+        assert!(
+            n.body.contains("... and ")
+                && n.body.contains("the whole change is in the audit record"),
+            "{}",
+            &n.body[n.body.len() - 300..]
+        );
+        assert!(n.body.lines().all(|l| l.len() <= MAX_CHANGE_LINE + 2));
+        // A change that fits is shown whole.
+        let mut small = record(AuditEvent::AdminChange);
+        small.before = Some(serde_json::json!({ "level": 50 }));
+        small.after = Some(serde_json::json!({ "level": 100 }));
+        assert!(!Notice::of(&small).body.contains("in part"));
     }
 
     #[test]
