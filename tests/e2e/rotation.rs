@@ -42,12 +42,10 @@ async fn rotate(env: &TestEnv) -> Result<(), cooper_core::rotation::RotationErro
         .map(|_| ())
 }
 
-/// The broker's keys in IAM (id, active) and the one SSM holds.
-async fn state(env: &TestEnv) -> (Vec<(String, bool)>, String) {
-    let iam = cooper_aws::aws_sdk_iam::Client::new(&env.sdk);
-    let keys = iam
-        .list_access_keys()
-        .user_name("cooper-broker")
+/// `user`'s keys in IAM: (id, active).
+async fn keys_of(iam: &cooper_aws::aws_sdk_iam::Client, user: &str) -> Vec<(String, bool)> {
+    iam.list_access_keys()
+        .user_name(user)
         .send()
         .await
         .unwrap()
@@ -59,7 +57,13 @@ async fn state(env: &TestEnv) -> (Vec<(String, bool)>, String) {
                 k.status == Some(StatusType::Active),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The broker's keys in IAM (id, active) and the one SSM holds.
+async fn state(env: &TestEnv) -> (Vec<(String, bool)>, String) {
+    let iam = cooper_aws::aws_sdk_iam::Client::new(&env.sdk);
+    let keys = keys_of(&iam, "cooper-broker").await;
     let stored = cooper_aws::aws_sdk_ssm::Client::new(&env.sdk)
         .get_parameter()
         .name(Param::BrokerAccessKeyId.name(&env.settings.ssm_prefix))
@@ -240,21 +244,7 @@ async fn federation_state(
     let iam = cooper_aws::provisioning::iam_in_account(&env.sdk, &account_id, "e2e-admin")
         .await
         .unwrap();
-    let keys = iam
-        .list_access_keys()
-        .user_name(format!("{target}-iam-user"))
-        .send()
-        .await
-        .unwrap()
-        .access_key_metadata
-        .into_iter()
-        .map(|k| {
-            (
-                k.access_key_id.unwrap(),
-                k.status == Some(StatusType::Active),
-            )
-        })
-        .collect();
+    let keys = keys_of(&iam, &format!("{target}-iam-user")).await;
     let t = env
         .directory
         .target(&cooper_core::names::TargetName::parse(target).unwrap())

@@ -174,8 +174,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
@@ -184,19 +182,7 @@ mod tests {
     use tracing_subscriber::prelude::*;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::tests::Captured;
 
     async fn refused(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
         metrics::note_user("lena");
@@ -223,10 +209,8 @@ mod tests {
                 .unwrap();
             app.clone().oneshot(request).await.unwrap();
         }
-        String::from_utf8(out.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        out.lines()
+            .into_iter()
             .filter(|l| l["message"] == "request")
             .collect()
     }

@@ -105,16 +105,16 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use serde_json::Value;
 
     use super::*;
 
-    /// A writer into a shared buffer.
+    /// A writer into a shared buffer, for tests reading the JSON lines written.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -127,7 +127,7 @@ mod tests {
     }
 
     impl Captured {
-        fn lines(&self) -> Vec<Value> {
+        pub(crate) fn lines(&self) -> Vec<Value> {
             String::from_utf8(self.0.lock().unwrap().clone())
                 .unwrap()
                 .lines()
