@@ -1425,6 +1425,45 @@ pub struct FaultProxy {
     rules: Arc<Mutex<Vec<FaultRule>>>,
     refused: Arc<AtomicUsize>,
     holds: Arc<Mutex<Vec<Arc<Hold>>>>,
+    timeline: Timeline,
+}
+
+/// The calls the proxy forwarded while a test timed them: when each left and came back.
+type Timeline = Arc<Mutex<Option<Vec<TimedCall>>>>;
+
+/// One AWS call as the functions waited on it.
+#[derive(Debug, Clone)]
+pub struct TimedCall {
+    pub service: String,
+    pub operation: String,
+    pub start: std::time::Instant,
+    pub end: std::time::Instant,
+}
+
+/// The longest chain of calls each waiting for the one before (a call waits for another when
+/// it left after the other came back): how many round trips deep the work was, and that chain.
+pub fn sequential_depth(calls: &[TimedCall]) -> (usize, Vec<String>) {
+    let mut calls: Vec<&TimedCall> = calls.iter().collect();
+    calls.sort_by_key(|c| c.start);
+    // Per call: the deepest chain ending with it, and the call before it there.
+    let mut best: Vec<(usize, Option<usize>)> = Vec::with_capacity(calls.len());
+    for (i, call) in calls.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| calls[j].end <= call.start)
+            .max_by_key(|&j| best[j].0);
+        best.push((before.map_or(1, |j| best[j].0 + 1), before));
+    }
+    let Some(mut at) = (0..calls.len()).max_by_key(|&i| best[i].0) else {
+        return (0, Vec::new());
+    };
+    let depth = best[at].0;
+    let mut chain = vec![format!("{}:{}", calls[at].service, calls[at].operation)];
+    while let Some(j) = best[at].1 {
+        chain.push(format!("{}:{}", calls[j].service, calls[j].operation));
+        at = j;
+    }
+    chain.reverse();
+    (depth, chain)
 }
 
 /// Requests held back by the proxy until the test lets them go: to put another request's
@@ -1461,6 +1500,7 @@ impl FaultProxy {
         let rules: Arc<Mutex<Vec<FaultRule>>> = Arc::default();
         let refused: Arc<AtomicUsize> = Arc::default();
         let holds: Arc<Mutex<Vec<Arc<Hold>>>> = Arc::default();
+        let timeline: Timeline = Arc::default();
         #[derive(Clone)]
         struct Proxy {
             moto: String,
@@ -1468,6 +1508,7 @@ impl FaultProxy {
             rules: Arc<Mutex<Vec<FaultRule>>>,
             refused: Arc<AtomicUsize>,
             holds: Arc<Mutex<Vec<Arc<Hold>>>>,
+            timeline: Timeline,
         }
         async fn forward(
             State(p): State<Proxy>,
@@ -1477,6 +1518,7 @@ impl FaultProxy {
             body: Bytes,
         ) -> axum::response::Response {
             use axum::response::IntoResponse;
+            let start = std::time::Instant::now();
             let auth = headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
@@ -1512,6 +1554,11 @@ impl FaultProxy {
                             .is_none_or(|m| text.contains(m) || auth.contains(m))
                 })
                 .cloned();
+            // While timed, every call takes a while: so calls started side by side overlap
+            // whatever the order they were sent in, and a chain shows only real waiting.
+            if p.timeline.lock().unwrap().is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            }
             let hold = p
                 .holds
                 .lock()
@@ -1583,6 +1630,14 @@ impl FaultProxy {
                     out.headers_mut().insert(name, value.clone());
                 }
             }
+            if let Some(timeline) = p.timeline.lock().unwrap().as_mut() {
+                timeline.push(TimedCall {
+                    service,
+                    operation,
+                    start,
+                    end: std::time::Instant::now(),
+                });
+            }
             out
         }
         let state = Proxy {
@@ -1594,6 +1649,7 @@ impl FaultProxy {
             rules: rules.clone(),
             refused: refused.clone(),
             holds: holds.clone(),
+            timeline: timeline.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1604,7 +1660,16 @@ impl FaultProxy {
             rules,
             refused,
             holds,
+            timeline,
         }
+    }
+
+    /// Runs `f`, timing every call the functions make meanwhile (one timing at a time).
+    pub async fn timed<T>(&self, f: impl std::future::Future<Output = T>) -> (T, Vec<TimedCall>) {
+        *self.timeline.lock().unwrap() = Some(Vec::new());
+        let out = f.await;
+        let calls = self.timeline.lock().unwrap().take().unwrap_or_default();
+        (out, calls)
     }
 
     /// Holds back every request whose body mentions `mentions` until the hold is released.

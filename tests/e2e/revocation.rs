@@ -423,3 +423,35 @@ async fn a_federated_users_sessions_are_denied_on_the_iam_user_whose_keys_signed
         answer.body["before"]
     );
 }
+
+/// Issuance reads an ended session's revocation beside its decision (not before it): an ended
+/// session still gets neither credentials nor a console link, and STS is never asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ended_session_gets_no_credentials_and_sts_is_never_asked() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-ro", ACCOUNT_A, 10, None).await;
+    let alice = env.user("alice").await;
+    env.grant_target(cooper_core::model::Principal::User(alice.clone()), "a-ro")
+        .await;
+    let authenticator = env
+        .enroll_user(&alice, Some("correct horse battery staple"))
+        .await;
+    let session = sign_in(&env, "alice", &authenticator).await;
+    let issued = env.credentials(&session, json!({"target": "a-ro"})).await;
+    assert_eq!(issued.status, 200, "{}", issued.text);
+
+    let out = env
+        .post("/v1/sessions/logout", Some(&session), json!({}))
+        .await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    for path in ["/v1/credentials", "/v1/console"] {
+        let (refused, calls) = env
+            .moto
+            .record(env.post(path, Some(&session), json!({"target": "a-ro"})))
+            .await;
+        assert_eq!(refused.status, 401, "{path}: {}", refused.text);
+        assert_eq!(refused.error_code(), "session_revoked", "{path}");
+        assert!(calls_to(&calls, "sts").is_empty(), "{path}: STS was asked");
+    }
+}

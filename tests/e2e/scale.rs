@@ -7,6 +7,14 @@ use serde_json::json;
 
 use crate::harness::{ACCOUNT_A, TestEnv, calls_to};
 
+/// The longest chain of AWS round trips an issuance may wait on, for a caller with a cooper
+/// session and with an API token, reaching the target through a group. Today: (the user's
+/// partition, the target, their time-bound grants, the session's revocations, side by side),
+/// then the groups' grants, STS, the audit record; a token is read first. The goal (issue 20)
+/// is 3 and 4: the groups' grants in the first wave.
+const DEPTH_SESSION: usize = 4;
+const DEPTH_TOKEN: usize = 5;
+
 fn users(from: usize, to: usize) -> Vec<User> {
     (from..to)
         .map(|i| User::new(UserName::parse(&format!("user{i:05}@example.com")).unwrap()))
@@ -71,4 +79,36 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
             "UpdateItem"
         ]
     );
+}
+
+/// How many AWS round trips an issuance waits on, one after another (read from when each call
+/// left and came back): identity, the decision's reads, STS and the audit record, and whatever
+/// else stands in line. The caller reaches the target through a group, the longest path.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-readonly", ACCOUNT_A, 10, None).await;
+    let caller = env.user("caller@example.com").await;
+    let group = env.group("readers", &[&caller]).await;
+    env.grant_account(Principal::Group(group), ACCOUNT_A, 10)
+        .await;
+    let token = env.api_token(&caller).await;
+    let jwt = env.jwt(&caller);
+    for (who, bearer, most) in [
+        ("session", &jwt, DEPTH_SESSION),
+        ("API token", &token, DEPTH_TOKEN),
+    ] {
+        // Twice: the second is the one a warm function serves.
+        for _ in 0..2 {
+            let (answer, calls) = env
+                .faults
+                .timed(env.credentials(bearer, json!({"target": "a-readonly"})))
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            let (depth, chain) = crate::harness::sequential_depth(&calls);
+            eprintln!("{who}: {depth} round trips deep: {chain:?}");
+            assert!(depth <= most, "{who}: {depth} round trips deep: {chain:?}");
+        }
+    }
 }

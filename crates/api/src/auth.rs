@@ -77,8 +77,25 @@ pub struct Authenticator {
     pub oidc: Option<Arc<OidcVerifier>>,
 }
 
+/// Whether authentication reads a cooper session's revocations itself, or leaves them to the
+/// use case (which reads them beside its decision's reads: one round trip less).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocations {
+    Check,
+    LeftToTheDecision,
+}
+
 impl Authenticator {
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
+        self.authenticate_with(authorization, Revocations::Check)
+            .await
+    }
+
+    async fn authenticate_with(
+        &self,
+        authorization: Option<&str>,
+        revocations: Revocations,
+    ) -> Result<Identity, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let (scheme, bearer) = header.split_once(' ').ok_or(AuthError::Malformed)?;
         let bearer = bearer.trim();
@@ -97,7 +114,7 @@ impl Authenticator {
             (Some(oidc), Some(issuer)) if issuer != self.jwt.issuer() => {
                 Ok(oidc.verify(bearer).await?)
             }
-            _ => self.cooper_jwt(bearer).await,
+            _ => self.cooper_jwt(bearer, revocations).await,
         }
     }
 
@@ -131,14 +148,18 @@ impl Authenticator {
 
     /// A cooper session token, and nothing else (the web console's cookie).
     pub async fn session(&self, token: &str) -> Result<Identity, AuthError> {
-        let identity = self.cooper_jwt(token).await?;
+        let identity = self.cooper_jwt(token, Revocations::Check).await?;
         crate::metrics::note_user(&identity.user);
         Ok(identity)
     }
 
     /// A cooper session: signed by cooper, in date, and not ended (one key read: the person's
     /// record of ended sessions).
-    async fn cooper_jwt(&self, bearer: &str) -> Result<Identity, AuthError> {
+    async fn cooper_jwt(
+        &self,
+        bearer: &str,
+        revocations: Revocations,
+    ) -> Result<Identity, AuthError> {
         let claims = self.jwt.verify(bearer, self.clock.now())?;
         let user = UserName::parse(&claims.sub).map_err(|_| AuthError::Invalid)?;
         // A session that cannot be ended is not accepted: every session cooper signs has an id.
@@ -155,7 +176,8 @@ impl Authenticator {
             issued_at: time(claims.iat)?,
             expires_at: time(claims.exp)?,
         };
-        if let Some(ended) = self.directory.session_revocations(&user).await?
+        if revocations == Revocations::Check
+            && let Some(ended) = self.directory.session_revocations(&user).await?
             && ended.0.ends(&session)
         {
             return Err(AuthError::SessionRevoked);
@@ -202,6 +224,17 @@ async fn identify<S>(parts: &Parts, state: &S) -> Result<Identity, ApiError>
 where
     Arc<Authenticator>: FromRef<S>,
 {
+    identify_with(parts, state, Revocations::Check).await
+}
+
+async fn identify_with<S>(
+    parts: &Parts,
+    state: &S,
+    revocations: Revocations,
+) -> Result<Identity, ApiError>
+where
+    Arc<Authenticator>: FromRef<S>,
+{
     let authenticator = Arc::<Authenticator>::from_ref(state);
     let header = match parts.headers.get(AUTHORIZATION) {
         None => None,
@@ -211,7 +244,7 @@ where
                 .map_err(|_| ApiError::from(AuthError::Malformed))?,
         ),
     };
-    let identity = authenticator.authenticate(header).await?;
+    let identity = authenticator.authenticate_with(header, revocations).await?;
     tracing::Span::current().record("user", tracing::field::display(&identity.user));
     crate::metrics::note_user(&identity.user);
     Ok(identity)
@@ -230,6 +263,27 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let identity = identify(parts, state).await?;
+        if matches!(identity.method, AuthMethod::EnrollmentCode(_)) {
+            return Err(AuthError::EnrollmentOnly.into());
+        }
+        Ok(Self(identity))
+    }
+}
+
+/// The caller of a route whose use case decides through `Catalog::authorize` (issuance): as
+/// `Authenticated`, except that a cooper session's revocations are read by that decision, side
+/// by side with its other reads, rather than before it. For no other route.
+pub struct Deciding(pub Identity);
+
+impl<S> FromRequestParts<S> for Deciding
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let identity = identify_with(parts, state, Revocations::LeftToTheDecision).await?;
         if matches!(identity.method, AuthMethod::EnrollmentCode(_)) {
             return Err(AuthError::EnrollmentOnly.into());
         }

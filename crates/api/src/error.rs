@@ -193,7 +193,12 @@ impl From<InvalidValue> for ApiError {
 
 impl From<Denial> for ApiError {
     fn from(d: Denial) -> Self {
-        Self::new(StatusCode::FORBIDDEN, d.code(), d.to_string())
+        // An ended session is not who the caller says they are any more: sign in again.
+        let status = match d {
+            Denial::SessionRevoked => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        };
+        Self::new(status, d.code(), d.to_string())
     }
 }
 

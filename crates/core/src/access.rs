@@ -108,6 +108,9 @@ pub enum Denial {
     NotGranted,
     #[error("an enrollment code only enrolls an authenticator")]
     EnrollmentOnly,
+    /// The cooper session the request came with was ended (signed out or revoked).
+    #[error("this session was ended; sign in again")]
+    SessionRevoked,
 }
 
 impl Denial {
@@ -118,6 +121,7 @@ impl Denial {
             Self::UserExpired => "user_expired",
             Self::NotGranted => "not_granted",
             Self::EnrollmentOnly => "enrollment_code_only",
+            Self::SessionRevoked => "session_revoked",
         }
     }
 }

@@ -52,12 +52,16 @@ impl Catalog {
         target_name: &TargetName,
     ) -> Result<(Caller, Target, Grant), AccessError> {
         let now = self.clock.now();
-        let (profile, target, temporary) = futures_util::future::try_join3(
+        let (profile, target, temporary, ended) = futures_util::future::try_join4(
             self.directory.user_profile(&identity.user),
             self.directory.target(target_name),
             self.directory.temporary_grants(&identity.user),
+            self.session_ended(&identity),
         )
         .await?;
+        if ended {
+            return Err(Denial::SessionRevoked.into());
+        }
         let caller = Caller::admit(identity, profile, now)?.with_temporary(temporary);
         let target = target.ok_or(Denial::NotGranted)?;
         let grant = self
@@ -65,6 +69,19 @@ impl Catalog {
             .await?
             .ok_or(Denial::NotGranted)?;
         Ok((caller, target, grant))
+    }
+
+    /// Whether the cooper session `identity` came with was ended (read beside the decision's
+    /// other reads: the API's authentication leaves it to this for the routes that decide here).
+    async fn session_ended(&self, identity: &Identity) -> Result<bool, UpstreamError> {
+        let Some(session) = &identity.session else {
+            return Ok(false);
+        };
+        Ok(self
+            .directory
+            .session_revocations(&identity.user)
+            .await?
+            .is_some_and(|(ended, _)| ended.ends(session)))
     }
 
     /// The grant that lets `caller` become `target` now, if one does. The groups' grants are

@@ -18,7 +18,7 @@ use {
     cooper_core::names::AccountId,
 };
 
-use crate::auth::Authenticated;
+use crate::auth::Deciding;
 use crate::context::Meta;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -190,7 +190,7 @@ pub async fn issue_credentials(
     State(state): State<IssueState>,
     Meta(meta): Meta,
     query: Result<Query<CredentialsQuery>, axum::extract::rejection::QueryRejection>,
-    Authenticated(identity): Authenticated,
+    Deciding(identity): Deciding,
     JsonBody(body): JsonBody<CredentialsBody>,
 ) -> Result<Response, ApiError> {
     let query = query
@@ -300,7 +300,7 @@ pub async fn console(
     State(state): State<IssueState>,
     Meta(meta): Meta,
     query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
-    Authenticated(identity): Authenticated,
+    Deciding(identity): Deciding,
     JsonBody(mut body): JsonBody<CredentialsBody>,
 ) -> Result<Response, ApiError> {
     let query = query

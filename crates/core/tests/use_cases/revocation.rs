@@ -58,6 +58,36 @@ async fn signing_out_ends_that_session_only_and_is_audited() -> TestResult {
 }
 
 #[tokio::test]
+async fn an_ended_session_is_refused_by_the_decision_itself_and_sts_is_never_asked() -> TestResult {
+    let w = admin_world();
+    let (laptop, phone) = (session_of(&w, "alice", 1), session_of(&w, "alice", 2));
+    w.issuer()
+        .issue(laptop.clone(), &ask("a-ro"), &w.meta())
+        .await?;
+    w.signout().sign_out(&laptop, &w.meta()).await?;
+    let calls = w.broker.calls().len();
+    let refused = w
+        .issuer()
+        .issue(laptop, &ask("a-ro"), &w.meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            cooper_core::issue::IssueError::Denied(cooper_core::access::Denial::SessionRevoked)
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(w.broker.calls().len(), calls, "STS was not asked");
+    // The other session, and a token (no session), go on.
+    w.issuer().issue(phone, &ask("a-ro"), &w.meta()).await?;
+    w.issuer()
+        .issue(w.identity("alice")?, &ask("a-ro"), &w.meta())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_api_token_is_not_a_session_to_sign_out() -> TestResult {
     let w = admin_world();
     let identity = Identity::new(
