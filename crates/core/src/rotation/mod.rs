@@ -189,18 +189,24 @@ impl KeyRotation {
         record.before = Some(json!({ "access_key_id": stored }));
         record.after = Some(json!({ "access_key_id": new.id }));
         if let Err(e) = self.ledger.commit(&changes, &record).await {
-            let error = match e {
+            return Err(match e {
+                // Refused: nothing was written, so the new key goes at once.
                 ChangeError::Conflict { index } if index < changes.len() => {
-                    RotationError::Changed(self.resource.clone())
+                    discard(iam, &new.id, RotationError::Changed(self.resource.clone())).await
                 }
+                ChangeError::Conflict { .. } | ChangeError::TooLarge => {
+                    let error = RotationError::AuditUnavailable(UpstreamError::new(
+                        Service::DynamoDb,
+                        UpstreamKind::Refused,
+                        e.to_string(),
+                    ));
+                    discard(iam, &new.id, error).await
+                }
+                // Perhaps written after all (a timeout): the new key may be in use on the
+                // targets already, so it is left to the next run, whose tidying deletes it
+                // when it is not the one stored.
                 ChangeError::Upstream(u) => RotationError::AuditUnavailable(u),
-                other => RotationError::AuditUnavailable(UpstreamError::new(
-                    Service::DynamoDb,
-                    UpstreamKind::Refused,
-                    other.to_string(),
-                )),
-            };
-            return Err(discard(iam, &new.id, error).await);
+            });
         }
         self.keys.store(&new).await?;
         iam.deactivate(&stored).await?;

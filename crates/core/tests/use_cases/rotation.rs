@@ -355,3 +355,77 @@ async fn a_target_rotation_that_dies_at_any_step_then_runs_again_ends_in_the_goo
     }
     Ok(())
 }
+
+/// A ledger whose next commit is written but answered with a failure (a timeout after the
+/// write): the run cannot tell it from a write that did not happen.
+struct WrittenButLost {
+    inner: Arc<cooper_core::memory::MemoryStore>,
+    lose_next: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl cooper_core::ledger::Ledger for WrittenButLost {
+    async fn commit(
+        &self,
+        changes: &[cooper_core::ledger::Change],
+        record: &cooper_core::audit::AuditRecord,
+    ) -> Result<(), cooper_core::ledger::ChangeError> {
+        self.inner.commit(changes, record).await?;
+        if self
+            .lose_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(cooper_core::ports::UpstreamError::new(
+                cooper_core::ports::Service::DynamoDb,
+                cooper_core::ports::UpstreamKind::Unavailable,
+                "timed out (after the write)",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    async fn take_mark(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<String>, cooper_core::ports::UpstreamError> {
+        self.inner.take_mark(key, now).await
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_written_but_answered_as_failed_never_leaves_the_targets_a_deleted_key()
+-> TestResult {
+    let w = MemoryWorld::new();
+    let iam = MemoryIam::new(w.clock.clone());
+    let keys = iam.add_key(FED, Duration::days(31));
+    w.account(A)?;
+    w.federated_target_with("fed-read", A, 1, &keys)?;
+    let mut rotation = target_rotation(&w, &iam);
+    rotation.ledger = Arc::new(WrittenButLost {
+        inner: w.store.clone(),
+        lose_next: true.into(),
+    });
+    let died = rotation
+        .run(false, "rotate-keys", "schedule", &w.meta())
+        .await?;
+    assert!(died[0].failed(), "{died:?}");
+    // The target carries the new key: it must still be there, and active.
+    let carried = carried(&w, "fed-read").await?;
+    assert_ne!(carried.access_key_id, keys.access_key_id);
+    assert!(
+        iam.keys_of(FED)
+            .iter()
+            .any(|k| k.id == carried.access_key_id && k.active),
+        "{:?}",
+        iam.keys_of(FED)
+    );
+    // The next run finishes it: the old key deactivated, the carried one the only active.
+    run_targets(&w, &iam, false).await?;
+    assert_eq!(
+        good_targets(&w, &iam, &["fed-read"]).await?,
+        carried.access_key_id
+    );
+    Ok(())
+}
