@@ -8,12 +8,15 @@ use serde_json::json;
 use crate::harness::{ACCOUNT_A, TestEnv, calls_to};
 
 /// The longest chain of AWS round trips an issuance may wait on, for a caller with a cooper
-/// session and with an API token, reaching the target through a group. Today: (the user's
-/// partition, the target, their time-bound grants, the session's revocations, side by side),
-/// then the groups' grants, STS, the audit record; a token is read first. The goal (issue 20)
-/// is 3 and 4: the groups' grants in the first wave.
-const DEPTH_SESSION: usize = 4;
-const DEPTH_TOKEN: usize = 5;
+/// session and with an API token, reaching the target through a group: the decision's reads
+/// side by side (the user's partition, the target, their time-bound grants, the session's
+/// revocations, and the groups' grants read ahead), then STS, then the audit record; a token is
+/// read first. Reading the groups' grants ahead needs the caller's groups and the target's
+/// account, which the function learns from the decision before: the first issuance a function
+/// serves for a caller (and for a target) waits on one more round, for the groups' grants.
+const DEPTH_SESSION: usize = 3;
+const DEPTH_TOKEN: usize = 4;
+const COLD: usize = 1;
 
 fn users(from: usize, to: usize) -> Vec<User> {
     (from..to)
@@ -83,7 +86,9 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
 
 /// How many AWS round trips an issuance waits on, one after another (read from when each call
 /// left and came back): identity, the decision's reads, STS and the audit record, and whatever
-/// else stands in line. The caller reaches the target through a group, the longest path.
+/// else stands in line. The caller reaches the target through a group, the longest path; then
+/// the caller's own groups, grants and targets grow (past one BatchGetItem's 100 keys), and the
+/// chain must not.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
     let env = TestEnv::start().await;
@@ -95,20 +100,46 @@ async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
         .await;
     let token = env.api_token(&caller).await;
     let jwt = env.jwt(&caller);
-    for (who, bearer, most) in [
-        ("session", &jwt, DEPTH_SESSION),
-        ("API token", &token, DEPTH_TOKEN),
-    ] {
-        // Twice: the second is the one a warm function serves.
-        for _ in 0..2 {
-            let (answer, calls) = env
-                .faults
-                .timed(env.credentials(bearer, json!({"target": "a-readonly"})))
-                .await;
-            assert_eq!(answer.status, 200, "{}", answer.text);
-            let (depth, chain) = crate::harness::sequential_depth(&calls);
-            eprintln!("{who}: {depth} round trips deep: {chain:?}");
-            assert!(depth <= most, "{who}: {depth} round trips deep: {chain:?}");
+    let chains = |round: &'static str| {
+        let (env, jwt, token) = (&env, &jwt, &token);
+        async move {
+            for (who, bearer, most) in [
+                ("session", jwt, DEPTH_SESSION),
+                ("API token", token, DEPTH_TOKEN),
+            ] {
+                // The first may find the function knowing less than it did; the second is the
+                // one a warm function serves.
+                for (nth, allowed) in [("first", most + COLD), ("second", most)] {
+                    let (answer, calls) = env
+                        .faults
+                        .timed(env.credentials(bearer, json!({"target": "a-readonly"})))
+                        .await;
+                    assert_eq!(answer.status, 200, "{}", answer.text);
+                    let (depth, chain) = crate::harness::sequential_depth(&calls);
+                    eprintln!("{round}, {who}, {nth}: {depth} round trips deep: {chain:?}");
+                    assert!(
+                        depth <= allowed,
+                        "{round}, {who}, {nth}: {depth} round trips deep: {chain:?}"
+                    );
+                }
+            }
         }
+    };
+    chains("one group").await;
+
+    // The caller joins 60 more groups (120 keys of group grants: two BatchGetItems), each with a
+    // grant of a target of its own, and is granted 20 targets directly.
+    for n in 0..60 {
+        let name = format!("a-team-{n}");
+        env.role_target(&name, ACCOUNT_A, 20, None).await;
+        let team = env.group(&format!("team-{n:02}"), &[&caller]).await;
+        env.grant_target(Principal::Group(team), &name).await;
     }
+    for n in 0..20 {
+        let name = format!("a-mine-{n}");
+        env.role_target(&name, ACCOUNT_A, 20, None).await;
+        env.grant_target(Principal::User(caller.clone()), &name)
+            .await;
+    }
+    chains("61 groups").await;
 }

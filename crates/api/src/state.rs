@@ -118,10 +118,7 @@ impl Core {
             &settings.directory_table,
             &settings.audit_table,
         ));
-        let catalog = Arc::new(Catalog {
-            directory: directory.clone(),
-            clock: clock.clone(),
-        });
+        let catalog = Arc::new(Catalog::new(directory.clone(), clock.clone()));
         let second_factor = Arc::new(SecondFactor {
             store: Arc::new(DynamoFactorStore::new(
                 home.clone(),

@@ -139,9 +139,9 @@ impl DynamoDirectory {
 
     /// BatchGetItem over any number of keys, in chunks, retrying what DynamoDB leaves unprocessed.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, UpstreamError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(BATCH_GET_MAX) {
-            let items = until_processed("BatchGetItem", chunk.to_vec(), |pending| async move {
+        // The chunks go out side by side: a caller in many groups waits no longer.
+        let chunks = keys.chunks(BATCH_GET_MAX).map(|chunk| {
+            until_processed("BatchGetItem", chunk.to_vec(), |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -165,10 +165,8 @@ impl DynamoDirectory {
                     .unwrap_or_default();
                 Ok((items, left))
             })
-            .await?;
-            found.extend(items);
-        }
-        Ok(found)
+        });
+        Ok(try_join_all(chunks).await?.into_iter().flatten().collect())
     }
 
     /// BatchWriteItem of any number of puts, in chunks, retrying what DynamoDB leaves unprocessed.
@@ -533,15 +531,16 @@ impl Directory for DynamoDirectory {
     async fn group_grants_for(
         &self,
         groups: &[GroupName],
-        target: &Target,
+        target: &TargetName,
+        account: &AccountId,
     ) -> Result<Vec<Grant>, UpstreamError> {
         let wanted = groups
             .iter()
             .flat_map(|g| {
                 let p = Principal::Group(g.clone());
                 [
-                    key(keys::grant_on_target(&p, &target.name)),
-                    key(keys::grant_on_account(&p, &target.account)),
+                    key(keys::grant_on_target(&p, target)),
+                    key(keys::grant_on_account(&p, account)),
                 ]
             })
             .collect();

@@ -1,14 +1,14 @@
 //! What a caller may become, and who they are: the read side of access.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::try_join_all;
 
 use crate::access::{Caller, Denial, Identity, caller_group_grant, pick_grant};
 use crate::clock::Clock;
 use crate::model::{Account, Grant, GrantScope, Principal, Target};
-use crate::names::{AccountId, Level, TargetName};
+use crate::names::{AccountId, GroupName, Level, TargetName, UserName};
 use crate::ports::{Directory, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +29,56 @@ pub struct ReachableTarget {
 pub struct Catalog {
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
+    hints: Hints,
+}
+
+/// What earlier decisions learnt (a user's groups, a target's account), so the next decision can
+/// read the groups' grants beside the profile and the target instead of after them. A hint only
+/// chooses what to read early: every decision is still made on what the directory answered in
+/// that request, and a wrong or missing hint costs one more round of reads, never a wrong
+/// answer. Nothing secret is kept; both maps are bounded.
+#[derive(Default)]
+struct Hints {
+    groups: Mutex<HashMap<UserName, Vec<GroupName>>>,
+    accounts: Mutex<HashMap<TargetName, AccountId>>,
+}
+
+/// More entries than this and a map starts over (a cold start's worth of extra reads).
+const HINTS_MAX: usize = 4096;
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() >= HINTS_MAX && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: &K) -> Option<V> {
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(key)
+        .cloned()
+}
+
+/// Group grants read ahead of the decision: which groups, on which account, and what was found.
+struct ReadAhead {
+    groups: Vec<GroupName>,
+    account: AccountId,
+    grants: Vec<Grant>,
 }
 
 impl Catalog {
+    pub fn new(directory: Arc<dyn Directory>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            directory,
+            clock,
+            hints: Hints::default(),
+        }
+    }
+
     /// The caller, checked against the directory (active user, with all their groups, and the
     /// time-bound grants approved access requests gave them).
     pub async fn caller(&self, identity: Identity) -> Result<Caller, AccessError> {
@@ -52,11 +99,39 @@ impl Catalog {
         target_name: &TargetName,
     ) -> Result<(Caller, Target, Grant), AccessError> {
         let now = self.clock.now();
-        let (profile, target, temporary, ended) = futures_util::future::try_join4(
+        // The groups the caller is likely in (what the identity provider asserts, and what the
+        // directory said last time) and the target's account, if an earlier decision saw it.
+        let guess = recall(&self.hints.accounts, target_name).map(|account| {
+            let groups: BTreeSet<GroupName> = identity
+                .asserted_groups
+                .iter()
+                .cloned()
+                .chain(recall(&self.hints.groups, &identity.user).unwrap_or_default())
+                .collect();
+            (groups.into_iter().collect::<Vec<_>>(), account)
+        });
+        let read_ahead = async {
+            match guess {
+                Some((groups, account)) if !groups.is_empty() => {
+                    let grants = self
+                        .directory
+                        .group_grants_for(&groups, target_name, &account)
+                        .await?;
+                    Ok(Some(ReadAhead {
+                        groups,
+                        account,
+                        grants,
+                    }))
+                }
+                _ => Ok(None),
+            }
+        };
+        let (profile, target, temporary, ended, read_ahead) = futures_util::future::try_join5(
             self.directory.user_profile(&identity.user),
             self.directory.target(target_name),
             self.directory.temporary_grants(&identity.user),
             self.session_ended(&identity),
+            read_ahead,
         )
         .await?;
         if ended {
@@ -64,8 +139,18 @@ impl Catalog {
         }
         let caller = Caller::admit(identity, profile, now)?.with_temporary(temporary);
         let target = target.ok_or(Denial::NotGranted)?;
+        remember(
+            &self.hints.groups,
+            caller.user.name.clone(),
+            caller.groups.clone(),
+        );
+        remember(
+            &self.hints.accounts,
+            target.name.clone(),
+            target.account.clone(),
+        );
         let grant = self
-            .grant_for(&caller, &target)
+            .decide(&caller, &target, read_ahead)
             .await?
             .ok_or(Denial::NotGranted)?;
         Ok((caller, target, grant))
@@ -91,20 +176,40 @@ impl Catalog {
         caller: &Caller,
         target: &Target,
     ) -> Result<Option<Grant>, UpstreamError> {
+        self.decide(caller, target, None).await
+    }
+
+    /// As `grant_for`, with what was read ahead: it counts only if it was read on the target's
+    /// own account, and only for groups the caller is in; groups it missed are read now.
+    async fn decide(
+        &self,
+        caller: &Caller,
+        target: &Target,
+        read_ahead: Option<ReadAhead>,
+    ) -> Result<Option<Grant>, UpstreamError> {
         let now = self.clock.now();
         let direct = caller.direct_grant_for(target, now).cloned();
         if let Some(grant) = direct.clone().filter(|g| g.expires_at.is_none()) {
             return Ok(Some(grant));
         }
-        let group = if caller.groups.is_empty() {
-            None
-        } else {
-            let group_grants = self
-                .directory
-                .group_grants_for(&caller.groups, target)
-                .await?;
-            caller_group_grant(caller, &group_grants, target, now).cloned()
+        let (mut group_grants, read) = match read_ahead {
+            Some(ahead) if ahead.account == target.account => (ahead.grants, ahead.groups),
+            _ => (Vec::new(), Vec::new()),
         };
+        let missing: Vec<GroupName> = caller
+            .groups
+            .iter()
+            .filter(|g| !read.contains(g))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            group_grants.extend(
+                self.directory
+                    .group_grants_for(&missing, &target.name, &target.account)
+                    .await?,
+            );
+        }
+        let group = caller_group_grant(caller, &group_grants, target, now).cloned();
         let candidates: Vec<Grant> = direct.into_iter().chain(group).collect();
         Ok(pick_grant(&candidates, target, now).cloned())
     }

@@ -103,11 +103,13 @@ pub trait Directory: Send + Sync {
 
     async fn target(&self, name: &TargetName) -> Result<Option<Target>, UpstreamError>;
 
-    /// The grants of `groups` that could cover `target`: on the target itself, or on its account.
+    /// The grants of `groups` that could cover the target `target` in `account`: on the target
+    /// itself, or on the account. The reads go out side by side, however many groups.
     async fn group_grants_for(
         &self,
         groups: &[GroupName],
-        target: &Target,
+        target: &TargetName,
+        account: &AccountId,
     ) -> Result<Vec<Grant>, UpstreamError>;
 
     /// The admin grants of `groups`.

@@ -427,7 +427,8 @@ impl Directory for MemoryStore {
     async fn group_grants_for(
         &self,
         groups: &[GroupName],
-        target: &Target,
+        target: &TargetName,
+        account: &AccountId,
     ) -> Result<Vec<Grant>, UpstreamError> {
         distinct(groups)?;
         self.call(|s| {
@@ -436,8 +437,8 @@ impl Directory for MemoryStore {
                 .flat_map(|g| {
                     let p = Principal::Group(g.clone());
                     [
-                        grant_key(&p, &GrantOn::Target(target.name.clone())),
-                        grant_key(&p, &GrantOn::Account(target.account.clone())),
+                        grant_key(&p, &GrantOn::Target(target.clone())),
+                        grant_key(&p, &GrantOn::Account(account.clone())),
                     ]
                 })
                 .filter_map(|k| s.grants.get(&k).map(|g| g.grant.clone()))

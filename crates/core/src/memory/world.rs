@@ -120,10 +120,7 @@ impl MemoryWorld {
     // ---- the use cases, wired over this world ----
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        Arc::new(Catalog {
-            directory: self.store.clone(),
-            clock: self.clock.clone(),
-        })
+        Arc::new(Catalog::new(self.store.clone(), self.clock.clone()))
     }
 
     pub fn second_factor(&self) -> Arc<SecondFactor> {
