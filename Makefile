@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | c
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fuzz bench openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
+.PHONY: help run test fuzz bench mutants openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ $(BENCH_STAMP): bench/requirements.txt $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
 	@rm -f $(VENV)/.bench-*
 	@touch $@
+
+# Every mutant of the modules in .cargo/mutants.toml, built and run against cooper-core's tests:
+# hours on two cores. MUTANTS_ARGS goes to cargo-mutants (`--iterate`: retest only what earlier
+# passes did not catch; `-j 2`: two at once). scripts/mutants.sh installs the pinned version.
+mutants: ## Mutation testing of the security core (cargo-mutants, hours; not part of `make test`) -> docs/mutants.md
+	PYTHON=$(PYTHON) scripts/mutants.sh $(MUTANTS_ARGS)
 
 openapi: ## Regenerate docs/openapi.json from the Rust types and handlers (utoipa, feature `openapi`)
 	COOPER_WRITE_OPENAPI=1 $(CARGO) test --quiet -p cooper-api --features openapi --test openapi
@@ -127,4 +133,4 @@ $(OIDC_STAMP): $(OIDC)/package-lock.json
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean
-	rm -rf $(VENV) $(TOOLS) .run $(OIDC)/node_modules
+	rm -rf $(VENV) $(TOOLS) .tools .run $(OIDC)/node_modules

@@ -242,12 +242,18 @@ fn best_grant<'a>(
     target: &Target,
     now: OffsetDateTime,
 ) -> Option<&'a Grant> {
-    // Later is better: no end at all, then the latest end, then a grant of the target itself.
-    let rank = |g: &Grant| {
+    // Later is better: no end at all, then the latest end, then a grant of the target itself,
+    // then the caller's own over a group's, then the group first by name: the same grants give
+    // the same answer (and audit record) whatever order a store hands them back in.
+    let rank = |g: &'a Grant| {
         (
             g.expires_at.is_none(),
             g.expires_at,
             matches!(g.scope, GrantScope::Target(_)),
+            std::cmp::Reverse(match &g.principal {
+                Principal::User(_) => None,
+                Principal::Group(name) => Some(name),
+            }),
         )
     };
     let mut best: Option<&'a Grant> = None;
@@ -297,6 +303,35 @@ mod tests {
             },
             expires_at: None,
             via: None,
+        }
+    }
+
+    fn target_grant(p: Principal, target: &str) -> Grant {
+        Grant {
+            principal: p,
+            scope: GrantScope::Target(TargetName::parse(target).unwrap()),
+            expires_at: None,
+            via: None,
+        }
+    }
+
+    #[test]
+    fn of_equal_grants_the_same_one_is_picked_whatever_the_order() {
+        let t = target("a-read", "111111111111", 10);
+        let alpha = target_grant(Principal::Group(group("alpha")), "a-read");
+        let zeta = target_grant(Principal::Group(group("zeta")), "a-read");
+        let mine = target_grant(Principal::User(user("alice")), "a-read");
+        for grants in [
+            vec![alpha.clone(), zeta.clone()],
+            vec![zeta.clone(), alpha.clone()],
+        ] {
+            assert_eq!(pick_grant(&grants, &t, now()), Some(&alpha));
+        }
+        for grants in [
+            vec![zeta.clone(), mine.clone(), alpha.clone()],
+            vec![mine.clone(), alpha.clone(), zeta.clone()],
+        ] {
+            assert_eq!(pick_grant(&grants, &t, now()), Some(&mine));
         }
     }
 

@@ -481,3 +481,53 @@ impl Approvals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{Service, UpstreamKind};
+
+    fn unreachable() -> UpstreamError {
+        UpstreamError::new(Service::DynamoDb, UpstreamKind::Unavailable, "timed out")
+    }
+
+    #[test]
+    fn an_approvers_failing_factor_store_is_our_failure_not_a_refusal() {
+        // A refusal is audited as a denial; our own failure is not (nobody was told no).
+        assert!(!ApprovalError::ApproverFactor(FactorError::Upstream(unreachable())).is_refusal());
+        assert!(
+            !ApprovalError::ApproverFactor(FactorError::AuditUnavailable(unreachable()))
+                .is_refusal()
+        );
+        assert!(ApprovalError::ApproverFactor(FactorError::InvalidCode).is_refusal());
+        assert!(ApprovalError::NotAnApprover.is_refusal());
+        assert!(!ApprovalError::Upstream(unreachable()).is_refusal());
+        assert!(!ApprovalError::AuditUnavailable(unreachable()).is_refusal());
+    }
+
+    #[test]
+    fn a_lost_race_over_an_approval_says_what_was_lost() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let id = ApprovalId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let user = UserName::parse("alice").unwrap();
+        let consume = Change::ConsumeApproval {
+            id: id.clone(),
+            requester: user.clone(),
+            target: TargetName::parse("a-read").unwrap(),
+            now: at,
+        };
+        let approve = Change::Approve {
+            id,
+            approver: user,
+            now: at,
+        };
+        assert!(matches!(
+            explain_conflict(&consume, at),
+            Some(ApprovalError::Used)
+        ));
+        assert!(matches!(
+            explain_conflict(&approve, at),
+            Some(ApprovalError::AlreadyDecided)
+        ));
+    }
+}
