@@ -322,3 +322,26 @@ impl Catalog {
         Ok(accounts.into_iter().map(|a| (a.id.clone(), a)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_remembered_stays_bounded_and_current() {
+        let map: Mutex<HashMap<usize, usize>> = Mutex::default();
+        for key in 0..HINTS_MAX {
+            remember(&map, key, key);
+        }
+        // Full: a known key is updated in place, nothing forgotten.
+        remember(&map, 7, 70);
+        assert_eq!(recall(&map, &7), Some(70));
+        assert_eq!(recall(&map, &8), Some(8));
+        assert_eq!(map.lock().unwrap().len(), HINTS_MAX);
+        // One more starts over, with only the newcomer.
+        remember(&map, HINTS_MAX, 1);
+        assert_eq!(map.lock().unwrap().len(), 1);
+        assert_eq!(recall(&map, &HINTS_MAX), Some(1));
+        assert_eq!(recall(&map, &8), None);
+    }
+}

@@ -200,6 +200,9 @@ pub struct MemoryStore {
     pub(super) faults: Mutex<Faults>,
     reads: AtomicUsize,
     pub(super) commits: AtomicUsize,
+    /// Every call's start and end on one clock of steps, while a test is timing them.
+    timeline: Mutex<Option<Vec<(usize, usize)>>>,
+    steps: AtomicUsize,
 }
 
 /// Yields once to the executor.
@@ -302,6 +305,39 @@ impl MemoryStore {
         self.commits.load(Ordering::SeqCst)
     }
 
+    /// Runs `f` with every call timed (and made to yield, so that calls made side by side are
+    /// seen so): how many calls deep `f` went, each waiting for one before it (a call waits for
+    /// another when it started after the other ended). A use case's round trips, in memory.
+    pub async fn depth_of<T>(
+        &self,
+        f: impl Future<Output = T>,
+    ) -> Result<(T, usize), UpstreamError> {
+        let interleaving = std::mem::replace(&mut self.faults()?.interleave, true);
+        *self.timeline.lock().map_err(|_| poisoned())? = Some(Vec::new());
+        let out = f.await;
+        self.faults()?.interleave = interleaving;
+        let mut calls = self
+            .timeline
+            .lock()
+            .map_err(|_| poisoned())?
+            .take()
+            .unwrap_or_default();
+        calls.sort_unstable();
+        // Per call (by start): the deepest chain ending with it.
+        let mut deepest: Vec<(usize, usize)> = Vec::with_capacity(calls.len());
+        for (start, end) in calls {
+            let before = deepest
+                .iter()
+                .filter(|(ended, _)| *ended < start)
+                .map(|(_, depth)| *depth)
+                .max()
+                .unwrap_or(0);
+            deepest.push((end, before + 1));
+        }
+        let depth = deepest.into_iter().map(|(_, d)| d).max().unwrap_or(0);
+        Ok((out, depth))
+    }
+
     pub(super) async fn pause(&self) -> Result<(), UpstreamError> {
         if self.faults()?.interleave {
             YieldOnce(false).await;
@@ -312,13 +348,18 @@ impl MemoryStore {
     /// One call other than a commit: yields if asked to, fails if asked to, else runs `f` on
     /// the state (the lock is never held across an await).
     async fn call<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, UpstreamError> {
+        let start = self.steps.fetch_add(1, Ordering::SeqCst);
         self.pause().await?;
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.faults()?.fail_reads {
             return Err(unreachable_store());
         }
-        let mut state = self.lock()?;
-        Ok(f(&mut state))
+        let out = f(&mut *self.lock()?);
+        let end = self.steps.fetch_add(1, Ordering::SeqCst);
+        if let Some(timeline) = self.timeline.lock().map_err(|_| poisoned())?.as_mut() {
+            timeline.push((start, end));
+        }
+        Ok(out)
     }
 }
 

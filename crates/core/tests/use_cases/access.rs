@@ -346,3 +346,46 @@ async fn a_target_moved_to_another_account_is_judged_by_its_new_account() -> Tes
     assert_eq!(decide_with(&catalog, &w, "alice", "a-read").await, Ok(()));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_decision_reads_the_groups_grants_beside_the_profile_once_it_knows_them() -> TestResult {
+    let w = cascade_world();
+    w.member("alice", "ops")?;
+    w.grant_account(as_group("ops"), A, 10)?;
+    w.grant_target(as_user("bob"), "a-read")?;
+    let catalog = w.catalog();
+    let rounds = |who: &'static str| {
+        let (w, catalog) = (&w, &catalog);
+        async move {
+            let (decision, depth) = w
+                .store
+                .depth_of(catalog.authorize(w.identity(who).unwrap(), &target("a-read")))
+                .await
+                .unwrap();
+            assert!(decision.is_ok(), "{who}: {:?}", decision.err());
+            depth
+        }
+    };
+    // The first decision learns alice's groups and where a-read lies: the groups' grants wait
+    // for the profile and the target. From then on they are read beside them.
+    assert_eq!(rounds("alice").await, 2);
+    assert_eq!(rounds("alice").await, 1);
+    // What is learnt of one caller stays when another comes.
+    assert_eq!(rounds("bob").await, 1);
+    assert_eq!(rounds("alice").await, 1);
+
+    // A caller in no group makes no read of groups' grants, known target or not.
+    let reads = |catalog: std::sync::Arc<cooper_core::catalog::Catalog>| {
+        let w = &w;
+        async move {
+            let before = w.store.reads();
+            catalog
+                .authorize(w.identity("bob").unwrap(), &target("a-read"))
+                .await
+                .unwrap();
+            w.store.reads() - before
+        }
+    };
+    assert_eq!(reads(catalog.clone()).await, reads(w.catalog()).await);
+    Ok(())
+}
