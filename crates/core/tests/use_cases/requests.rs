@@ -11,6 +11,7 @@ use cooper_core::memory::MemoryWorld;
 use cooper_core::model::requests::{
     AccessRequest, RequestPolicy, RequestState, RequestStatus, RequestedAccess,
 };
+use cooper_core::model::{Grant, GrantScope};
 use cooper_core::names::{AccountId, Level, Reason};
 use cooper_core::requests::{AccessAsk, DEFAULT_REQUEST_LIFETIME, RequestError, RequestRole};
 use futures_util::future::join;
@@ -354,6 +355,20 @@ async fn only_what_a_policy_allows_can_be_asked_for_and_never_what_one_holds() -
     w.grant_account(as_group("oncall"), A, 20)?;
     let err = open(&w, "dave", &for_account(A, 20)).await.unwrap_err();
     assert!(matches!(err, RequestError::AlreadyGranted), "{err}");
+    // A time-bound cascade counts while it lasts, and not after.
+    w.put_grant(Grant {
+        principal: as_user("bob"),
+        scope: GrantScope::Account {
+            account: AccountId::parse(A)?,
+            max_level: Level::new(20)?,
+        },
+        expires_at: Some(w.now() + Duration::minutes(10)),
+        via: None,
+    })?;
+    let err = open(&w, "bob", &for_account(A, 20)).await.unwrap_err();
+    assert!(matches!(err, RequestError::AlreadyGranted), "{err}");
+    w.clock.advance(Duration::minutes(10));
+    open(&w, "bob", &for_account(A, 20)).await?;
     let before = w.state()?;
     // Too long for the policy (4 h), too short for AWS.
     for seconds in [4 * 3600 + 1, 1799] {
