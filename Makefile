@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha256sum | c
 OIDC := tests/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed-$(shell cat $(OIDC)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: help run test fuzz bench mutants openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
+.PHONY: help run test fuzz bench soak mutants openapi fmt-check fmt clippy deps chromium xmlsec1 tools lint build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -37,6 +37,13 @@ bench: deps $(BENCH_STAMP) ## Benchmarks (release build, moto): cold start vs Py
 	$(CARGO) build --quiet -p cooper-cli
 	$(CARGO) build --release $(addprefix -p cooper-,$(FUNCTIONS)) -p cooper-bench
 	$(VENV)/bin/python bench/run.py
+
+# SOAK_SECONDS=60 for a shorter run; scripts/soak.py --help for the rest.
+SOAK_SECONDS ?= 300
+
+soak: $(STAMP) ## Soak `cooper serve` (debug) against moto: many users' mixed load, faults mid-run, audit and memory checked -> docs/bench/soak.md
+	$(CARGO) build --quiet -p cooper-cli
+	$(VENV)/bin/python scripts/soak.py --seconds $(SOAK_SECONDS)
 
 $(BENCH_STAMP): bench/requirements.txt $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
