@@ -31,7 +31,12 @@ pub struct StandIn {
 struct Signin {
     arn: String,
     account: String,
+    issued: std::time::Instant,
 }
+
+/// A sign-in token lasts 15 minutes, as AWS's do; older ones are dropped, so that links never
+/// opened do not pile up in a long-running `cooper serve`.
+const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 #[derive(Deserialize)]
 struct SessionJson {
@@ -80,6 +85,7 @@ impl StandIn {
         Some(Signin {
             arn: out.arn?,
             account: out.account?,
+            issued: std::time::Instant::now(),
         })
     }
 
@@ -99,6 +105,7 @@ impl StandIn {
                 };
                 let token = uuid::Uuid::now_v7().simple().to_string();
                 if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.retain(|_, s| s.issued.elapsed() < TOKEN_LIFETIME);
                     tokens.insert(token.clone(), signin);
                 }
                 axum::Json(serde_json::json!({ "SigninToken": token })).into_response()
@@ -110,6 +117,7 @@ impl StandIn {
                         .lock()
                         .ok()
                         .and_then(|mut tokens| tokens.remove(t))
+                        .filter(|s| s.issued.elapsed() < TOKEN_LIFETIME)
                 });
                 let destination = fields.get("Destination").cloned().unwrap_or_default();
                 page(host, signin.as_ref(), &destination)
