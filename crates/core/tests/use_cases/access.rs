@@ -190,6 +190,16 @@ async fn group_grants_count_for_members_only() -> TestResult {
 
     let (_, reachable) = w.catalog().reachable(w.identity("bob")?).await?;
     assert!(reachable.is_empty());
+    // What alice may become, through her groups, and the accounts it lies in.
+    let catalog = w.catalog();
+    let (_, reachable) = catalog.reachable(w.identity("alice")?).await?;
+    let names: Vec<&str> = reachable.iter().map(|r| r.target.name.as_str()).collect();
+    assert_eq!(names, ["a-power", "a-read", "b-read"]);
+    let accounts = catalog.accounts_of(&reachable).await?;
+    let mut ids: Vec<&str> = accounts.keys().map(|id| id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [A, B]);
+    assert!(accounts.iter().all(|(id, account)| *id == account.id));
     Ok(())
 }
 

@@ -355,7 +355,8 @@ async fn only_what_a_policy_allows_can_be_asked_for_and_never_what_one_holds() -
     w.grant_account(as_group("oncall"), A, 20)?;
     let err = open(&w, "dave", &for_account(A, 20)).await.unwrap_err();
     assert!(matches!(err, RequestError::AlreadyGranted), "{err}");
-    // A time-bound cascade counts while it lasts, and not after.
+    // A time-bound cascade counts while it lasts, and not after; one on another account, never.
+    w.grant_account(as_user("bob"), B, 100)?;
     w.put_grant(Grant {
         principal: as_user("bob"),
         scope: GrantScope::Account {
