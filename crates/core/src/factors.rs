@@ -527,3 +527,35 @@ impl PasswordChange {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::TokenId;
+
+    #[test]
+    fn a_lost_race_over_a_code_or_a_lock_says_what_was_lost() {
+        let at = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let user = UserName::parse("alice").unwrap();
+        let unlocked = Change::Unlocked {
+            user: user.clone(),
+            now: at,
+            clear_failures: false,
+        };
+        // A lock set by failures that landed meanwhile: a full window from about now.
+        assert!(matches!(
+            explain_conflict(&unlocked, at),
+            Some(FactorError::LockedOut { until, retry_after_seconds })
+                if until == at + LOCKOUT && retry_after_seconds == LOCKOUT.whole_seconds()
+        ));
+        let code = Change::UseEnrollmentCode {
+            id: TokenId::parse("0123456789abcdef").unwrap(),
+            user,
+            now: at,
+        };
+        assert!(matches!(
+            explain_conflict(&code, at),
+            Some(FactorError::InvalidCredentials)
+        ));
+    }
+}

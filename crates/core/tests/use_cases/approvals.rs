@@ -455,11 +455,26 @@ async fn a_requester_cannot_lock_an_approver_out_with_inline_guesses() -> TestRe
             }),
             ..ask("prod")
         };
-        let _ = w
+        let err = w
             .issuer()
             .issue(w.identity("alice")?, &guess, &w.meta())
-            .await;
+            .await
+            .unwrap_err();
+        // Every guess is a wrong code, the last too: the lock it sets is alice's, not the
+        // approver's, and naming a lock would say otherwise.
+        assert!(
+            matches!(
+                err,
+                IssueError::Approval(ApprovalError::ApproverFactor(FactorError::InvalidCode))
+            ),
+            "{err}"
+        );
     }
+    let alice = w.factors_of("alice")?.guard.unwrap_or_default();
+    assert!(
+        alice.locked_until(w.now()).is_some(),
+        "the guesses count against alice"
+    );
     // carol gave none of those codes; she can still approve with her own.
     let request = open(&w, "alice", "prod").await?;
     approve(&w, &request, "carol", &w.code("carol")?).await?;

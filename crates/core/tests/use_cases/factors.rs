@@ -7,7 +7,7 @@ use cooper_core::factors::{FactorError, PENDING_ENROLLMENT};
 use cooper_core::memory::{MemoryWorld, SealedFor};
 use cooper_core::model::factors::{Guard, LOCKOUT, MAX_FAILURES, PendingTotp};
 use cooper_core::password::{NewPassword, PasswordHash};
-use cooper_core::token::TokenId;
+use cooper_core::token::{EnrollmentCode, EnrollmentCodeRecord, TokenId};
 use cooper_core::totp::{TotpCode, TotpSecret, step_of};
 use futures_util::future::join;
 use secrecy::{ExposeSecret, SecretString};
@@ -161,6 +161,18 @@ async fn failures_lock_out_at_the_limit_and_a_right_code_is_refused_while_locked
     assert!(matches!(err, FactorError::LockedOut { .. }), "{err}");
     assert_eq!(guard(&w), locked, "a refusal while locked counts nothing");
     assert_eq!(last_record(&w).reason.as_deref(), Some("locked_out"));
+    // Later in the window: the lock tells what is left of it, and a wrong code counts nothing
+    // either (no guess is even checked while locked).
+    w.clock.advance(Duration::minutes(5));
+    for code in [w.code("alice")?, w.wrong_code("alice")?] {
+        let err = spend(&w, &code).await.unwrap_err();
+        assert!(
+            matches!(err, FactorError::LockedOut { until: u, retry_after_seconds: left }
+                if u == until && left == (LOCKOUT - Duration::minutes(5)).whole_seconds()),
+            "{err}"
+        );
+        assert_eq!(guard(&w), locked);
+    }
     Ok(())
 }
 
@@ -522,5 +534,125 @@ async fn an_api_token_cannot_set_a_password() -> TestResult {
         .await;
     assert!(result.is_err(), "a script's token may not set a password");
     assert!(w.factors_of("alice")?.password.is_none());
+    Ok(())
+}
+
+/// An enrollment code dave issued for `who`, valid `hours`, as the admin use case stores it:
+/// the identity that presents it (as `presenter`).
+fn enrollment_code(w: &MemoryWorld, who: &str, presenter: &str, hours: i64) -> Identity {
+    let code = EnrollmentCode::generate(w.entropy.as_ref()).unwrap();
+    let record = EnrollmentCodeRecord::issue(
+        &code,
+        user(who),
+        Some(user("dave")),
+        w.now(),
+        Duration::hours(hours),
+    );
+    let id = record.id.clone();
+    w.store
+        .seed(|s| s.enrollment_codes.insert(id.clone(), record))
+        .unwrap();
+    Identity::new(user(presenter), AuthMethod::EnrollmentCode(id))
+}
+
+/// The code the pending enrollment of `who` expects now.
+fn pending_code(w: &MemoryWorld, who: &str) -> TotpCode {
+    let pending = w.factors_of(who).unwrap().pending.unwrap();
+    let bytes = w
+        .vault
+        .open(&SealedFor::TotpSecret(user(who)), &pending.sealed)
+        .unwrap();
+    TotpSecret::from_bytes(bytes)
+        .unwrap()
+        .code_at(w.now())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_enrollment_code_enrolls_its_own_user_once() -> TestResult {
+    let w = MemoryWorld::new();
+    w.user("bob")?;
+    let by_code = enrollment_code(&w, "bob", "bob", 24);
+    w.enrollment().start(&by_code, None, &w.meta()).await?;
+    w.enrollment()
+        .confirm(&by_code, &pending_code(&w, "bob"), None, &w.meta())
+        .await?;
+    let factors = w.factors_of("bob")?;
+    assert!(factors.totp.is_some());
+    let AuthMethod::EnrollmentCode(id) = &by_code.method else {
+        unreachable!()
+    };
+    let used = w.state()?.enrollment_codes[id].used_at;
+    assert_eq!(used, Some(w.now()), "the code is spent");
+
+    // Spent, it opens nothing more.
+    let err = w
+        .enrollment()
+        .start(&by_code, None, &w.meta())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, FactorError::InvalidCredentials), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_enrollment_code_is_refused_for_another_user_once_used_and_from_its_end() -> TestResult {
+    let w = MemoryWorld::new();
+    for name in ["bob", "carol"] {
+        w.user(name)?;
+    }
+    let refused = |identity: Identity| {
+        let w = w.clone();
+        async move {
+            let err = w
+                .enrollment()
+                .start(&identity, None, &w.meta())
+                .await
+                .err()
+                .unwrap();
+            assert!(matches!(err, FactorError::InvalidCredentials), "{err}");
+            assert!(w.factors_of("bob").unwrap().pending.is_none());
+            assert!(w.factors_of("carol").unwrap().pending.is_none());
+        }
+    };
+    // carol's code, presented by bob.
+    refused(enrollment_code(&w, "carol", "bob", 24)).await;
+    // bob's code, used already (and bob has no authenticator: the code alone says no).
+    let used = enrollment_code(&w, "bob", "bob", 24);
+    let AuthMethod::EnrollmentCode(id) = &used.method else {
+        unreachable!()
+    };
+    let at = w.now();
+    w.store.seed(|s| {
+        if let Some(r) = s.enrollment_codes.get_mut(id) {
+            r.used_at = Some(at);
+        }
+    })?;
+    refused(used).await;
+    // bob's code, at the instant it ends.
+    let ending = enrollment_code(&w, "bob", "bob", 1);
+    w.clock.advance(Duration::hours(1));
+    refused(ending).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn re_enrolling_is_confirmed_with_the_new_authenticators_code() -> TestResult {
+    let w = enrolled();
+    let alice = w.identity("alice")?;
+    let before = w.factors_of("alice")?.totp.unwrap();
+    w.enrollment()
+        .start(&alice, Some(&w.code("alice")?), &w.meta())
+        .await?;
+    w.clock.advance(Duration::seconds(30));
+    w.enrollment()
+        .confirm(&alice, &pending_code(&w, "alice"), None, &w.meta())
+        .await?;
+    let after = w.factors_of("alice")?.totp.unwrap();
+    assert_ne!(
+        after.sealed, before.sealed,
+        "the new authenticator replaced the old"
+    );
     Ok(())
 }
