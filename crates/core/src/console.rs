@@ -136,6 +136,13 @@ mod tests {
             .is_ok()
         );
         assert!(Destination::parse("https://console.amazonaws.cn/", Partition::AwsCn).is_ok());
+        // Up to 2048 characters, as a URL stays usable everywhere.
+        let base = "https://console.aws.amazon.com/";
+        let longest = format!("{base}{}", "a".repeat(2048 - base.len()));
+        let parsed = Destination::parse(&longest, Partition::Aws).unwrap();
+        assert_eq!(parsed.as_str(), longest);
+        assert_eq!(format!("{parsed:?}"), format!("Destination({longest})"));
+        assert!(Destination::parse(&format!("{longest}a"), Partition::Aws).is_err());
         for bad in [
             "http://console.aws.amazon.com/",
             "https://evil.example/console.aws.amazon.com",

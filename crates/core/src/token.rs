@@ -359,6 +359,20 @@ mod tests {
     }
 
     #[test]
+    fn a_token_id_reads_back_as_itself_and_its_hash_is_the_secrets_sha256() {
+        let id = TokenId::parse("0123456789abcdef").unwrap();
+        assert_eq!(id.as_str(), "0123456789abcdef");
+        assert_eq!(format!("{id:?}"), "TokenId(0123456789abcdef)");
+        assert_eq!(String::from(id), "0123456789abcdef");
+        // The store keeps the hash as text: 64 hex digits of SHA-256.
+        let hash = TokenHash::of("secret");
+        assert_eq!(
+            hash.as_str(),
+            "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+        );
+    }
+
+    #[test]
     fn forged_expired_and_revoked_tokens_are_rejected() {
         let token = ApiToken::generate(&OsEntropy).unwrap();
         let mut record = ApiTokenRecord::issue(
