@@ -359,6 +359,31 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_names_a_token_by_its_id_and_never_shows_its_secret_or_hash() {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let bearer = token.reveal();
+        let secret = bearer
+            .expose_secret()
+            .rsplit('_')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            format!("{token:?}"),
+            format!("ApiToken({}, ..)", token.id())
+        );
+        let record = ApiTokenRecord::issue(
+            &token,
+            UserName::parse("ci-bot").unwrap(),
+            now(),
+            time::Duration::days(1),
+        );
+        let shown = format!("{record:?}");
+        assert!(shown.contains("TokenHash(..)"), "{shown}");
+        assert!(!shown.contains(record.hash.as_str()) && !shown.contains(&secret));
+    }
+
+    #[test]
     fn a_token_id_reads_back_as_itself_and_its_hash_is_the_secrets_sha256() {
         let id = TokenId::parse("0123456789abcdef").unwrap();
         assert_eq!(id.as_str(), "0123456789abcdef");
