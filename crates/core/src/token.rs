@@ -384,6 +384,54 @@ mod tests {
     }
 
     #[test]
+    fn bearer_values_are_told_apart_by_their_shape() {
+        let token = ApiToken::generate(&OsEntropy).unwrap().reveal();
+        let code = EnrollmentCode::generate(&OsEntropy).unwrap();
+        let enroll = code.reveal();
+        let (token, enroll) = (token.expose_secret(), enroll.expose_secret());
+        // (An enrollment code has the API tokens' prefix too: it is told apart first.)
+        assert!(ApiToken::looks_like(token) && ApiToken::parse(enroll).is_none());
+        assert!(EnrollmentCode::looks_like(enroll) && !EnrollmentCode::looks_like(token));
+        assert!(!ApiToken::looks_like("eyJhbGciOi.jwt") && !EnrollmentCode::looks_like("x"));
+        assert_eq!(
+            format!("{code:?}"),
+            format!("EnrollmentCode({}, ..)", code.id())
+        );
+        // A secret of the right length with a letter past f, or one digit short, is no token.
+        let (head, secret) = token.rsplit_once('_').unwrap();
+        let bad_digit = format!("{head}_g{}", &secret[1..]);
+        let short = format!("{head}_{}", &secret[1..]);
+        for bad in [bad_digit, short] {
+            assert!(ApiToken::parse(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_enrollment_code_verifies_only_with_its_own_id_and_secret() {
+        let code = EnrollmentCode::generate(&OsEntropy).unwrap();
+        let record = EnrollmentCodeRecord::issue(
+            &code,
+            UserName::parse("bob").unwrap(),
+            None,
+            now(),
+            time::Duration::hours(1),
+        );
+        assert!(record.verify(&code, now()).is_ok());
+        // The same id with another secret, and another code altogether.
+        let bearer = code.reveal();
+        let (head, secret) = bearer.expose_secret().rsplit_once('_').unwrap();
+        let flipped = if secret.starts_with('0') { '1' } else { '0' };
+        let forged = EnrollmentCode::parse(&format!("{head}_{flipped}{}", &secret[1..])).unwrap();
+        let other = EnrollmentCode::generate(&OsEntropy).unwrap();
+        for wrong in [forged, other] {
+            assert!(matches!(
+                record.verify(&wrong, now()),
+                Err(TokenRejection::Invalid)
+            ));
+        }
+    }
+
+    #[test]
     fn a_token_id_reads_back_as_itself_and_its_hash_is_the_secrets_sha256() {
         let id = TokenId::parse("0123456789abcdef").unwrap();
         assert_eq!(id.as_str(), "0123456789abcdef");
