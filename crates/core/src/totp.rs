@@ -171,6 +171,13 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(secs).unwrap()
     }
 
+    #[test]
+    fn a_secret_has_at_least_128_bits() {
+        assert!(TotpSecret::from_bytes(vec![7; 15]).is_err());
+        assert!(TotpSecret::from_bytes(vec![7; 16]).is_ok());
+        assert!(TotpSecret::from_bytes(vec![7; 20]).is_ok());
+    }
+
     /// RFC 6238 appendix B: the SHA-1 secret "12345678901234567890"; its 8-digit codes end in
     /// these 6 digits.
     #[test]
