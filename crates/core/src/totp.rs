@@ -172,6 +172,23 @@ mod tests {
     }
 
     #[test]
+    fn an_issuer_is_1_to_64_characters_without_a_colon() {
+        assert_eq!(
+            TotpIssuer::parse("acme cooper").unwrap().as_str(),
+            "acme cooper"
+        );
+        assert!(TotpIssuer::parse(&"a".repeat(64)).is_ok());
+        for bad in [
+            String::new(),
+            "a".repeat(65),
+            "acme:cooper".into(),
+            "acme\ncooper".into(),
+        ] {
+            assert!(TotpIssuer::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_secret_has_at_least_128_bits() {
         assert!(TotpSecret::from_bytes(vec![7; 15]).is_err());
         assert!(TotpSecret::from_bytes(vec![7; 16]).is_ok());

@@ -750,3 +750,36 @@ async fn an_admin_may_reset_their_own_authenticator_with_a_fresh_code() -> TestR
     assert!(w.factors_of("root")?.totp.is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_grant_of_an_unknown_target_is_not_found_for_a_universal_admin_and_out_of_scope_for_others()
+-> TestResult {
+    let w = admin_world();
+    let admin = w.admin(config());
+    let of_ghost = Grant {
+        principal: as_user("alice"),
+        scope: GrantScope::Target(target("ghost")),
+        expires_at: None,
+        via: None,
+    };
+    let key = GrantKey {
+        principal: as_user("alice"),
+        on: GrantOn::Target(target("ghost")),
+    };
+    // An account admin hears of a target that does not exist what they hear of one in another
+    // account; a universal admin, who may see everything, is told it does not exist.
+    for (who, code) in [("amy", "out_of_scope"), ("root", "not_found")] {
+        let before = w.state()?;
+        let c = ctx(&w, &admin, who, Some(w.code(who)?)).await?;
+        let err = admin.create_grant(&c, of_ghost.clone()).await.unwrap_err();
+        assert_eq!(err.code(), code, "{who} creates: {err}");
+        nothing_changed(&w, &before);
+        w.clock.advance(time::Duration::seconds(30));
+        let c = ctx(&w, &admin, who, Some(w.code(who)?)).await?;
+        let err = admin.delete_grant(&c, key.clone()).await.unwrap_err();
+        assert_eq!(err.code(), code, "{who} deletes: {err}");
+        nothing_changed(&w, &before);
+        w.clock.advance(time::Duration::seconds(30));
+    }
+    Ok(())
+}

@@ -122,6 +122,17 @@ async fn a_grant_below_the_accounts_top_level_needs_no_code() -> TestResult {
         .create_grant(&ctx(&w, &admin, "amy", None).await?, below)
         .await?;
 
+    // A grant of a target below the top is below it too.
+    let of_low = Grant {
+        principal: as_user("nobody"),
+        scope: GrantScope::Target(target("a-ro")),
+        expires_at: None,
+        via: None,
+    };
+    admin
+        .create_grant(&ctx(&w, &admin, "amy", None).await?, of_low)
+        .await?;
+
     // A grant of the top target is a top-level grant; in an account without targets any is.
     let before = w.state()?;
     let of_top = Grant {
