@@ -197,6 +197,23 @@ mod tests {
     }
 
     #[test]
+    fn what_a_configured_group_administers() {
+        let config =
+            AdminGroups::parse("platform, payments=111111111111, payments=222222222222").unwrap();
+        let group = |g: &str| GroupName::parse(g).unwrap();
+        assert_eq!(
+            config.scope_of_group(&group("platform")),
+            AdminScope::Universal
+        );
+        let payments = config.scope_of_group(&group("payments"));
+        assert!(
+            payments.covers(&account("111111111111")) && payments.covers(&account("222222222222"))
+        );
+        assert!(!payments.covers(&account("333333333333")));
+        assert_eq!(config.scope_of_group(&group("others")), AdminScope::None);
+    }
+
+    #[test]
     fn grants_of_others_do_not_count() {
         let grant = AdminGrant {
             principal: Principal::User(UserName::parse("mallory").unwrap()),
