@@ -197,6 +197,14 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_reads_as_words() {
+        assert_eq!(AdminScope::None.to_string(), "none");
+        assert_eq!(AdminScope::Universal.to_string(), "universal");
+        let two = AdminScope::Accounts([account("222222222222"), account("111111111111")].into());
+        assert_eq!(two.to_string(), "accounts 111111111111,222222222222");
+    }
+
+    #[test]
     fn what_a_configured_group_administers() {
         let config =
             AdminGroups::parse("platform, payments=111111111111, payments=222222222222").unwrap();
