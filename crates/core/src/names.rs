@@ -832,6 +832,41 @@ mod tests {
             "x".repeat(2100)
         );
         assert!(SessionPolicy::parse(&big).is_err());
+        // At most 2048 characters once minified: exactly that is fine.
+        let sized = |n: usize| {
+            // (keys in the order the minified form keeps them)
+            let head = r#"{"Statement":[{"Action":"s3:*","Effect":"Allow","Resource":""#;
+            let tail = r#""}]}"#;
+            format!("{head}{}{tail}", "x".repeat(n - head.len() - tail.len()))
+        };
+        let longest = SessionPolicy::parse(&sized(2048)).unwrap();
+        assert_eq!(String::from(longest.clone()), sized(2048));
+        assert_eq!(format!("{longest:?}"), "SessionPolicy(2048 chars)");
+        assert!(SessionPolicy::parse(&sized(2049)).is_err());
+    }
+
+    #[test]
+    fn a_region_tells_its_partition_and_a_level_its_number() {
+        assert_eq!(Partition::of_region("cn-north-1"), Partition::AwsCn);
+        assert_eq!(Partition::of_region("us-gov-west-1"), Partition::AwsUsGov);
+        assert_eq!(Partition::of_region("eu-west-1"), Partition::Aws);
+        assert_eq!(u32::from(Level::new(50).unwrap()), 50);
+    }
+
+    #[test]
+    fn a_role_arn_may_be_2048_characters_long() {
+        let arn = |n: usize| {
+            let head = "arn:aws:iam::123456789012:role/";
+            format!(
+                "{head}{}/ReadOnly",
+                "p".repeat(n - head.len() - "/ReadOnly".len())
+            )
+        };
+        assert_eq!(
+            RoleArn::parse(&arn(2048)).unwrap().account().as_str(),
+            "123456789012"
+        );
+        assert!(RoleArn::parse(&arn(2049)).is_err());
     }
 
     #[test]
