@@ -16,11 +16,13 @@ import platform
 import re
 import subprocess
 import sys
+import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPLAINED = ROOT / "scripts" / "mutants_explained.txt"
+CONFIG = ROOT / ".cargo" / "mutants.toml"
 GOAL = 0.95
 SUMMARIES = {
     "CaughtMutant": "caught",
@@ -36,7 +38,12 @@ def without_position(name):
 
 
 def load_outcomes(dirs):
-    """Every mutant's latest outcome, by name, and when each pass ran."""
+    """Every mutant's latest outcome, by name, and when each pass ran: only the mutants the
+    configuration examines now (a pass made before a file joined, or an exclusion was added,
+    may hold others)."""
+    config = tomllib.loads(CONFIG.read_text())
+    examined = set(config.get("examine_globs", []))
+    excluded = [re.compile(r) for r in config.get("exclude_re", [])]
     latest, passes = {}, []
     for directory in dirs:
         data = json.loads((Path(directory) / "outcomes.json").read_text())
@@ -46,6 +53,8 @@ def load_outcomes(dirs):
             if not isinstance(scenario, dict) or "Mutant" not in scenario:
                 continue
             mutant = scenario["Mutant"]
+            if mutant["file"] not in examined or any(r.search(mutant["name"]) for r in excluded):
+                continue
             latest[mutant["name"]] = (mutant["file"], SUMMARIES.get(outcome["summary"], outcome["summary"]))
     return latest, passes
 
