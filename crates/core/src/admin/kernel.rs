@@ -677,4 +677,80 @@ mod tests {
         let parsed = Sensitive::parse_list(Sensitive::DEFAULT_LIST).unwrap();
         assert_eq!(parsed, Sensitive::DEFAULT.into_iter().collect());
     }
+
+    #[test]
+    fn only_a_no_said_to_the_caller_is_audited_as_a_refusal() {
+        let down = || {
+            UpstreamError::new(
+                crate::ports::Service::DynamoDb,
+                crate::ports::UpstreamKind::Unavailable,
+                "timed out",
+            )
+        };
+        assert!(AdminError::OutOfScope.is_refusal());
+        assert!(AdminError::NotAnAdmin.is_refusal());
+        assert!(!AdminError::Upstream(down()).is_refusal());
+        assert!(!AdminError::AuditUnavailable(down()).is_refusal());
+        assert!(!AdminError::TooMuch.is_refusal());
+    }
+
+    /// A change of as many items as one transaction holds (besides its audit record) is
+    /// written; one more is refused before anything is.
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn a_change_may_be_as_large_as_one_transaction_and_no_larger() {
+        use crate::ledger::Reference;
+        use crate::memory::MemoryWorld;
+
+        let w = MemoryWorld::new();
+        w.user("root").unwrap();
+        w.admin_grant(
+            crate::model::Principal::User(UserName::parse("root").unwrap()),
+            None,
+        )
+        .unwrap();
+        let users: Vec<UserName> = (0..=MAX_CHANGES)
+            .map(|i| w.user(&format!("user{i}")).unwrap().name)
+            .collect();
+        let admin = w.admin(AdminConfig::default());
+        let requires = |n: usize| -> Vec<Change> {
+            users
+                .iter()
+                .take(n)
+                .map(|u| Change::Require(Reference::User(u.clone())))
+                .collect()
+        };
+        let call = || AdminCall {
+            identity: w.identity("root").unwrap(),
+            totp: None,
+            meta: w.meta(),
+        };
+        let ctx = admin.context(call()).await.unwrap();
+        admin
+            .commit(
+                &ctx,
+                "users",
+                "check",
+                None,
+                None,
+                None,
+                requires(MAX_CHANGES),
+            )
+            .await
+            .unwrap();
+        let ctx = admin.context(call()).await.unwrap();
+        let err = admin
+            .commit(
+                &ctx,
+                "users",
+                "check",
+                None,
+                None,
+                None,
+                requires(MAX_CHANGES + 1),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AdminError::TooMuch), "{err}");
+    }
 }

@@ -783,3 +783,40 @@ async fn a_grant_of_an_unknown_target_is_not_found_for_a_universal_admin_and_out
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_enrollment_code_names_its_issuer_and_lasts_at_most_two_weeks() -> TestResult {
+    let w = admin_world();
+    let admin = w.admin(config());
+    let longest = 14 * 24;
+    let c = ctx(&w, &admin, "root", Some(w.code("root")?)).await?;
+    let before = w.state()?;
+    let err = admin
+        .issue_enrollment_code(&c, &user("alice"), Some(longest + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_request", "{err}");
+    nothing_changed(&w, &before);
+
+    w.clock.advance(time::Duration::seconds(30));
+    let c = ctx(&w, &admin, "root", Some(w.code("root")?)).await?;
+    let (_, record) = admin
+        .issue_enrollment_code(&c, &user("alice"), Some(longest))
+        .await?;
+    assert_eq!(record.issued_by, Some(user("root")));
+    assert_eq!(record.expires_at, w.now() + time::Duration::hours(longest));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_grant_is_recorded_by_what_it_gives() -> TestResult {
+    let w = admin_world();
+    let admin = w.admin(config());
+    let c = ctx(&w, &admin, "amy", None).await?;
+    admin.create_grant(&c, cascade("alice", A, 20)).await?;
+    let after = last_record(&w).after.expect("the grant as written");
+    assert_eq!(after["principal"], serde_json::json!({"user": "alice"}));
+    assert_eq!(after["account"], A);
+    assert_eq!(after["max_level"], 20);
+    Ok(())
+}

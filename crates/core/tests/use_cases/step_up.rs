@@ -358,3 +358,34 @@ async fn joining_a_group_that_administers_needs_the_code_an_admin_grant_would() 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_code_used_by_another_request_meanwhile_is_told_as_a_replay() -> TestResult {
+    let w = admin_world();
+    let admin = w.admin(config());
+    let c = ctx(&w, &admin, "amy", Some(w.code("amy")?)).await?;
+    // Between the check of amy's code and the write, another request of hers spends it.
+    let step = step_of(w.now());
+    w.store.before_next_commit(move |s| {
+        if let Some(t) = s
+            .factors
+            .get_mut(&user("amy"))
+            .and_then(|f| f.totp.as_mut())
+        {
+            t.last_step = step;
+        }
+    })?;
+    let err = admin
+        .create_grant(&c, top_grant("alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "totp_replayed", "{err}");
+    assert!(
+        !w.state()?
+            .grants
+            .values()
+            .any(|g| g.grant == top_grant("alice")),
+        "nothing granted"
+    );
+    Ok(())
+}
