@@ -211,3 +211,80 @@ pub(super) fn weakens(before: &Target, after: &Target) -> bool {
         || after.max_duration_seconds > before.max_duration_seconds
         || !before.session_tags.same_as(&after.session_tags)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::requests::RequestPolicy;
+    use crate::names::{GroupName, RoleArn, UserName};
+
+    fn user(name: &str) -> Principal {
+        Principal::User(UserName::parse(name).unwrap())
+    }
+
+    fn policy(approvers: &[&str], hours: u32, max_level: Option<u32>) -> RequestPolicy {
+        RequestPolicy {
+            approvers: approvers.iter().map(|a| user(a)).collect(),
+            max_duration_seconds: hours * 3600,
+            max_level: max_level.map(|l| Level::new(l).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_request_policy_widens_with_new_approvers_longer_access_or_higher_levels() {
+        let base = policy(&["carol", "dave"], 4, Some(50));
+        let widens = |after: Option<&RequestPolicy>| widens_requests(Some(&base), after);
+        assert!(widens_requests(None, Some(&base)));
+        assert!(!widens(None), "no more requests");
+        assert!(!widens(Some(&base)));
+        assert!(widens(Some(&policy(
+            &["carol", "dave", "erin"],
+            4,
+            Some(50)
+        ))));
+        assert!(
+            !widens(Some(&policy(&["carol"], 4, Some(50)))),
+            "fewer approvers"
+        );
+        assert!(widens(Some(&policy(&["carol", "dave"], 5, Some(50)))));
+        assert!(!widens(Some(&policy(&["carol", "dave"], 3, Some(50)))));
+        assert!(widens(Some(&policy(&["carol", "dave"], 4, Some(60)))));
+        assert!(
+            widens(Some(&policy(&["carol", "dave"], 4, None))),
+            "any level now"
+        );
+        assert!(!widens(Some(&policy(&["carol", "dave"], 4, Some(40)))));
+        let any_level = policy(&["carol", "dave"], 4, None);
+        assert!(!widens_requests(
+            Some(&any_level),
+            Some(&policy(&["carol", "dave"], 4, Some(10)))
+        ));
+    }
+
+    #[test]
+    fn approvers_taken_away_or_changed_weaken_a_target_and_approvers_given_do_not() {
+        let target = |approvers: &[&str]| {
+            let mut t = Target::role(
+                TargetName::parse("prod").unwrap(),
+                AccountId::parse("111111111111").unwrap(),
+                Level::new(100).unwrap(),
+                RoleArn::parse("arn:aws:iam::111111111111:role/prod").unwrap(),
+                None,
+                None,
+            )
+            .unwrap();
+            t.approvers = approvers.iter().map(|a| user(a)).collect();
+            t
+        };
+        assert!(!weakens(&target(&["root"]), &target(&["root"])));
+        assert!(!weakens(&target(&[]), &target(&[])));
+        assert!(!weakens(&target(&[]), &target(&["root"])), "given some");
+        assert!(weakens(&target(&["root"]), &target(&[])), "taken away");
+        assert!(weakens(&target(&["root"]), &target(&["amy"])), "changed");
+        let by_group = |t: Target| Target {
+            approvers: vec![Principal::Group(GroupName::parse("ops").unwrap())],
+            ..t
+        };
+        assert!(weakens(&target(&["root"]), &by_group(target(&["root"]))));
+    }
+}

@@ -96,7 +96,7 @@ fn new_account(id: &str) -> Account {
     }
 }
 
-fn role_spec(name: &str, account: &str, level: u32) -> TargetSpec {
+pub fn role_spec(name: &str, account: &str, level: u32) -> TargetSpec {
     TargetSpec {
         name: target(name),
         account: account_id(account),
@@ -671,11 +671,17 @@ async fn deleting_an_account_takes_what_depends_on_it_only_when_asked() -> TestR
     assert!(!s.accounts.contains_key(&account_id(B)));
     assert!(s.targets.values().all(|t| t.value.account != account_id(B)));
     assert!(s.grants.values().all(|g| g.account != account_id(B)));
-    assert_eq!(
-        records(&w, AuditEvent::AdminChange).len(),
-        1,
-        "one change, one record"
-    );
+    let changes = records(&w, AuditEvent::AdminChange);
+    assert_eq!(changes.len(), 1, "one change, one record");
+    // The record says what went with it.
+    let after = changes[0].after.clone().expect("what was cascaded");
+    let cascaded: Vec<&str> = after["cascaded"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(cascaded, removed.cascaded);
     Ok(())
 }
 

@@ -17,6 +17,7 @@ mod audited;
 mod factors;
 mod issue;
 mod ledger;
+mod reach;
 mod requests;
 mod revocation;
 mod rotation;
