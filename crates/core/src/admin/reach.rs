@@ -287,4 +287,61 @@ mod tests {
         };
         assert!(weakens(&target(&["root"]), &by_group(target(&["root"]))));
     }
+
+    #[test]
+    fn each_thing_a_target_gives_or_guards_weakens_it_alone() {
+        let base = Target::role(
+            TargetName::parse("prod").unwrap(),
+            AccountId::parse("111111111111").unwrap(),
+            Level::new(100).unwrap(),
+            RoleArn::parse("arn:aws:iam::111111111111:role/prod").unwrap(),
+            Some(crate::names::ExternalId::parse("cooper-prod-1").unwrap()),
+            Some(3600),
+        )
+        .unwrap();
+        let with = |change: &dyn Fn(&mut Target)| {
+            let mut t = base.clone();
+            change(&mut t);
+            t
+        };
+        let role = |arn: &str, external: Option<&str>| TargetKind::Role {
+            role_arn: RoleArn::parse(arn).unwrap(),
+            external_id: external.map(|e| crate::names::ExternalId::parse(e).unwrap()),
+        };
+        let secure = with(&|t| t.high_security = true);
+        assert!(weakens(&secure, &base), "high security off");
+        assert!(!weakens(&base, &secure), "high security on");
+        let other_role = with(&|t| {
+            t.kind = role(
+                "arn:aws:iam::111111111111:role/admin",
+                Some("cooper-prod-1"),
+            );
+        });
+        assert!(weakens(&base, &other_role), "another role");
+        let other_id = with(&|t| {
+            t.kind = role("arn:aws:iam::111111111111:role/prod", Some("cooper-prod-2"));
+        });
+        assert!(weakens(&base, &other_id), "another external id");
+        let requests = with(&|t| {
+            t.access_requests = Some(policy(&["carol"], 1, None));
+        });
+        assert!(weakens(&base, &requests), "requests allowed");
+        assert!(!weakens(&requests, &base), "requests no longer allowed");
+        let longer = with(&|t| t.max_duration_seconds = 7200);
+        assert!(weakens(&base, &longer), "longer sessions");
+        assert!(!weakens(&longer, &base), "shorter sessions");
+        let tagged = with(&|t| {
+            t.session_tags = crate::tags::SessionTagSpecs::new(vec![crate::tags::SessionTagSpec {
+                key: crate::tags::TagKey::parse("team").unwrap(),
+                source: crate::tags::TagSource::Fixed(
+                    crate::tags::TagValue::parse("payments").unwrap(),
+                ),
+                transitive: false,
+            }])
+            .unwrap();
+        });
+        assert!(weakens(&base, &tagged), "a tag added");
+        assert!(weakens(&tagged, &base), "a tag removed");
+        assert!(!weakens(&base, &base.clone()));
+    }
 }
