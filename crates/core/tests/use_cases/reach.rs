@@ -126,6 +126,12 @@ async fn joining_a_group_whose_grant_reaches_the_top_needs_a_code() -> TestResul
         ("lows", over_a(99), None, false),
         ("ended", over_a(100), Some(now), false),
         (
+            "ending",
+            over_a(100),
+            Some(now + time::Duration::hours(1)),
+            true,
+        ),
+        (
             "top-target",
             GrantScope::Target(target("a-top")),
             None,
