@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make mutants`: cargo-mutants (pinned, installed under .tools/) over the modules in
 # .cargo/mutants.toml, then docs/mutants.md from every pass. Arguments go to cargo-mutants:
-# with `--iterate` only what earlier passes did not catch is tested again, and the report merges
-# the passes (the latest outcome of a mutant wins); without it, a fresh run replaces them.
+# with `--iterate` (or `-F`) only what earlier passes did not catch (or what matches) is tested
+# again, and the report merges the passes (the latest outcome of a mutant wins); without it, a
+# fresh run replaces them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +23,7 @@ status=$?
 # 0: every mutant caught; 2: some missed; 3: some timed out. Anything else: the run failed.
 case $status in 0 | 2 | 3) ;; *) exit "$status" ;; esac
 
-cp -r "$out/mutants.out" "$out/passes/$(printf '%03d' "$(ls "$out/passes" | wc -l)")"
+pass="$out/passes/$(printf '%03d' "$(ls "$out/passes" | wc -l)")"
+case " $* " in *" --iterate "* | *" -F "* | *" --re "*) pass="$pass-retest" ;; esac
+cp -r "$out/mutants.out" "$pass"
 exec "${PYTHON:-python3}" scripts/mutants_report.py "$out"/passes/*
