@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cooper_aws::https::HttpsClient;
 use cooper_aws::ssm::{Param, Secrets};
 use cooper_core::access::{AuthMethod, Identity};
 use cooper_core::clock::Clock;
@@ -278,7 +279,7 @@ pub struct ConsoleProvider {
 /// Verifies ID tokens of the configured providers.
 pub struct OidcVerifier {
     providers: Vec<Arc<Provider>>,
-    http: reqwest::Client,
+    http: HttpsClient,
     clock: Arc<dyn Clock>,
     /// Confidential console clients' secrets, by provider index.
     client_secrets: HashMap<usize, SecretString>,
@@ -314,10 +315,7 @@ pub fn peek_issuer(token: &str) -> Option<String> {
 
 impl OidcVerifier {
     pub fn new(configs: Vec<ProviderConfig>, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ConfigError::Json(e.to_string()))?;
+        let http = HttpsClient::new(Duration::from_secs(5));
         let providers = configs
             .into_iter()
             .map(|config| {
@@ -457,28 +455,30 @@ impl OidcVerifier {
             ("client_id", flow.client_id.as_str()),
             ("code_verifier", verifier),
         ];
-        let mut request = self.http.post(&flow.token_endpoint);
+        // RFC 6749 2.3.1: each part form-encoded before it goes into Basic.
+        let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let mut basic = None;
         match &flow.client_secret {
             None => {}
             Some((secret, ClientAuth::Post)) => {
                 form.push(("client_secret", secret.expose_secret()))
             }
             Some((secret, ClientAuth::Basic)) => {
-                // RFC 6749 2.3.1: each part form-encoded before it goes into Basic.
-                let encode =
-                    |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-                request = request.basic_auth(
-                    encode(&flow.client_id),
-                    Some(encode(secret.expose_secret())),
-                );
+                basic = Some((encode(&flow.client_id), encode(secret.expose_secret())));
             }
         }
-        let response = request
-            .form(&form)
-            .send()
+        let response = self
+            .http
+            .post_form(
+                &flow.token_endpoint,
+                &form,
+                basic
+                    .as_ref()
+                    .map(|(id, secret)| (id.as_str(), secret.as_str())),
+            )
             .await
-            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
-        if response.status().is_client_error() {
+            .map_err(|e| OidcError::ProviderUnavailable(e.to_string()))?;
+        if response.status.is_client_error() {
             // RFC 6749 5.2: `invalid_grant` is the code (used, expired, not ours): a refusal.
             // Anything else (`invalid_client`, `unauthorized_client`, ...) is cooper's client
             // registration at fault, which no retry of the person's fixes: say so.
@@ -486,8 +486,8 @@ impl OidcVerifier {
             struct Refusal {
                 error: String,
             }
-            let status = response.status();
-            return Err(match response.json::<Refusal>().await {
+            let status = response.status;
+            return Err(match response.json::<Refusal>() {
                 Ok(refusal) if refusal.error == "invalid_grant" => OidcError::CodeRefused,
                 Ok(refusal) => OidcError::ProviderUnavailable(format!(
                     "the token endpoint refused cooper's client: {}",
@@ -498,16 +498,15 @@ impl OidcVerifier {
                 )),
             });
         }
-        if !response.status().is_success() {
+        if !response.status.is_success() {
             return Err(OidcError::ProviderUnavailable(format!(
                 "the token endpoint answered HTTP {}",
-                response.status()
+                response.status
             )));
         }
-        let tokens: Tokens = response
-            .json()
-            .await
-            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
+        let tokens: Tokens = response.json().map_err(|e| {
+            OidcError::ProviderUnavailable(format!("error decoding response body: {e}"))
+        })?;
         Ok(tokens.id_token)
     }
 
@@ -523,19 +522,17 @@ impl OidcVerifier {
         let response = self
             .http
             .get(url)
-            .send()
             .await
-            .map_err(|e| OidcError::ProviderUnavailable(e.without_url().to_string()))?;
-        if !response.status().is_success() {
+            .map_err(|e| OidcError::ProviderUnavailable(format!("{url}: {e}")))?;
+        if !response.status.is_success() {
             return Err(OidcError::ProviderUnavailable(format!(
                 "{url} answered HTTP {}",
-                response.status()
+                response.status
             )));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| OidcError::ProviderUnavailable(format!("{url}: {}", e.without_url())))
+        response.json().map_err(|e| {
+            OidcError::ProviderUnavailable(format!("{url}: error decoding response body: {e}"))
+        })
     }
 
     /// The provider's discovery document, fetched on first use and kept (a failed fetch is not

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod directory;
 mod error;
 pub mod factors;
+pub mod https;
 pub mod items;
 pub mod kms;
 pub mod ledger;

@@ -2,19 +2,22 @@
 //! The endpoint can be pointed elsewhere for tests (no emulator offers it); the login URL handed
 //! out always names the partition's real sign-in host.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cooper_core::console::{ConsoleSignin, Destination};
 use cooper_core::names::Partition;
 use cooper_core::ports::{IssuedCredentials, Service, UpstreamError, UpstreamKind};
-use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use url::Url;
+
+use crate::https::{HttpsClient, HttpsError};
 
 #[derive(Clone)]
 pub struct FederationSignin {
-    http: reqwest::Client,
+    http: Arc<HttpsClient>,
     /// Instead of `https://<sign-in host>`, ask `<endpoint>/<sign-in host>` (tests).
     endpoint: Option<String>,
     /// Instead of `https://<sign-in host>` in the login link, `<login>/<sign-in host>` (a local
@@ -35,12 +38,8 @@ fn failure(kind: UpstreamKind, message: impl Into<String>) -> UpstreamError {
 
 impl FederationSignin {
     pub fn new(endpoint: Option<String>, issuer: impl Into<String>) -> Result<Self, UpstreamError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| failure(UpstreamKind::Unavailable, e.without_url().to_string()))?;
         Ok(Self {
-            http,
+            http: Arc::new(HttpsClient::new(Duration::from_secs(10))),
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
             login: None,
             issuer: issuer.into(),
@@ -93,13 +92,14 @@ impl ConsoleSignin for FederationSignin {
                 "the federation endpoint is not a URL",
             )
         })?;
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| failure(UpstreamKind::Unavailable, e.without_url().to_string()))?;
-        let status = response.status();
+        let response = self.http.get(url.as_str()).await.map_err(|e| {
+            let kind = match e {
+                HttpsError::TooLarge => UpstreamKind::Corrupt,
+                _ => UpstreamKind::Unavailable,
+            };
+            failure(kind, e.to_string())
+        })?;
+        let status = response.status;
         if !status.is_success() {
             let kind = if status.as_u16() == 429 {
                 UpstreamKind::Throttled
@@ -113,10 +113,12 @@ impl ConsoleSignin for FederationSignin {
                 format!("getSigninToken answered HTTP {status}"),
             ));
         }
-        let token: SigninToken = response
-            .json()
-            .await
-            .map_err(|e| failure(UpstreamKind::Corrupt, e.without_url().to_string()))?;
+        let token: SigninToken = response.json().map_err(|e| {
+            failure(
+                UpstreamKind::Corrupt,
+                format!("error decoding response body: {e}"),
+            )
+        })?;
         let host = partition.signin_host();
         let base = match &self.login {
             Some(endpoint) => format!("{endpoint}/{host}/federation"),
