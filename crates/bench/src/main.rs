@@ -2,8 +2,9 @@
 //! same SDK and nothing around them, in the same order and with the same concurrency.
 //!
 //! `bench/run.py` records the calls cooper makes for one request (moto's recorder) and hands
-//! them over as JSON: `{"token": GetItem, "target": GetItem, "user": Query, "rate": UpdateItem,
-//! "grants": BatchGetItem, "assume_role": {...}, "audit": PutItem}`, DynamoDB bodies as sent.
+//! them over as JSON: `{"token": GetItem, "target": GetItem, "queries": [Query, ...],
+//! "rate": UpdateItem, "grants": BatchGetItem, "assume_role": {...}, "audit": PutItem}`, DynamoDB
+//! bodies as sent (the queries: the user's partition and their time-bound grants).
 //! This program replays them `--iterations` times and prints each latency in microseconds, one
 //! JSON array on stdout. The audit record gets a fresh id each time (it is written only if new).
 //! AssumeRole is signed with the broker's keys (`FLOOR_BROKER_ACCESS_KEY_ID` and
@@ -16,7 +17,8 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_sts::config::Credentials;
-use futures_util::future::join;
+use futures_util::FutureExt;
+use futures_util::future::join_all;
 use serde_json::{Map, Value};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -93,7 +95,7 @@ fn optional(body: &Map<String, Value>, name: &str) -> Option<String> {
 struct Calls {
     token: Map<String, Value>,
     target: Map<String, Value>,
-    user: Map<String, Value>,
+    queries: Vec<Map<String, Value>>,
     rate: Map<String, Value>,
     grants: Map<String, Value>,
     assume_role: Map<String, Value>,
@@ -112,7 +114,14 @@ impl Calls {
         Ok(Self {
             token: take("token")?,
             target: take("target")?,
-            user: take("user")?,
+            queries: all
+                .get("queries")
+                .and_then(Value::as_array)
+                .filter(|q| !q.is_empty())
+                .ok_or("the recorded calls queries are missing")?
+                .iter()
+                .map(|q| q.as_object().cloned().ok_or("a query is an object"))
+                .collect::<Result<_, _>>()?,
             rate: take("rate")?,
             grants: take("grants")?,
             assume_role: take("assume_role")?,
@@ -222,20 +231,21 @@ impl Floor {
         Ok(())
     }
 
-    /// One issuance's calls: the token; then the request count beside the target and the
-    /// user's partition, then the grants; then STS; then the audit record.
+    /// One issuance's calls, as a warm function makes them: the token; then the decision's
+    /// reads side by side (the target, the user's partition and time-bound grants, the groups'
+    /// grants) with the request count; then STS; then the audit record.
     async fn issuance(&self) -> Result<(), Error> {
         let c = &self.calls;
         self.get_item(&c.token).await?;
-        let checks = async {
-            let (target, user) = join(self.get_item(&c.target), self.query(&c.user)).await;
-            target?;
-            user?;
-            self.batch_get_item(&c.grants).await
-        };
-        let (rate, checks) = join(self.update_item(&c.rate), checks).await;
-        rate?;
-        checks?;
+        let mut wave = vec![
+            self.get_item(&c.target).boxed(),
+            self.batch_get_item(&c.grants).boxed(),
+            self.update_item(&c.rate).boxed(),
+        ];
+        wave.extend(c.queries.iter().map(|q| self.query(q).boxed()));
+        for result in join_all(wave).await {
+            result?;
+        }
         self.assume_role().await?;
         self.put_audit().await
     }
@@ -324,7 +334,7 @@ mod tests {
     fn a_recording_without_every_call_is_refused() {
         let call = json!({"TableName": "t"});
         let mut all = json!({
-            "token": call, "target": call, "user": call, "rate": call,
+            "token": call, "target": call, "queries": [call, call], "rate": call,
             "grants": call, "assume_role": {"RoleArn": "arn"}, "audit": call,
         });
         assert!(Calls::parse(&all.to_string()).is_ok());
