@@ -720,37 +720,23 @@ mod tests {
                 .map(|u| Change::Require(Reference::User(u.clone())))
                 .collect()
         };
-        let call = || AdminCall {
-            identity: w.identity("root").unwrap(),
-            totp: None,
-            meta: w.meta(),
+        let commit = |n: usize| {
+            let (admin, w) = (&admin, &w);
+            let changes = requires(n);
+            async move {
+                let call = AdminCall {
+                    identity: w.identity("root").unwrap(),
+                    totp: None,
+                    meta: w.meta(),
+                };
+                let ctx = admin.context(call).await.unwrap();
+                admin
+                    .commit(&ctx, "users", "check", None, None, None, changes)
+                    .await
+            }
         };
-        let ctx = admin.context(call()).await.unwrap();
-        admin
-            .commit(
-                &ctx,
-                "users",
-                "check",
-                None,
-                None,
-                None,
-                requires(MAX_CHANGES),
-            )
-            .await
-            .unwrap();
-        let ctx = admin.context(call()).await.unwrap();
-        let err = admin
-            .commit(
-                &ctx,
-                "users",
-                "check",
-                None,
-                None,
-                None,
-                requires(MAX_CHANGES + 1),
-            )
-            .await
-            .unwrap_err();
+        commit(MAX_CHANGES).await.unwrap();
+        let err = commit(MAX_CHANGES + 1).await.unwrap_err();
         assert!(matches!(err, AdminError::TooMuch), "{err}");
     }
 }

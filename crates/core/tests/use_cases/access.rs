@@ -29,15 +29,7 @@ fn cascade_world() -> MemoryWorld {
 }
 
 async fn decide(w: &MemoryWorld, who: &str, target_name: &str) -> Result<(), Denial> {
-    match w
-        .catalog()
-        .authorize(w.identity(who).unwrap(), &target(target_name))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(AccessError::Denied(d)) => Err(d),
-        Err(other) => panic!("not a decision: {other}"),
-    }
+    decide_with(&w.catalog(), w, who, target_name).await
 }
 
 #[tokio::test]
