@@ -16,7 +16,8 @@ use super::Web;
 const SESSION: &str = "cooper_session";
 /// A random value the sign-in form's CSRF token is derived from, before there is a session.
 const PRESESSION: &str = "cooper_signin";
-/// The targets used recently, newest first (names only: nothing secret).
+/// The targets used recently, newest first (names only: nothing secret). `__Host-` when Secure,
+/// like the others, so a sibling subdomain cannot plant a list.
 const RECENT: &str = "cooper_recent";
 /// A first enrollment's one-time code, between its two steps (kept out of the page).
 const ENROLLING: &str = "cooper_enrolling";
@@ -293,8 +294,12 @@ pub fn origin(web: &Web, headers: &HeaderMap) -> String {
 }
 
 /// The targets this browser used recently, newest first.
-pub fn recent(headers: &HeaderMap) -> Vec<TargetName> {
-    cookie(headers, RECENT)
+pub fn recent(web: &Web, headers: &HeaderMap) -> Vec<TargetName> {
+    recent_in(headers, secure(web, headers))
+}
+
+fn recent_in(headers: &HeaderMap, secure: bool) -> Vec<TargetName> {
+    cookie(headers, &cookie_name(RECENT, secure))
         .unwrap_or_default()
         .split('|')
         .filter_map(|n| TargetName::parse(n).ok())
@@ -305,14 +310,15 @@ pub fn recent(headers: &HeaderMap) -> Vec<TargetName> {
 /// The recent-targets cookie with `used` in front.
 pub fn remember(web: &Web, headers: &HeaderMap, used: &TargetName) -> Option<HeaderValue> {
     let mut names = vec![used.clone()];
-    names.extend(recent(headers).into_iter().filter(|n| n != used));
+    names.extend(recent(web, headers).into_iter().filter(|n| n != used));
     names.truncate(RECENT_MAX);
     let value: Vec<&str> = names.iter().map(TargetName::as_str).collect();
+    let secure = secure(web, headers);
     set_cookie(
-        RECENT,
+        &cookie_name(RECENT, secure),
         &value.join("|"),
         90 * 24 * 3600,
-        secure(web, headers),
+        secure,
     )
 }
 
@@ -382,8 +388,20 @@ mod tests {
             "cookie",
             "xcooper_recent=evil; cooper_recent=a|b|NOT VALID|c",
         )]);
-        let names: Vec<String> = recent(&h).iter().map(ToString::to_string).collect();
+        let names: Vec<String> = recent_in(&h, false)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(names, ["a", "b", "c"]);
+        // Served over https, only the `__Host-` cookie counts: a list a sibling subdomain set
+        // for the parent domain is not read.
+        assert!(recent_in(&h, true).is_empty());
+        let host = headers(&[("cookie", "cooper_recent=evil; __Host-cooper_recent=d")]);
+        let names: Vec<String> = recent_in(&host, true)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["d"]);
         assert!(loopback(&headers(&[("host", "127.0.0.1:8080")])));
         assert!(!loopback(&headers(&[("host", "127.0.0.1.evil.com")])));
     }

@@ -16,7 +16,7 @@ async fn my_targets(
     let (_, reachable): (_, Vec<ReachableTarget>) =
         state.issue.catalog.reachable(ctx.identity()).await?;
     let accounts = state.issue.catalog.accounts_of(&reachable).await?;
-    let recent = session::recent(headers);
+    let recent = session::recent(&state.web, headers);
     let mut listed: Vec<Listed> = reachable
         .into_iter()
         .map(|r| {
