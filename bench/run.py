@@ -53,7 +53,7 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run" / "bench"
 RELEASE = ROOT / "target" / "release"
-FUNCTIONS = ["issue-credentials", "enroll-totp", "admin-targets", "audit-notify", "web-console", "rotate-keys"]
+FUNCTIONS = ["issue-credentials", "enroll-totp", "admin-targets", "audit-notify", "web-console", "saml-signin", "rotate-keys"]
 # High enough that the warm loops are never refused, while every issuance still counts itself.
 RATE_LIMIT = "1000000000"
 RUNTIME = "/2018-06-01/runtime"

@@ -33,6 +33,7 @@ fn is_function(name: &str) -> bool {
         "admin-targets",
         "audit-notify",
         "web-console",
+        "saml-signin",
         "rotate-keys",
     ]
     .iter()

@@ -423,15 +423,18 @@ fn every_route_of_every_function_has_a_fixture() {
         .into_iter()
         .map(|(function, op)| (function.to_owned(), format!("{} {}", op.method, op.path)))
         .collect();
-    served.extend(cooper_api::web::operations().into_iter().map(|op| {
-        (
-            "web-console".to_owned(),
-            format!("{} {}", op.method, op.path),
-        )
-    }));
+    for (function, ops) in [
+        ("web-console", cooper_api::web::operations()),
+        ("saml-signin", cooper_api::web::saml_operations()),
+    ] {
+        served.extend(
+            ops.into_iter()
+                .map(|op| (function.to_owned(), format!("{} {}", op.method, op.path))),
+        );
+    }
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
-    for function in API_FUNCTIONS.iter().chain(&["web-console"]) {
+    for function in API_FUNCTIONS.iter().chain(&["web-console", "saml-signin"]) {
         for fixture in fixtures(function) {
             let event: Value = serde_json::from_str(&fixture_text(&fixture, &[])).unwrap();
             let key = event["routeKey"].as_str().unwrap();
@@ -483,12 +486,13 @@ fn every_route_of_every_function_has_a_fixture() {
     assert_eq!(ids.len(), count, "a request id is used twice");
 }
 
-/// The web console as Lambda hosts it, from API Gateway events (`events/web-console/`), signed
+/// The web console as Lambda hosts it, from API Gateway events (`events/web-console/`, and
+/// SAML sign-in's in `events/saml-signin/`, each through its own function's routes), signed
 /// out and signed in (a session cookie in the event's `cookies`, the session's CSRF token in
 /// its forms): each page answers its status and shows what it must (a redirect's `Location`,
-/// else a piece of the page: its heading, or the refusal's code). Cookies are `Secure` and, but
-/// for the recent targets', `__Host-` (a deployment is never a local run); a cross-site form is
-/// refused; assets are cached.
+/// else a piece of the page: its heading, or the refusal's code). Cookies are `Secure` and
+/// `__Host-` (a deployment is never a local run); a cross-site form is refused; assets are
+/// cached.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_console_answers_api_gateway_events() {
     let env = TestEnv::start().await;
@@ -521,10 +525,21 @@ async fn the_web_console_answers_api_gateway_events() {
         )
     };
     let (demo_csrf, una_csrf) = (csrf(&demo_session), csrf(&una_session));
-    let web = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false).unwrap();
-    let app = cooper_api::host::lambda_app(cooper_api::router::edge_with_pages(
-        cooper_api::web::routes(web),
+    let pages = cooper_api::web::WebState::pages(env.states.clone(), &env.settings, false).unwrap();
+    let saml = cooper_api::web::WebState::new(env.states.clone(), &env.settings, false).unwrap();
+    let pages = cooper_api::host::lambda_app(cooper_api::router::edge_with_pages(
+        cooper_api::web::page_routes(pages),
     ));
+    let saml = cooper_api::host::lambda_app(cooper_api::router::edge_with_pages(
+        cooper_api::web::saml_routes(saml),
+    ));
+    let home = |file: &str| {
+        if repo_root().join("events/saml-signin").join(file).exists() {
+            "saml-signin"
+        } else {
+            "web-console"
+        }
+    };
 
     let cases = [
         // Signed out.
@@ -636,16 +651,19 @@ async fn the_web_console_answers_api_gateway_events() {
     ];
     let listed: Vec<String> = cases
         .iter()
-        .map(|(file, _, _)| format!("web-console/{file}"))
+        .map(|(file, _, _)| format!("{}/{file}", home(file)))
         .collect();
-    for name in fixtures("web-console") {
+    for name in fixtures("web-console")
+        .into_iter()
+        .chain(fixtures("saml-signin"))
+    {
         let times = listed.iter().filter(|c| **c == name).count();
         assert_eq!(times, 1, "{name} is checked {times} times");
     }
 
     let mut wrong = Vec::new();
     for (file, status, shows) in cases {
-        let fixture = format!("web-console/{file}");
+        let fixture = format!("{}/{file}", home(file));
         let (session, token) = if fixture_text(&fixture, &[]).contains("REPLACE_WITH_ADMIN_SESSION")
         {
             (&una_session, &una_csrf)
@@ -662,6 +680,11 @@ async fn the_web_console_answers_api_gateway_events() {
         );
         let event: Value = serde_json::from_str(&text).unwrap();
         let request = lambda_http::request::from_str(&text).unwrap();
+        let app = if home(file) == "saml-signin" {
+            &saml
+        } else {
+            &pages
+        };
         let response = app.clone().oneshot(request).await.unwrap();
         let got = response.status().as_u16();
         let headers = response.headers().clone();
@@ -683,11 +706,8 @@ async fn the_web_console_answers_api_gateway_events() {
         }
         for cookie in headers.get_all("set-cookie") {
             let cookie = cookie.to_str().unwrap();
-            // The targets used recently (names only, nothing secret) go without the prefix.
-            assert!(
-                cookie.starts_with("__Host-") || cookie.starts_with("cooper_recent="),
-                "{file}: {cookie}"
-            );
+            // Every cookie, the recent targets' list included, is `__Host-` on Lambda.
+            assert!(cookie.starts_with("__Host-"), "{file}: {cookie}");
             assert!(cookie.contains("; Secure"), "{file}: {cookie}");
         }
         match file {
@@ -710,6 +730,12 @@ async fn the_web_console_answers_api_gateway_events() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    // The pages' function does not read SAML: its routes end at the pages.
+    for name in fixtures("saml-signin") {
+        let request = lambda_http::request::from_str(&fixture_text(&name, &[])).unwrap();
+        let response = pages.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 404, "{name}");
+    }
 }
 
 /// `events/audit-notify/batch.json` as Lambda delivers it to audit-notify: the INSERT is

@@ -618,7 +618,7 @@ async fn the_cli_signs_in_with_saml_through_the_browser() {
             );
         })
         .await;
-    let written = crate::policies::allowed(&env, "web-console", &calls);
+    let written = crate::policies::allowed(&env, "saml-signin", &calls);
     assert!(
         written.contains("ONCE#") && written.contains("audit"),
         "{written:?}"

@@ -190,11 +190,7 @@ mod tests {
         #[cfg_attr(not(feature = "web"), allow(unused_mut))]
         let mut ops: Vec<Operation> = operations().into_iter().map(|(_, op)| op).collect();
         #[cfg(feature = "web")]
-        ops.extend(
-            crate::web::operations()
-                .into_iter()
-                .filter(|op| op.path.starts_with("/v1/")),
-        );
+        ops.extend(crate::web::saml_operations());
         ops.into_iter()
             .map(|op| (op.method.to_owned(), op.path.to_owned()))
             .collect()
@@ -263,6 +259,7 @@ mod tests {
         routes.extend(
             crate::web::operations()
                 .into_iter()
+                .chain(crate::web::saml_operations())
                 .map(|op| (op.method.to_owned(), op.path.to_owned())),
         );
         let missing: Vec<String> = routes
@@ -317,13 +314,19 @@ mod tests {
                 expected.insert((function.into(), op.method.into(), op.path.into()));
             }
         }
-        // The web console's pages go to their own function (only where it is built in).
+        // The web console's pages go to their own function, and SAML sign-in to another (only
+        // where they are built in).
         #[cfg(feature = "web")]
-        for op in crate::web::operations() {
-            expected.insert(("web-console".into(), op.method.into(), op.path.into()));
+        for (function, ops) in [
+            ("web-console", crate::web::operations()),
+            ("saml-signin", crate::web::saml_operations()),
+        ] {
+            for op in ops {
+                expected.insert((function.into(), op.method.into(), op.path.into()));
+            }
         }
         #[cfg(not(feature = "web"))]
-        events.retain(|(binary, _, _)| binary != "web-console");
+        events.retain(|(binary, _, _)| binary != "web-console" && binary != "saml-signin");
         assert_eq!(events, expected);
     }
 }

@@ -209,11 +209,37 @@ pub struct SamlProviders {
     mac: Arc<JwtAuthority>,
 }
 
+const NAME_RULE: &str = "the name must be 1 to 32 of a-z, 0-9 and -";
+
 fn valid_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The configured providers' names and button labels, read without their certificates (the
+/// web-console function shows the buttons; the function that signs in checks the rest).
+pub fn buttons(json: &str) -> Result<Vec<(String, String)>, SamlConfigError> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let configs: Vec<SamlProviderConfig> =
+        serde_json::from_str(json).map_err(|e| SamlConfigError::Json(e.to_string()))?;
+    configs
+        .into_iter()
+        .map(|c| {
+            if valid_name(&c.name) {
+                let label = c.display_name.unwrap_or_else(|| c.name.clone());
+                Ok((c.name, label))
+            } else {
+                Err(SamlConfigError::Invalid {
+                    name: c.name,
+                    reason: NAME_RULE.to_owned(),
+                })
+            }
+        })
+        .collect()
 }
 
 /// `&`, `<`, `>` and quotes escaped, for an attribute value or text.
@@ -260,7 +286,7 @@ impl SamlProviders {
                 reason: reason.to_owned(),
             };
             if !valid_name(&config.name) {
-                return Err(invalid("the name must be 1 to 32 of a-z, 0-9 and -"));
+                return Err(invalid(NAME_RULE));
             }
             if providers.iter().any(|p| p.config.name == config.name) {
                 return Err(invalid("two providers have this name"));

@@ -332,3 +332,37 @@ fn an_unsound_provider_configuration_does_not_start() {
         Some(SamlConfigError::NoPublicUrl)
     ));
 }
+
+#[test]
+fn the_console_reads_only_the_buttons_and_refuses_what_is_not_a_provider_list() {
+    let corp = json!({
+        "name": "corp", "display_name": "Corp Okta", "entity_id": "https://idp.example.com/saml",
+        "sso_url": "https://idp.example.com/sso", "certificates": ["checked where SAML is read"],
+    });
+    let mut plain = corp.clone();
+    plain["name"] = json!("plain");
+    plain
+        .as_object_mut()
+        .map(|c| c.remove("display_name"))
+        .unwrap();
+    assert_eq!(
+        buttons(&json!([corp, plain]).to_string()).unwrap(),
+        [
+            ("corp".to_owned(), "Corp Okta".to_owned()),
+            ("plain".to_owned(), "plain".to_owned()),
+        ]
+    );
+    assert!(buttons("  ").unwrap().is_empty());
+    let mut bad_name = corp.clone();
+    bad_name["name"] = json!("Corp Okta");
+    let mut unknown = corp;
+    unknown["allow_unsigned"] = json!(true);
+    for (config, why) in [
+        ("not json".to_owned(), "JSON"),
+        (json!([bad_name]).to_string(), "name"),
+        (json!([unknown]).to_string(), "unknown field"),
+    ] {
+        let err = buttons(&config).expect_err(why).to_string();
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}

@@ -30,7 +30,7 @@ use crate::saml::{SamlConfigError, SamlProviders};
 use crate::settings::Settings;
 use crate::state::{AdminState, EnrollState, IssueState, States, local_login};
 
-pub use pages::{not_found_page, operations, routes};
+pub use pages::{not_found_page, operations, page_routes, routes, saml_operations, saml_routes};
 
 /// What the pages run on: every use case, and the console's own sessions.
 #[derive(Clone)]
@@ -51,8 +51,12 @@ pub struct Web {
     pub exchange: SessionExchange,
     /// The identity providers, if any (those with a `console_client_id` get a button).
     pub oidc: Option<Arc<OidcVerifier>>,
-    /// The SAML identity providers, if any (each gets a button).
+    /// The SAML identity providers, if this process signs in with them (`cooper serve`, the
+    /// saml-signin function): their certificates, checked.
     pub saml: Option<Arc<SamlProviders>>,
+    /// A button per SAML identity provider on the sign-in page (the web-console function shows
+    /// them without reading a SAML response, so without the providers' keys).
+    pub saml_buttons: Vec<SamlButton>,
     pub lifetime: time::Duration,
     /// Local runs: the `Secure` cookie attribute is dropped for a loopback `Host` (a browser
     /// does not keep a Secure cookie from http://127.0.0.1).
@@ -63,15 +67,53 @@ pub struct Web {
     pub csp: HeaderValue,
 }
 
+/// A SAML identity provider's button: its name (in `/v1/saml/<name>/login`) and what it says.
+pub struct SamlButton {
+    pub name: String,
+    pub label: String,
+}
+
 /// The audience of console sessions, apart from the API's.
 pub fn console_audience(api_audience: &str) -> String {
     format!("{api_audience}-console")
 }
 
 impl WebState {
-    /// The console over `states`. `local`: served by `cooper serve` on a loopback address.
-    /// Refuses a SAML configuration that is not sound (no certificate, no public URL).
+    /// The console over `states`, SAML sign-in included (`cooper serve`, the saml-signin
+    /// function). `local`: served by `cooper serve` on a loopback address. Refuses a SAML
+    /// configuration that is not sound (no certificate, no public URL).
     pub fn new(states: States, settings: &Settings, local: bool) -> Result<Self, SamlConfigError> {
+        let shared = &states.enroll.shared;
+        let saml = SamlProviders::parse(
+            &settings.saml_providers,
+            settings.public_url.as_deref(),
+            shared.jwt.clone(),
+        )?
+        .map(Arc::new);
+        Self::with(states, settings, local, saml)
+    }
+
+    /// The pages alone (the web-console function): SAML sign-in is served by another function,
+    /// so the providers are only read for their buttons and the XML signature stack is not
+    /// linked in. A configuration that is not JSON of providers is refused all the same.
+    pub fn pages(
+        states: States,
+        settings: &Settings,
+        local: bool,
+    ) -> Result<Self, SamlConfigError> {
+        Self::with(states, settings, local, None)
+    }
+
+    fn with(
+        states: States,
+        settings: &Settings,
+        local: bool,
+        saml: Option<Arc<SamlProviders>>,
+    ) -> Result<Self, SamlConfigError> {
+        let saml_buttons = crate::saml::buttons(&settings.saml_providers)?
+            .into_iter()
+            .map(|(name, label)| SamlButton { name, label })
+            .collect();
         let shared = &states.enroll.shared;
         let jwt = Arc::new(
             shared
@@ -89,12 +131,6 @@ impl WebState {
             lifetime,
         };
         let oidc = shared.auth.oidc.clone();
-        let saml = SamlProviders::parse(
-            &settings.saml_providers,
-            settings.public_url.as_deref(),
-            shared.jwt.clone(),
-        )?
-        .map(Arc::new);
         let sessions = Authenticator {
             jwt,
             directory: shared.directory.clone(),
@@ -109,6 +145,7 @@ impl WebState {
                 exchange,
                 oidc,
                 saml,
+                saml_buttons,
                 lifetime,
                 local,
                 base_path: settings.web_base_path.clone(),

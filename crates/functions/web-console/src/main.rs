@@ -1,7 +1,8 @@
 //! Lambda: web-console. The pages (`/`, `/signin`, `/targets`, `/console`, `/credentials`,
-//! `/authenticator`, `/approvals`, `/admin`, `/assets/*`) and SAML sign-in (`/v1/saml/*`); the routes are
-//! `cooper_api::web::routes`). A function of its own, so that the API functions carry neither
-//! the pages nor the union of permissions the pages need.
+//! `/authenticator`, `/approvals`, `/access-requests`, `/admin`, `/assets/*`; the routes are
+//! `cooper_api::web::page_routes`). A function of its own, so that the API functions carry
+//! neither the pages nor the union of permissions the pages need. SAML sign-in is the
+//! saml-signin function's: the sign-in page only shows its buttons.
 #![deny(clippy::indexing_slicing)]
 
 use cooper_api::settings::Settings;
@@ -16,6 +17,6 @@ async fn main() -> Result<(), Error> {
     telemetry::init_function("web-console");
     let settings = Settings::from_env()?;
     let sdk = cooper_aws::load_sdk_config().await;
-    let state = WebState::new(load_all(&sdk, &settings).await?, &settings, false)?;
-    host::run_lambda(router::edge_with_pages(web::routes(state))).await
+    let state = WebState::pages(load_all(&sdk, &settings).await?, &settings, false)?;
+    host::run_lambda(router::edge_with_pages(web::page_routes(state))).await
 }

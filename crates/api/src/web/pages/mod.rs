@@ -48,8 +48,9 @@ use crate::routes::targets::TargetView;
 use crate::table::{Operation, Table};
 use subtle::ConstantTimeEq;
 
-fn table() -> Table<WebState> {
-    Table::new()
+/// The console's pages (the web-console function).
+fn pages(table: Table<WebState>) -> Table<WebState> {
+    table
         .get("/", signin::home)
         .get("/signin", signin::signin_page)
         .post("/signin", signin::signin)
@@ -82,24 +83,49 @@ fn table() -> Table<WebState> {
         .get("/admin/users", admin::admin_users)
         .get("/admin/groups", admin::admin_groups)
         .get("/assets/{file}", asset)
+}
+
+/// SAML sign-in's endpoints (the saml-signin function): apart from the pages, so that only
+/// the function that reads SAML responses links the XML signature stack.
+fn saml_sign_in(table: Table<WebState>) -> Table<WebState> {
+    table
         .get("/v1/saml/{provider}/metadata", saml::metadata)
         .get("/v1/saml/{provider}/login", saml::login)
         .post_large("/v1/saml/{provider}/acs", saml::acs, saml::ACS_BODY_LIMIT)
         .post("/v1/sessions/saml", saml::redeem)
 }
 
-/// The pages' routes.
-pub fn routes(state: WebState) -> axum::Router {
+fn serve(table: Table<WebState>, state: WebState) -> axum::Router {
     let web = state.web.clone();
-    table()
+    table
         .router
         .layer(middleware::from_fn_with_state(web, super::security_headers))
         .with_state(state)
 }
 
+/// The pages' routes and SAML sign-in's, together (`cooper serve`).
+pub fn routes(state: WebState) -> axum::Router {
+    serve(saml_sign_in(pages(Table::new())), state)
+}
+
+/// The pages' routes alone (the web-console function).
+pub fn page_routes(state: WebState) -> axum::Router {
+    serve(pages(Table::new()), state)
+}
+
+/// SAML sign-in's routes alone (the saml-signin function).
+pub fn saml_routes(state: WebState) -> axum::Router {
+    serve(saml_sign_in(Table::new()), state)
+}
+
 /// The operations the pages serve (for the SAM template's check).
 pub fn operations() -> Vec<Operation> {
-    table().operations
+    pages(Table::new()).operations
+}
+
+/// The operations SAML sign-in serves.
+pub fn saml_operations() -> Vec<Operation> {
+    saml_sign_in(Table::new()).operations
 }
 // ---------------------------------------------------------------------------------------------
 // Answers

@@ -83,20 +83,11 @@ fn console_providers(state: &WebState) -> Vec<SignInButton> {
             href: format!("{base}/signin/oidc/{}", p.index),
             name: p.name,
         });
-    let saml = state
-        .web
-        .saml
-        .iter()
-        .flat_map(|s| s.providers())
-        .map(|p| SignInButton {
-            // The API's path, under the same stage as the console.
-            href: format!("{base}/v1/saml/{}/login", p.config.name),
-            name: p
-                .config
-                .display_name
-                .clone()
-                .unwrap_or_else(|| p.config.name.clone()),
-        });
+    let saml = state.web.saml_buttons.iter().map(|b| SignInButton {
+        // The API's path, under the same stage as the console.
+        href: format!("{base}/v1/saml/{}/login", b.name),
+        name: b.label.clone(),
+    });
     oidc.chain(saml).collect()
 }
 
