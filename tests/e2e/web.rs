@@ -330,6 +330,65 @@ async fn events_of(env: &TestEnv, actor: &UserName, event: &str) -> usize {
         .count()
 }
 
+/// An approval another approver gave first: the late approver's page says so, in words, with
+/// its code (409), though there is no longer a form to put it under.
+#[tokio::test]
+async fn an_approval_given_meanwhile_is_said_on_the_late_approvers_page() {
+    let env = TestEnv::start().await;
+    let console = console(&env).await;
+    env.account(ACCOUNT_A).await;
+    let alice = person(&env, &console, "alice").await;
+    let bob = person(&env, &console, "bob").await;
+    let carol = person(&env, &console, "carol").await;
+    let mut target = env.role_target("web-guarded", ACCOUNT_A, 10, None).await;
+    target.approvers = vec![
+        Principal::User(bob.name.clone()),
+        Principal::User(carol.name.clone()),
+    ];
+    env.directory.put_target(&target).await.unwrap();
+    env.grant_target(Principal::User(alice.name.clone()), "web-guarded")
+        .await;
+    let alices = sign_in(&console, &alice).await;
+    let opened = post_form(
+        &console,
+        &alices,
+        "/approvals",
+        &[("target", "web-guarded"), ("reason", "Incident 4711")],
+    )
+    .await;
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let location = opened.headers()["location"].to_str().unwrap().to_owned();
+    let (bobs, carols) = (
+        sign_in(&console, &bob).await,
+        sign_in(&console, &carol).await,
+    );
+    let (_, waiting) = page(&console, &carols.0, &location).await;
+    assert!(
+        waiting.contains(&format!("action=\"{location}/approve\"")),
+        "{waiting}"
+    );
+
+    let approved = post_form(
+        &console,
+        &bobs,
+        &format!("{location}/approve"),
+        &[("totp", bob.code().as_str())],
+    )
+    .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let late = post_form(
+        &console,
+        &carols,
+        &format!("{location}/approve"),
+        &[("totp", carol.code().as_str())],
+    )
+    .await;
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+    let html = late.text().await.unwrap();
+    let alert = &html[html.find("role=\"alert\"").expect("the refusal is shown")..];
+    assert!(alert.contains("<code>approval_decided</code>"), "{html}");
+}
+
 /// Just-in-time access in the console, by plain HTTP: alice asks for a target she does not
 /// hold, carol (an approver the target names) finds it waiting for her and approves with her
 /// own code, and alice has the target until she ends it; then one denied and one withdrawn;

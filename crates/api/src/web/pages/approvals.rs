@@ -202,6 +202,10 @@ fn approval_view(
                 (code_field("totp", "Your code, to approve", true, error))
                 button type="submit" { "Approve" }
             }
+        } @else {
+            // No form to put it under (approved meanwhile, expired, or the requester's own):
+            // the refusal is said all the same.
+            (html::form_alert(error, &[]))
         }
         @if matches!(view.status, ApprovalState::Approved) && mine {
             p { a.button href={ (base) "/targets/" (view.target) "?approval_id=" (view.id) } { "Use it: console or credentials" } }
