@@ -28,6 +28,7 @@ use cooper_core::names::{
     AccountId, AccountName, ExternalId, GroupName, Level, Partition, RoleArn, SessionPolicy,
     TargetName, UserName,
 };
+use cooper_core::ports::Directory as _;
 use cooper_core::token::{ApiToken, ApiTokenRecord};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -527,15 +528,24 @@ impl TestEnv {
             .unwrap();
     }
 
-    /// A new API token for `user`, valid for a day.
+    /// A new API token for `user`, valid for a day, as an admin issues it (its record hints the
+    /// user's groups).
     pub async fn api_token(&self, user: &UserName) -> String {
         let token = ApiToken::generate(&OsEntropy).unwrap();
+        let groups = self
+            .directory
+            .user_profile(user)
+            .await
+            .unwrap()
+            .map(|p| p.groups)
+            .unwrap_or_default();
         let record = ApiTokenRecord::issue(
             &token,
             user.clone(),
             SystemClock.now(),
             time::Duration::days(1),
-        );
+        )
+        .hinting(groups);
         self.directory.put_api_token(&record).await.unwrap();
         token.reveal().expose_secret().to_owned()
     }

@@ -126,10 +126,9 @@ impl Authenticator {
             .await?
             .ok_or(AuthError::Invalid)?;
         let user = record.verify(&presented, self.clock.now())?;
-        Ok(Identity::new(
-            user.clone(),
-            AuthMethod::ApiToken(record.id.clone()),
-        ))
+        let mut identity = Identity::new(user.clone(), AuthMethod::ApiToken(record.id.clone()));
+        identity.hinted_groups = record.groups;
+        Ok(identity)
     }
 
     async fn enrollment_code(&self, bearer: &str) -> Result<Identity, AuthError> {

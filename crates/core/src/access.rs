@@ -69,6 +69,10 @@ pub struct Identity {
     pub method: AuthMethod,
     /// Groups vouched for by the authenticator itself (an identity provider's `groups` claim).
     pub asserted_groups: Vec<GroupName>,
+    /// Groups the caller's credential says they were in when it was made (an API token's
+    /// record). Never authority: only which groups' grants a decision reads early, so that a
+    /// fresh process need not wait for the profile first. A stale hint costs a read, no more.
+    pub hinted_groups: Vec<GroupName>,
     /// The cooper session the request came with, when it came with one.
     pub session: Option<crate::revocation::SessionRef>,
 }
@@ -79,6 +83,7 @@ impl Identity {
             user,
             method,
             asserted_groups: Vec::new(),
+            hinted_groups: Vec::new(),
             session: None,
         }
     }

@@ -63,10 +63,16 @@ fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: &K
         .cloned()
 }
 
-/// Group grants read ahead of the decision: which groups, on which account, and what was found.
+/// Before a process has seen a target, the groups' grants are read ahead without its account:
+/// every grant of each group (a Query per group), up to this many groups. Past it, they wait
+/// for the target (one BatchGetItem then): the read stays bounded whatever the caller's groups.
+pub const READ_AHEAD_QUERIES: usize = 8;
+
+/// Group grants read ahead of the decision: which groups, on which account (every account when
+/// none: all the groups' grants were read), and what was found.
 struct ReadAhead {
     groups: Vec<GroupName>,
-    account: AccountId,
+    account: Option<AccountId>,
     grants: Vec<Grant>,
 }
 
@@ -99,32 +105,37 @@ impl Catalog {
         target_name: &TargetName,
     ) -> Result<(Caller, Target, Grant), AccessError> {
         let now = self.clock.now();
-        // The groups the caller is likely in (what the identity provider asserts, and what the
-        // directory said last time) and the target's account, if an earlier decision saw it.
-        let guess = recall(&self.hints.accounts, target_name).map(|account| {
-            let groups: BTreeSet<GroupName> = identity
-                .asserted_groups
-                .iter()
-                .cloned()
-                .chain(recall(&self.hints.groups, &identity.user).unwrap_or_default())
-                .collect();
-            (groups.into_iter().collect::<Vec<_>>(), account)
-        });
+        // The groups the caller is likely in (what the identity provider asserts, what their
+        // credential was made with, and what the directory said last time) and the target's
+        // account, if an earlier decision saw it.
+        let groups: Vec<GroupName> = identity
+            .asserted_groups
+            .iter()
+            .chain(&identity.hinted_groups)
+            .cloned()
+            .chain(recall(&self.hints.groups, &identity.user).unwrap_or_default())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let account = recall(&self.hints.accounts, target_name);
         let read_ahead = async {
-            match guess {
-                Some((groups, account)) if !groups.is_empty() => {
-                    let grants = self
-                        .directory
-                        .group_grants_for(&groups, target_name, &account)
-                        .await?;
-                    Ok(Some(ReadAhead {
-                        groups,
-                        account,
-                        grants,
-                    }))
+            let grants = match &account {
+                _ if groups.is_empty() => return Ok(None),
+                Some(account) => {
+                    self.directory
+                        .group_grants_for(&groups, target_name, account)
+                        .await?
                 }
-                _ => Ok(None),
-            }
+                None if groups.len() <= READ_AHEAD_QUERIES => {
+                    self.directory.group_grants(&groups).await?
+                }
+                None => return Ok(None),
+            };
+            Ok(Some(ReadAhead {
+                groups,
+                account,
+                grants,
+            }))
         };
         let (profile, target, temporary, ended, read_ahead) = futures_util::future::try_join5(
             self.directory.user_profile(&identity.user),
@@ -193,7 +204,9 @@ impl Catalog {
             return Ok(Some(grant));
         }
         let (mut group_grants, read) = match read_ahead {
-            Some(ahead) if ahead.account == target.account => (ahead.grants, ahead.groups),
+            Some(ahead) if ahead.account.as_ref().is_none_or(|a| *a == target.account) => {
+                (ahead.grants, ahead.groups)
+            }
             _ => (Vec::new(), Vec::new()),
         };
         let missing: Vec<GroupName> = caller

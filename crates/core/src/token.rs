@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::clock::{Entropy, EntropyUnavailable};
-use crate::names::{InvalidValue, TokenLabel, UserName};
+use crate::names::{GroupName, InvalidValue, TokenLabel, UserName};
 
 const PREFIX: &str = "cooper_";
 const ID_BYTES: usize = 8;
@@ -184,6 +184,10 @@ pub struct ApiTokenRecord {
     pub revoked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<TokenLabel>,
+    /// The user's groups when the token was issued, if few (`Identity::hinted_groups`): which
+    /// grants a decision reads early, never what it decides on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupName>,
 }
 
 /// Why a presented API token was not accepted.
@@ -212,7 +216,17 @@ impl ApiTokenRecord {
             expires_at: now + lifetime,
             revoked: false,
             label: None,
+            groups: Vec::new(),
         }
+    }
+
+    /// Records `groups` as the token's hint, when there are few enough to read one by one
+    /// (`catalog::READ_AHEAD_QUERIES`); more are not worth the record's bytes.
+    pub fn hinting(mut self, groups: Vec<GroupName>) -> Self {
+        if groups.len() <= crate::catalog::READ_AHEAD_QUERIES {
+            self.groups = groups;
+        }
+        self
     }
 
     /// The secret is checked first, in constant time, so an unknown secret learns nothing about

@@ -244,12 +244,16 @@ impl Admin {
             return Err(InvalidValue::new("days", "must be 1 to 365").into());
         }
         let token = ApiToken::generate(self.entropy.as_ref())?;
+        // The user's groups now, as the token's hint: its first issuance in a fresh process
+        // reads their grants beside the profile instead of after it.
+        let groups = self.store.memberships(user).await?;
         let mut record = ApiTokenRecord::issue(
             &token,
             user.clone(),
             self.clock.now(),
             time::Duration::days(days),
-        );
+        )
+        .hinting(groups);
         record.label = label;
         self.commit(
             ctx,

@@ -356,25 +356,59 @@ async fn a_decision_reads_the_groups_grants_beside_the_profile_once_it_knows_the
     w.grant_account(as_group("ops"), A, 10)?;
     w.grant_target(as_user("bob"), "a-read")?;
     let catalog = w.catalog();
-    let rounds = |who: &'static str| {
-        let (w, catalog) = (&w, &catalog);
+    let rounds_on = |catalog: std::sync::Arc<cooper_core::catalog::Catalog>,
+                     identity: Identity,
+                     on: &'static str| {
+        let (w, who) = (&w, identity.user.to_string());
         async move {
             let (decision, depth) = w
                 .store
-                .depth_of(catalog.authorize(w.identity(who).unwrap(), &target("a-read")))
+                .depth_of(catalog.authorize(identity, &target(on)))
                 .await
                 .unwrap();
-            assert!(decision.is_ok(), "{who}: {:?}", decision.err());
+            assert!(decision.is_ok(), "{who} on {on}: {:?}", decision.err());
             depth
         }
     };
-    // The first decision learns alice's groups and where a-read lies: the groups' grants wait
-    // for the profile and the target. From then on they are read beside them.
-    assert_eq!(rounds("alice").await, 2);
-    assert_eq!(rounds("alice").await, 1);
+    let rounds = |who: &'static str, on: &'static str| {
+        rounds_on(catalog.clone(), w.identity(who).unwrap(), on)
+    };
+    // The first decision learns alice's groups: their grants wait for her profile. From then
+    // on they are read beside it.
+    assert_eq!(rounds("alice", "a-read").await, 2);
+    assert_eq!(rounds("alice", "a-read").await, 1);
     // What is learnt of one caller stays when another comes.
-    assert_eq!(rounds("bob").await, 1);
-    assert_eq!(rounds("alice").await, 1);
+    assert_eq!(rounds("bob", "a-read").await, 1);
+    assert_eq!(rounds("alice", "a-read").await, 1);
+    // A target this process has not seen yet: its account is not known, so every grant of
+    // alice's groups is read beside it instead (still one round).
+    w.grant_target(as_group("ops"), "a-power")?;
+    assert_eq!(rounds("alice", "a-power").await, 1);
+    // So does a caller whose credential hints the group (an API token's record), in a fresh
+    // process; a hint is no authority: once alice has left the group, it grants nothing.
+    let mut hinted = w.identity("alice")?;
+    hinted.hinted_groups = vec![cooper_core::names::GroupName::parse("ops")?];
+    assert_eq!(rounds_on(w.catalog(), hinted.clone(), "a-read").await, 1);
+    w.store.seed(|s| {
+        s.memberships.clear();
+    })?;
+    assert!(matches!(
+        w.catalog().authorize(hinted, &target("a-read")).await,
+        Err(AccessError::Denied(Denial::NotGranted))
+    ));
+    w.member("alice", "ops")?;
+    // A caller whose identity provider asserts the group needs nothing learnt at all: a fresh
+    // process decides in one round.
+    w.grant_account(as_group("idp-ops"), A, 10)?;
+    let mut carol = w.identity("carol")?;
+    carol.asserted_groups = vec![cooper_core::names::GroupName::parse("idp-ops")?];
+    assert_eq!(rounds_on(w.catalog(), carol.clone(), "a-read").await, 1);
+    // Past the bound of groups read one by one, an unknown target's grants wait for it.
+    carol.asserted_groups = (0..9)
+        .map(|i| cooper_core::names::GroupName::parse(&format!("idp-{i}")))
+        .chain([cooper_core::names::GroupName::parse("idp-ops")])
+        .collect::<Result<_, _>>()?;
+    assert_eq!(rounds_on(w.catalog(), carol, "a-read").await, 2);
 
     // A caller in no group makes no read of groups' grants, known target or not.
     let reads = |catalog: std::sync::Arc<cooper_core::catalog::Catalog>| {

@@ -728,6 +728,32 @@ async fn an_issued_token_is_stored_as_a_hash_and_revoked_at_once() -> TestResult
     Ok(())
 }
 
+/// A token carries its user's groups at issue as a hint for the decision's early reads, when
+/// they are few enough to read one by one; past that, none.
+#[tokio::test]
+async fn an_issued_token_hints_its_users_few_groups() -> TestResult {
+    let w = admin_world();
+    let admin = w.admin(config());
+    w.group("ops")?;
+    w.member("alice", "ops")?;
+    let c = ctx(&w, &admin, "root", None).await?;
+    let (_, record) = admin.issue_token(&c, &user("alice"), None, None).await?;
+    assert_eq!(
+        record.groups,
+        [cooper_core::names::GroupName::parse("ops")?]
+    );
+    for n in 0..cooper_core::catalog::READ_AHEAD_QUERIES {
+        let name = format!("team-{n}");
+        w.group(&name)?;
+        w.member("alice", &name)?;
+    }
+    let c = ctx(&w, &admin, "root", None).await?;
+    let (token, record) = admin.issue_token(&c, &user("alice"), None, None).await?;
+    assert!(record.groups.is_empty(), "{:?}", record.groups);
+    assert_eq!(w.state()?.tokens[token.id()], record);
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_approver_named_twice_is_not_a_failure_of_the_audit() -> TestResult {
     let w = admin_world();
