@@ -561,6 +561,30 @@ impl TestEnv {
             .to_owned()
     }
 
+    /// As `jwt`, with the user's directory groups as the session's hint (what a sign-in signs
+    /// now: `catalog::hint_of` of the profile's groups).
+    pub async fn jwt_hinting(&self, user: &UserName) -> String {
+        use cooper_core::ports::SessionSigner as _;
+        let groups = self
+            .directory
+            .user_profile(user)
+            .await
+            .unwrap()
+            .map(|p| p.groups)
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let claims = cooper_core::ports::SessionClaims {
+            session_id: cooper_core::revocation::SessionId::generate(&OsEntropy).unwrap(),
+            user: user.clone(),
+            idp: None,
+            groups: Vec::new(),
+            hinted_groups: cooper_core::catalog::hint_of(groups),
+            issued_at: now,
+            expires_at: now + time::Duration::hours(8),
+        };
+        self.jwt.sign(&claims).unwrap().expose_secret().to_owned()
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,

@@ -155,3 +155,27 @@ async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
     // issuance reads their grants after the profile.
     chains("61 groups", COLD).await;
 }
+
+/// A session signed in now hints its user's groups: a fresh function's first issuance for it
+/// (and for a target it has not seen) waits on no more than a warm one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_functions_first_issuance_for_a_session_is_as_shallow_as_a_warm_one() {
+    let env = TestEnv::start().await;
+    env.account(ACCOUNT_A).await;
+    env.role_target("a-readonly", ACCOUNT_A, 10, None).await;
+    let caller = env.user("caller@example.com").await;
+    let group = env.group("readers", &[&caller]).await;
+    env.grant_account(Principal::Group(group), ACCOUNT_A, 10)
+        .await;
+    let jwt = env.jwt_hinting(&caller).await;
+    let (answer, calls) = env
+        .faults
+        .timed(env.credentials(&jwt, json!({"target": "a-readonly"})))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let (depth, chain) = crate::harness::sequential_depth(&calls);
+    assert!(
+        depth <= DEPTH_SESSION,
+        "{depth} round trips deep: {chain:?}"
+    );
+}

@@ -183,11 +183,14 @@ impl Authenticator {
         }
         let method = AuthMethod::Session { idp: claims.idp };
         let mut identity = Identity::new(user, method);
-        identity.asserted_groups = claims
-            .groups
-            .iter()
-            .filter_map(|g| GroupName::parse(g).ok())
-            .collect();
+        let groups = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|g| GroupName::parse(g).ok())
+                .collect::<Vec<_>>()
+        };
+        identity.asserted_groups = groups(&claims.groups);
+        identity.hinted_groups = groups(&claims.hint);
         identity.session = Some(session);
         Ok(identity)
     }

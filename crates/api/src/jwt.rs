@@ -28,6 +28,10 @@ pub struct Claims {
     pub idp: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The user's directory groups at sign-in, if few: which grants a decision reads early,
+    /// never what it decides on (the directory is read for that).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hint: Vec<String>,
     /// The session's id (what a sign-out or a revoke ends). Every session cooper signs has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -118,9 +122,14 @@ impl JwtAuthority {
             exp: (now + lifetime).unix_timestamp(),
             idp: idp.map(str::to_owned),
             groups,
+            hint: Vec::new(),
             sid: Some(sid.to_owned()),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.encode(&claims)
+    }
+
+    fn encode(&self, claims: &Claims) -> Result<SecretString, JwtError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map(SecretString::from)
             .map_err(|_| JwtError::Invalid)
     }
@@ -176,15 +185,22 @@ impl cooper_core::ports::SessionSigner for JwtAuthority {
         &self,
         session: &cooper_core::ports::SessionClaims,
     ) -> Result<SecretString, cooper_core::ports::SigningUnavailable> {
-        let lifetime = session.expires_at - session.issued_at;
-        self.mint_for(
-            session.user.as_str(),
-            session.idp.as_deref(),
-            session.groups.iter().map(ToString::to_string).collect(),
-            session.issued_at,
-            lifetime,
-            session.session_id.as_str(),
-        )
+        let names = |groups: &[cooper_core::names::GroupName]| {
+            groups.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let now = session.issued_at.unix_timestamp();
+        self.encode(&Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: session.user.to_string(),
+            iat: now,
+            nbf: Some(now),
+            exp: session.expires_at.unix_timestamp(),
+            idp: session.idp.clone(),
+            groups: names(&session.groups),
+            hint: names(&session.hinted_groups),
+            sid: Some(session.session_id.as_str().to_owned()),
+        })
         .map_err(|_| cooper_core::ports::SigningUnavailable)
     }
 }
@@ -221,6 +237,35 @@ mod tests {
                 .unwrap_err(),
             JwtError::NotYetValid
         );
+    }
+
+    /// A signed session keeps what the identity provider asserted and the directory's hint
+    /// apart: `groups` is authority (checked at sign-in), `hint` only chooses early reads.
+    #[test]
+    fn a_signed_session_keeps_asserted_groups_and_the_hint_apart() {
+        use cooper_core::names::{GroupName, UserName};
+        use cooper_core::ports::{SessionClaims, SessionSigner};
+        let group = |g: &str| GroupName::parse(g).unwrap();
+        let session = SessionClaims {
+            session_id: cooper_core::revocation::SessionId::generate(
+                &cooper_core::clock::OsEntropy,
+            )
+            .unwrap(),
+            user: UserName::parse("ivy").unwrap(),
+            idp: Some("https://idp.example".into()),
+            groups: vec![group("eng")],
+            hinted_groups: vec![group("db")],
+            issued_at: at(1_000),
+            expires_at: at(4_600),
+        };
+        let token = authority().sign(&session).unwrap();
+        let claims = authority()
+            .verify(token.expose_secret(), at(2_000))
+            .unwrap();
+        assert_eq!(claims.groups, ["eng"]);
+        assert_eq!(claims.hint, ["db"]);
+        assert_eq!((claims.iat, claims.exp), (1_000, 4_600));
+        assert_eq!(claims.sid.as_deref(), Some(session.session_id.as_str()));
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub struct Identity {
     /// Groups vouched for by the authenticator itself (an identity provider's `groups` claim).
     pub asserted_groups: Vec<GroupName>,
     /// Groups the caller's credential says they were in when it was made (an API token's
-    /// record). Never authority: only which groups' grants a decision reads early, so that a
+    /// record, a cooper session's `hint` claim). Never authority: only which groups' grants a decision reads early, so that a
     /// fresh process need not wait for the profile first. A stale hint costs a read, no more.
     pub hinted_groups: Vec<GroupName>,
     /// The cooper session the request came with, when it came with one.

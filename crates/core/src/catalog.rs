@@ -68,6 +68,16 @@ fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: &K
 /// for the target (one BatchGetItem then): the read stays bounded whatever the caller's groups.
 pub const READ_AHEAD_QUERIES: usize = 8;
 
+/// `groups` as a credential's hint (`Identity::hinted_groups`): all of them when few enough to
+/// be read one by one, else none (a hint past the bound would not be read, only carried).
+pub fn hint_of(groups: Vec<GroupName>) -> Vec<GroupName> {
+    if groups.len() <= READ_AHEAD_QUERIES {
+        groups
+    } else {
+        Vec::new()
+    }
+}
+
 /// Group grants read ahead of the decision: which groups, on which account (every account when
 /// none: all the groups' grants were read), and what was found.
 struct ReadAhead {

@@ -342,6 +342,9 @@ pub struct SessionClaims {
     pub idp: Option<String>,
     /// Groups the identity provider asserted (cooper checked them when it signed).
     pub groups: Vec<GroupName>,
+    /// The user's directory groups at sign-in, if few (`catalog::hint_of`): which grants a
+    /// decision reads early, never authority (`Identity::hinted_groups`).
+    pub hinted_groups: Vec<GroupName>,
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }

@@ -74,8 +74,8 @@ fn sign(
     signer: &dyn SessionSigner,
     entropy: &dyn Entropy,
     user: &UserName,
-    idp: Option<String>,
-    groups: Vec<GroupName>,
+    (idp, groups): (Option<String>, Vec<GroupName>),
+    directory_groups: Vec<GroupName>,
     now: OffsetDateTime,
     lifetime: Duration,
 ) -> Result<Session, SessionError> {
@@ -86,6 +86,7 @@ fn sign(
         user: user.clone(),
         idp: idp.clone(),
         groups: groups.clone(),
+        hinted_groups: crate::catalog::hint_of(directory_groups),
         issued_at: now,
         expires_at,
     })?;
@@ -193,8 +194,8 @@ impl LocalLogin {
             self.signer.as_ref(),
             self.entropy.as_ref(),
             user,
-            None,
-            Vec::new(),
+            (None, Vec::new()),
+            profile.map(|p| p.groups).unwrap_or_default(),
             now,
             self.lifetime,
         )?;
@@ -277,12 +278,18 @@ impl SessionExchange {
         let mut groups = caller.identity.asserted_groups.clone();
         groups.sort();
         groups.dedup();
+        let directory_groups = caller
+            .groups
+            .iter()
+            .filter(|g| groups.binary_search(g).is_err())
+            .cloned()
+            .collect();
         let session = sign(
             self.signer.as_ref(),
             self.entropy.as_ref(),
             &caller.user.name,
-            idp,
-            groups,
+            (idp, groups),
+            directory_groups,
             now,
             self.lifetime,
         )?;

@@ -220,12 +220,9 @@ impl ApiTokenRecord {
         }
     }
 
-    /// Records `groups` as the token's hint, when there are few enough to read one by one
-    /// (`catalog::READ_AHEAD_QUERIES`); more are not worth the record's bytes.
+    /// Records `groups` as the token's hint (`catalog::hint_of`: none past a few).
     pub fn hinting(mut self, groups: Vec<GroupName>) -> Self {
-        if groups.len() <= crate::catalog::READ_AHEAD_QUERIES {
-            self.groups = groups;
-        }
+        self.groups = crate::catalog::hint_of(groups);
         self
     }
 

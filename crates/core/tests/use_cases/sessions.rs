@@ -49,6 +49,8 @@ fn guard(w: &MemoryWorld) -> Guard {
 #[tokio::test]
 async fn a_user_signs_in_with_password_and_code() -> TestResult {
     let w = signed_up();
+    w.group("ops")?;
+    w.member("alice", "ops")?;
     let session = login(&w, "alice", PASSWORD, &w.code("alice")?).await?;
     assert_eq!(session.user, user("alice"));
     assert_eq!(session.expires_at, w.now() + SESSION_LIFETIME);
@@ -62,6 +64,9 @@ async fn a_user_signs_in_with_password_and_code() -> TestResult {
     let claims = w.signer.signed();
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].user, user("alice"));
+    // Her groups ride along as a hint for the decision's early reads; nothing is asserted.
+    assert_eq!(claims[0].hinted_groups, [group("ops")]);
+    assert!(claims[0].groups.is_empty());
 
     let record = last_record(&w);
     assert_eq!(record.event, AuditEvent::SessionCreated);
@@ -261,6 +266,38 @@ async fn a_session_from_an_identity_provider_keeps_its_groups_and_names_it() -> 
     assert_eq!(record.event, AuditEvent::SessionCreated);
     assert_eq!(record.auth, "oidc:https://idp.example");
     assert_eq!(record.expiration, Some(session.expires_at));
+    Ok(())
+}
+
+/// The directory's groups go into a session as its hint, apart from what the identity provider
+/// asserted (already in the session) and only while few.
+#[tokio::test]
+async fn a_session_hints_the_directory_groups_it_was_signed_with() -> TestResult {
+    let w = MemoryWorld::new();
+    w.user("ivy")?;
+    for name in ["ops", "db"] {
+        w.group(name)?;
+        w.member("ivy", name)?;
+    }
+    w.session_exchange()
+        .exchange(oidc("ivy", &["ops", "eng"]), &w.meta())
+        .await?;
+    let claims = &w.signer.signed()[0];
+    assert_eq!(claims.groups, [group("eng"), group("ops")]);
+    assert_eq!(claims.hinted_groups, [group("db")]);
+
+    for n in 0..cooper_core::catalog::READ_AHEAD_QUERIES {
+        let name = format!("team-{n}");
+        w.group(&name)?;
+        w.member("ivy", &name)?;
+    }
+    w.session_exchange()
+        .exchange(oidc("ivy", &[]), &w.meta())
+        .await?;
+    assert!(
+        w.signer.signed()[1].hinted_groups.is_empty(),
+        "too many to hint"
+    );
     Ok(())
 }
 
