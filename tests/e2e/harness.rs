@@ -545,7 +545,7 @@ impl TestEnv {
             SystemClock.now(),
             time::Duration::days(1),
         )
-        .hinting(groups);
+        .hinting(cooper_core::catalog::hint_of(groups));
         self.directory.put_api_token(&record).await.unwrap();
         token.reveal().expose_secret().to_owned()
     }

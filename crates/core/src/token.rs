@@ -220,9 +220,9 @@ impl ApiTokenRecord {
         }
     }
 
-    /// Records `groups` as the token's hint (`catalog::hint_of`: none past a few).
+    /// Records `groups` as the token's hint (bounded by the caller: `catalog::hint_of`).
     pub fn hinting(mut self, groups: Vec<GroupName>) -> Self {
-        self.groups = crate::catalog::hint_of(groups);
+        self.groups = groups;
         self
     }
 

@@ -253,7 +253,7 @@ impl Admin {
             self.clock.now(),
             time::Duration::days(days),
         )
-        .hinting(groups);
+        .hinting(crate::catalog::hint_of(groups));
         record.label = label;
         self.commit(
             ctx,
