@@ -528,10 +528,9 @@ impl TestEnv {
             .unwrap();
     }
 
-    /// A new API token for `user`, valid for a day, as an admin issues it (its record hints the
-    /// user's groups).
-    pub async fn api_token(&self, user: &UserName) -> String {
-        let token = ApiToken::generate(&OsEntropy).unwrap();
+    /// The hint a credential of `user` is made with now: their directory groups, if few
+    /// (`catalog::hint_of`).
+    async fn hinted_groups(&self, user: &UserName) -> Vec<GroupName> {
         let groups = self
             .directory
             .user_profile(user)
@@ -539,18 +538,25 @@ impl TestEnv {
             .unwrap()
             .map(|p| p.groups)
             .unwrap_or_default();
+        cooper_core::catalog::hint_of(groups)
+    }
+
+    /// A new API token for `user`, valid for a day, as an admin issues it (its record hints the
+    /// user's groups).
+    pub async fn api_token(&self, user: &UserName) -> String {
+        let token = ApiToken::generate(&OsEntropy).unwrap();
+        let groups = self.hinted_groups(user).await;
         let record = ApiTokenRecord::issue(
             &token,
             user.clone(),
             SystemClock.now(),
             time::Duration::days(1),
         )
-        .hinting(cooper_core::catalog::hint_of(groups));
+        .hinting(groups);
         self.directory.put_api_token(&record).await.unwrap();
         token.reveal().expose_secret().to_owned()
     }
 
-    /// A cooper JWT for `user`, signed with the deployment's key from SSM.
     /// A signed-in session of `user` (a cooper JWT, as local sign-in makes), good for a
     /// working day of the test clock.
     pub fn jwt(&self, user: &UserName) -> String {
@@ -565,20 +571,14 @@ impl TestEnv {
     /// now: `catalog::hint_of` of the profile's groups).
     pub async fn jwt_hinting(&self, user: &UserName) -> String {
         use cooper_core::ports::SessionSigner as _;
-        let groups = self
-            .directory
-            .user_profile(user)
-            .await
-            .unwrap()
-            .map(|p| p.groups)
-            .unwrap_or_default();
+        let groups = self.hinted_groups(user).await;
         let now = self.clock.now();
         let claims = cooper_core::ports::SessionClaims {
             session_id: cooper_core::revocation::SessionId::generate(&OsEntropy).unwrap(),
             user: user.clone(),
             idp: None,
             groups: Vec::new(),
-            hinted_groups: cooper_core::catalog::hint_of(groups),
+            hinted_groups: groups,
             issued_at: now,
             expires_at: now + time::Duration::hours(8),
         };

@@ -93,13 +93,8 @@ async fn dynamodb_calls_per_issuance_are_the_same_with_10_and_10000_users() {
     );
 }
 
-/// How many AWS round trips an issuance waits on, one after another (read from when each call
-/// left and came back): identity, the decision's reads, STS and the audit record, and whatever
-/// else stands in line. The caller reaches the target through a group, the longest path; then
-/// the caller's own groups, grants and targets grow (past one BatchGetItem's 100 keys), and the
-/// chain must not.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
+/// A caller who reaches `a-readonly` through a group's grant on its account (the longest path).
+async fn reader() -> (TestEnv, UserName) {
     let env = TestEnv::start().await;
     env.account(ACCOUNT_A).await;
     env.role_target("a-readonly", ACCOUNT_A, 10, None).await;
@@ -107,6 +102,17 @@ async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
     let group = env.group("readers", &[&caller]).await;
     env.grant_account(Principal::Group(group), ACCOUNT_A, 10)
         .await;
+    (env, caller)
+}
+
+/// How many AWS round trips an issuance waits on, one after another (read from when each call
+/// left and came back): identity, the decision's reads, STS and the audit record, and whatever
+/// else stands in line. The caller reaches the target through a group, the longest path; then
+/// the caller's own groups, grants and targets grow (past one BatchGetItem's 100 keys), and the
+/// chain must not.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
+    let (env, caller) = reader().await;
     let token = env.api_token(&caller).await;
     let jwt = env.jwt(&caller);
     // `cold`: what the first issuance of each may wait on besides (the second is the one a
@@ -160,13 +166,7 @@ async fn an_issuance_waits_on_a_bounded_chain_of_round_trips() {
 /// (and for a target it has not seen) waits on no more than a warm one's.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_functions_first_issuance_for_a_session_is_as_shallow_as_a_warm_one() {
-    let env = TestEnv::start().await;
-    env.account(ACCOUNT_A).await;
-    env.role_target("a-readonly", ACCOUNT_A, 10, None).await;
-    let caller = env.user("caller@example.com").await;
-    let group = env.group("readers", &[&caller]).await;
-    env.grant_account(Principal::Group(group), ACCOUNT_A, 10)
-        .await;
+    let (env, caller) = reader().await;
     let jwt = env.jwt_hinting(&caller).await;
     let (answer, calls) = env
         .faults
